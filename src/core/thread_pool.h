@@ -1,0 +1,79 @@
+// ThreadPool and ExecContext: the only way Moxie code runs in parallel.
+//
+// Threads come from an explicit ExecContext passed down the call chain, never from a global.
+// ParallelFor splits [0, n) into one contiguous static range per thread (thread i gets the i-th
+// range), so results never depend on scheduling; callers that reduce must combine per-range
+// results in range order. ParallelFor does not allocate and is not reentrant: call it from one
+// thread at a time (the engine loop).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace moxie {
+
+class ThreadPool {
+ public:
+  // n_threads >= 1; the calling thread is worker 0, so n_threads - 1 threads are spawned.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(begin, end, thread_index) for each non-empty static range of [0, n).
+  template <typename Fn>
+  void ParallelFor(size_t n, Fn&& fn) {
+    if (n == 0) return;
+    if (n_threads_ == 1 || n == 1) {
+      fn(size_t{0}, n, 0);
+      return;
+    }
+    using F = std::remove_reference_t<Fn>;
+    Run(n, &Trampoline<F>, const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using RangeFn = void (*)(void* ctx, size_t begin, size_t end, int tid);
+  template <typename Fn>
+  static void Trampoline(void* ctx, size_t b, size_t e, int tid) {
+    (*static_cast<Fn*>(ctx))(b, e, tid);
+  }
+  void Run(size_t n, RangeFn fn, void* ctx);
+  void WorkerLoop(int tid);
+  void RunRange(int tid);
+
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  // Job description, published by `generation_` (release) and read by workers (acquire).
+  RangeFn job_fn_ = nullptr;
+  void* job_ctx_ = nullptr;
+  size_t job_n_ = 0;
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+struct KernelTable;  // kernels/kernel_table.h
+
+// Everything a forward pass needs to execute: the threads and the kernel table (later: device).
+// Not owned; the creator keeps both alive for the context's lifetime.
+struct ExecContext {
+  ThreadPool* pool = nullptr;
+  const KernelTable* kernels = nullptr;
+  int n_threads() const { return pool ? pool->size() : 1; }
+  template <typename Fn>
+  void ParallelFor(size_t n, Fn&& fn) const {
+    if (pool != nullptr) {
+      pool->ParallelFor(n, fn);
+    } else if (n > 0) {
+      fn(size_t{0}, n, 0);
+    }
+  }
+};
+
+}  // namespace moxie

@@ -1,0 +1,29 @@
+// WeightSource: named tensors from a checkpoint, whatever its format (HF safetensors now, GGUF
+// later). Model loaders only see this interface.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moxie {
+
+struct WeightRef {
+  std::string name;
+  TensorView view;         // dtype valid only if dtype_supported
+  std::string dtype_name;  // as stored ("BF16", "F8_E4M3", ...)
+  bool dtype_supported = false;
+  std::string file;        // file that holds it, for messages
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // nullptr if absent. The pointer and the data stay valid for the source's lifetime.
+  virtual const WeightRef* Find(const std::string& name) const = 0;
+  virtual std::vector<std::string> Names() const = 0;
+  virtual std::string Describe() const = 0;  // e.g. the folder path
+};
+
+}  // namespace moxie

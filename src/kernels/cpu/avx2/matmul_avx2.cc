@@ -1,0 +1,101 @@
+// AVX2 + FMA + F16C matmuls. Built with ISA flags; reached only through Avx2Kernels() after a
+// CPUID check, so the rest of the binary stays baseline x86-64.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+namespace {
+
+inline float HSum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  __m128 sh = _mm_movehdup_ps(lo);
+  lo = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, lo);
+  lo = _mm_add_ss(lo, sh);
+  return _mm_cvtss_f32(lo);
+}
+
+struct LoadF32 {
+  static __m256 Load8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static float Load1(const uint8_t* p) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  static constexpr size_t kBytes = 4;
+};
+struct LoadBf16 {
+  static __m256 Load8(const uint8_t* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float Load1(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return Bf16ToF32(h);
+  }
+  static constexpr size_t kBytes = 2;
+};
+struct LoadF16 {
+  static __m256 Load8(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float Load1(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return F16ToF32(h);
+  }
+  static constexpr size_t kBytes = 2;
+};
+
+template <typename L>
+inline float Dot(const float* x, const uint8_t* w, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), L::Load8(w + i * L::kBytes), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), L::Load8(w + (i + 8) * L::kBytes), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), L::Load8(w + (i + 16) * L::kBytes), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), L::Load8(w + (i + 24) * L::kBytes), a3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), L::Load8(w + i * L::kBytes), a0);
+  }
+  float acc = HSum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) acc += x[i] * L::Load1(w + i * L::kBytes);
+  return acc;
+}
+
+template <typename L>
+void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+            float* y, size_t ldy) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t row_bytes = n_in * L::kBytes;
+  for (size_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = wb + r * row_bytes;
+    for (size_t t = 0; t < n_tok; ++t) y[t * ldy + r] = Dot<L>(x + t * ldx, wr, n_in);
+  }
+}
+
+}  // namespace
+
+const KernelTable* Avx2KernelsImpl() {
+  static const KernelTable table = [] {
+    KernelTable t;
+    t.isa = "avx2";
+    t.matmul_f32 = Matmul<LoadF32>;
+    t.matmul_f16 = Matmul<LoadF16>;
+    t.matmul_bf16 = Matmul<LoadBf16>;
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace moxie

@@ -1,0 +1,59 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+
+void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const TensorView& w,
+            const float* bias, float* y, size_t ldy) {
+  MOXIE_CHECK(w.shape.rank() == 2);
+  const size_t n_out = static_cast<size_t>(w.dim(0));
+  const size_t n_in = static_cast<size_t>(w.dim(1));
+  const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
+  const MatmulFn mm = kt.Matmul(w.dtype);
+  MOXIE_CHECK(mm != nullptr);
+  const size_t row_bytes = n_in * DTypeSize(w.dtype);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
+    mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
+    if (bias != nullptr) {
+      for (size_t t = 0; t < n_tok; ++t) {
+        for (size_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
+      }
+    }
+  });
+}
+
+void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {
+  double ss = 0.0;  // wide accumulator: result independent of n's size class
+  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  if (weight != nullptr) {
+    for (size_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = x[i] * inv;
+  }
+}
+
+void SoftmaxInPlace(float* x, size_t n) {
+  float m = -INFINITY;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  float sum = 0.f;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+float SiluF(float z) { return z / (1.0f + std::exp(-z)); }
+
+void SwiGlu(const float* gate, const float* up, float* h, size_t n) {
+  for (size_t i = 0; i < n; ++i) h[i] = SiluF(gate[i]) * up[i];
+}
+
+}  // namespace moxie

@@ -1,0 +1,31 @@
+// Row-wise operators built on the KernelTable, parallelised through an ExecContext.
+// Shapes: activations are f32 row-major [n_tok, width] with a leading dimension (ld*) in elements.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace moxie {
+
+// y[t, :] = W · x[t, :] (+ bias) for a weight W of shape [out, in] in any float dtype.
+// bias is f32 [out] or nullptr. Parallel over output rows (static ranges).
+void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const TensorView& w,
+            const float* bias, float* y, size_t ldy);
+
+// out = x / sqrt(mean(x^2) + eps) * weight, weight f32 [n] (or nullptr for no weight).
+void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);
+
+// In-place softmax over n values (max-subtracted, f32).
+void SoftmaxInPlace(float* x, size_t n);
+
+inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+float SiluF(float z);
+
+// h[i] = silu(gate[i]) * up[i]
+void SwiGlu(const float* gate, const float* up, float* h, size_t n);
+
+}  // namespace moxie

@@ -1,0 +1,86 @@
+// Qwen3-MoE (model_type "qwen3_moe"; Qwen3-30B-A3B, Qwen3-235B-A22B): explicit head_dim (may differ
+// from H / nh), per-head q/k RMSNorm before RoPE, optional attention bias, softmax -> top-k,
+// renormalised when norm_topk_prob (true in released models), no shared expert.
+// Dense layers via mlp_only_layers / decoder_sparse_step as in Qwen2-MoE.
+// Tensors (per layer L):
+//   model.layers.L.self_attn.{q,k,v,o}_proj.weight, self_attn.{q,k}_norm.weight [hd]
+//   model.layers.L.mlp.gate.weight [E, H]; mlp.experts.e.{gate,up,down}_proj.weight
+#include <algorithm>
+
+#include "models/family_common.h"
+
+namespace moxie {
+
+Result<std::unique_ptr<Model>> LoadQwen3Moe(std::unique_ptr<HfCheckpoint> ck) {
+  const ConfigReader cfg = ck->config();
+  CommonConfig c;
+  MOXIE_RETURN_IF_ERROR(ParseCommonConfig(cfg, &c));
+  int64_t n_expert = 0, k = 0, n_ff = 0, n_ff_dense = 0, step = 1;
+  bool norm_topk = false, attn_bias = false, sliding = false;
+  std::vector<int64_t> mlp_only;
+  MOXIE_RETURN_IF_ERROR(cfg.Int("num_experts", &n_expert));
+  MOXIE_RETURN_IF_ERROR(cfg.Int("num_experts_per_tok", &k));
+  MOXIE_RETURN_IF_ERROR(cfg.Int("moe_intermediate_size", &n_ff));
+  MOXIE_RETURN_IF_ERROR(cfg.IntOr("intermediate_size", 0, &n_ff_dense));
+  MOXIE_RETURN_IF_ERROR(cfg.IntOr("decoder_sparse_step", 1, &step));
+  MOXIE_RETURN_IF_ERROR(cfg.IntListOr("mlp_only_layers", &mlp_only));
+  MOXIE_RETURN_IF_ERROR(cfg.BoolOr("norm_topk_prob", false, &norm_topk));
+  MOXIE_RETURN_IF_ERROR(cfg.BoolOr("attention_bias", false, &attn_bias));
+  MOXIE_RETURN_IF_ERROR(cfg.BoolOr("use_sliding_window", false, &sliding));
+  if (sliding) return Unsupported(cfg.path() + ": use_sliding_window = true is not supported");
+  if (step < 1) return cfg.FieldError("decoder_sparse_step", "must be >= 1");
+  RouterConfig rc;
+  rc.n_expert = static_cast<int>(n_expert);
+  rc.k = static_cast<int>(k);
+  rc.normalize = norm_topk;
+  MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));
+
+  auto m = std::make_unique<DecoderModel>(std::move(ck), c);
+  m->info_.family = "qwen3_moe";
+  m->info_.model_type = "qwen3_moe";
+  MOXIE_ASSIGN_OR_RETURN(Rope rope, Rope::FromConfig(cfg, static_cast<int>(c.head_dim), RopeLayout::kNeox));
+  m->rope_ = std::make_unique<Rope>(rope);
+  TensorLoader loader(*m->source_, cfg.path());
+  MOXIE_RETURN_IF_ERROR(m->LoadEmbeddingsAndHead(loader));
+  GqaConfig gc;
+  gc.n_embd = static_cast<int>(c.n_embd);
+  gc.n_head = static_cast<int>(c.n_head);
+  gc.n_kv_head = static_cast<int>(c.n_head_kv);
+  gc.head_dim = static_cast<int>(c.head_dim);
+  gc.qk_norm = QkNorm::kPerHead;
+  gc.norm_eps = static_cast<float>(c.norm_eps);
+  for (int l = 0; l < c.n_layer; ++l) {
+    DecoderLayer& L = m->layers_[static_cast<size_t>(l)];
+    MOXIE_RETURN_IF_ERROR(LoadLayerNorms(loader, l, c.n_embd, &L));
+    GqaTensorOptions ao;
+    ao.qkv_bias = attn_bias;
+    ao.o_bias = attn_bias;
+    ao.qk_norm = QkNorm::kPerHead;
+    MOXIE_ASSIGN_OR_RETURN(GqaWeights aw, LoadGqaWeights(loader, l, c, ao));
+    L.attn = MakeGqaAttention(gc, std::move(aw), m->rope_.get());
+    const std::string p = LayerPrefix(l) + "mlp.";
+    const bool is_moe = std::find(mlp_only.begin(), mlp_only.end(), l) == mlp_only.end() &&
+                        (l + 1) % step == 0;
+    if (!is_moe) {
+      if (n_ff_dense <= 0) return cfg.FieldError("intermediate_size", "needed for dense layers");
+      MOXIE_ASSIGN_OR_RETURN(L.dense, LoadSwiGlu(loader, p, n_ff_dense, c.n_embd));
+      continue;
+    }
+    MoeTensorOptions mo;
+    mo.router_name = p + "gate.weight";
+    mo.experts_prefix = p + "experts";
+    mo.n_ff = n_ff;
+    MOXIE_RETURN_IF_ERROR(AddMoeLayer(*m, loader, l, rc, std::move(mo)));
+  }
+  m->info_.attention = "GQA, per-head q/k RMSNorm";
+  m->info_.n_expert = rc.n_expert;
+  m->info_.n_expert_used = rc.k;
+  m->info_.n_ff_expert = static_cast<int>(n_ff);
+  m->info_.n_ff_dense = static_cast<int>(n_ff_dense);
+  m->info_.router = rc.Describe();
+  m->info_.rope = m->rope_->Describe();
+  MOXIE_RETURN_IF_ERROR(m->Finalize(loader));
+  return std::unique_ptr<Model>(std::move(m));
+}
+
+}  // namespace moxie

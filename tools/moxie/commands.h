@@ -1,0 +1,13 @@
+// `moxie` subcommands. Each Register* adds one subcommand to the CLI11 app; the callback returns
+// the process exit code through `*rc`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moxie::cli {
+
+void RegisterInfo(CLI::App& app, int* rc);
+void RegisterLogits(CLI::App& app, int* rc);
+void RegisterGenerate(CLI::App& app, int* rc);
+
+}  // namespace moxie::cli
