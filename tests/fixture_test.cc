@@ -1,0 +1,207 @@
+// Whole-model tests against external references (../shared/fixtures, copied to tests/data):
+// Hugging Face transformers (float32, eager) and, for deepseek-v2, llama.cpp.
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/npy.h"
+#include "moe/routing_trace.h"
+#include "runtime/session.h"
+#include "tests/test_util.h"
+
+namespace moxie {
+namespace {
+
+using nlohmann::json;
+using testing::ModelDir;
+
+constexpr float kLogitTol = 1e-4f;  // acceptance; oracles agree to ~4e-6
+constexpr float kWeightTol = 1e-5f;
+
+const char* kFixtures[] = {"deepseek-v2", "deepseek-v3", "deepseek-v3-nogroup", "mixtral",
+                           "olmoe",       "qwen2moe",    "qwen2moe-bf16-sharded", "qwen3moe"};
+
+json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+std::vector<int32_t> Ids(const json& j) { return j.get<std::vector<int32_t>>(); }
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Session> session;
+};
+
+Loaded Load(const std::string& name, int n_threads = 2) {
+  Loaded l;
+  auto m = LoadModel(ModelDir(name));
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  if (!m.ok()) return l;
+  l.model = std::move(m).value();
+  SessionOptions so;
+  so.n_threads = n_threads;
+  so.max_ctx = 256;
+  so.max_batch = 64;  // the long sequence (96) is fed in two chunks
+  auto s = Session::Create(*l.model, so);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  if (s.ok()) l.session = std::move(s).value();
+  return l;
+}
+
+class FixtureTest : public ::testing::TestWithParam<const char*> {};
+
+// Logits (prefill and decode) within 1e-4 of the reference, argmax identical at every position,
+// and the selected experts identical at every MoE layer and token.
+TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
+  const std::string name = GetParam();
+  const std::string dir = ModelDir(name);
+  Loaded l = Load(name);
+  ASSERT_TRUE(l.session);
+  const json seqs = ReadJson(dir + "/reference/sequences.json");
+  const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+  for (const std::string seq_name : {"prompt", "long"}) {
+    const auto ids = Ids(seqs[seq_name]["ids"]);
+    const int T = static_cast<int>(ids.size());
+    for (const std::string mode : {"prefill", "decode"}) {
+      SCOPED_TRACE(name + " " + seq_name + " " + mode);
+      std::vector<float> logits(static_cast<size_t>(T) * V);
+      RoutingTrace trace;
+      ForwardOptions fo;
+      fo.observer = &trace;
+      l.session->Reset(0);
+      if (mode == "prefill") {
+        ASSERT_TRUE(l.session->Feed(0, ids.data(), T, true, logits.data(), fo).ok());
+      } else {
+        for (int t = 0; t < T; ++t) {
+          ASSERT_TRUE(l.session->Feed(0, &ids[t], 1, false, logits.data() + t * V, fo).ok());
+        }
+      }
+      auto ref = ReadNpyF32(dir + "/reference/" + seq_name + "." + mode + ".npy");
+      ASSERT_TRUE(ref.ok()) << ref.status().message();
+      ASSERT_EQ(ref->data.size(), logits.size());
+      float max_diff = 0;
+      EXPECT_TRUE(testing::AllClose(logits.data(), ref->data.data(), logits.size(), kLogitTol, V,
+                                    &max_diff));
+      RecordProperty(seq_name + "_" + mode + "_max_abs_diff", std::to_string(max_diff));
+      std::printf("    %-22s %-6s %-7s max |logit diff| %.2e\n", name.c_str(), seq_name.c_str(),
+                  mode.c_str(), max_diff);
+      for (int t = 0; t < T; ++t) {
+        const float* a = logits.data() + t * V;
+        const float* b = ref->data.data() + t * V;
+        EXPECT_EQ(std::max_element(a, a + V) - a, std::max_element(b, b + V) - b) << "row " << t;
+      }
+      // Routing (the reference records the prefill pass; decode must choose the same experts).
+      const json rref = ReadJson(dir + "/reference/" + seq_name + ".routing.json");
+      std::vector<int> want_layers = rref["moe_layers"].get<std::vector<int>>();
+      std::vector<int> got_layers;
+      for (const auto& [layer, rows] : trace.layers()) got_layers.push_back(layer);
+      EXPECT_EQ(got_layers, want_layers);
+      for (const auto& L : rref["layers"]) {
+        const int layer = L["layer"].get<int>();
+        const auto& rows = trace.layers().at(layer);
+        ASSERT_EQ(rows.size(), static_cast<size_t>(T));
+        for (int t = 0; t < T; ++t) {
+          auto want_ids = L["ids"][t].get<std::vector<int>>();
+          auto want_w = L["weights"][t].get<std::vector<float>>();
+          const auto& row = rows.at(t);
+          std::vector<std::pair<int, float>> got;
+          for (size_t j = 0; j < row.ids.size(); ++j) got.emplace_back(row.ids[j], row.weights[j]);
+          std::sort(got.begin(), got.end());
+          ASSERT_EQ(got.size(), want_ids.size()) << "layer " << layer << " token " << t;
+          for (size_t j = 0; j < got.size(); ++j) {
+            EXPECT_EQ(got[j].first, want_ids[j]) << "layer " << layer << " token " << t;
+            EXPECT_NEAR(got[j].second, want_w[j], kWeightTol) << "layer " << layer << " token " << t;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The 32 greedy tokens after the prompt (prefill, then one token at a time).
+TEST_P(FixtureTest, GreedyTokensMatchReference) {
+  const std::string name = GetParam();
+  Loaded l = Load(name);
+  ASSERT_TRUE(l.session);
+  const json g = ReadJson(ModelDir(name) + "/reference/greedy.json");
+  const auto prompt = Ids(g["prompt"]);
+  const auto want = Ids(g["generated"]);
+  const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+  std::vector<float> logits(V);
+  ASSERT_TRUE(l.session->Feed(0, prompt.data(), static_cast<int>(prompt.size()), false,
+                              logits.data()).ok());
+  std::vector<int32_t> got;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                              logits.begin());
+    got.push_back(next);
+    ASSERT_TRUE(l.session->Feed(0, &next, 1, false, logits.data()).ok());
+  }
+  EXPECT_EQ(got, want);
+}
+
+// `moxie info`'s parameter counts equal the fixture generator's (meta.json).
+TEST_P(FixtureTest, ParameterCounts) {
+  const std::string name = GetParam();
+  auto m = LoadModel(ModelDir(name));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const json meta = ReadJson(ModelDir(name) + "/meta.json");
+  EXPECT_EQ((*m)->info().params_total, meta["params"]["total"].get<int64_t>());
+  EXPECT_EQ((*m)->info().params_active, meta["params"]["active_per_token"].get<int64_t>());
+}
+
+// Several sequences at different positions in one batch give the same logits as each alone.
+TEST_P(FixtureTest, BatchOfSequencesMatchesSingleSequences) {
+  const std::string name = GetParam();
+  auto m = LoadModel(ModelDir(name));
+  ASSERT_TRUE(m.ok());
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_seq = 2;
+  so.max_ctx = 64;
+  auto s = Session::Create(**m, so);
+  ASSERT_TRUE(s.ok());
+  const json seqs = ReadJson(ModelDir(name) + "/reference/sequences.json");
+  const auto a = Ids(seqs["prompt"]["ids"]);
+  const auto b = Ids(seqs["long"]["ids"]);
+  const size_t V = static_cast<size_t>((*m)->info().n_vocab);
+  // Sequence 0: prompt[0..10) prefilled; sequence 1: long[0..4). Then one batch with
+  // prompt[10..13) for seq 0 and long[4..6) for seq 1, interleaved.
+  std::vector<float> tmp(64 * V);
+  ASSERT_TRUE((*s)->Feed(0, a.data(), 10, true, tmp.data()).ok());
+  ASSERT_TRUE((*s)->Feed(1, b.data(), 4, true, tmp.data()).ok());
+  const int32_t tok[] = {a[10], b[4], a[11], b[5], a[12]};
+  const int32_t pos[] = {10, 4, 11, 5, 12};
+  const int32_t sq[] = {0, 1, 0, 1, 0};
+  Batch batch;
+  batch.n_tok = 5;
+  batch.tokens = tok;
+  batch.pos = pos;
+  batch.seq = sq;
+  std::vector<float> mixed(5 * V);
+  ASSERT_TRUE((*s)->Forward(batch, mixed.data()).ok());
+  // References: each sequence alone, prefilled in one pass.
+  const std::string dir = ModelDir(name) + "/reference/";
+  auto ref_a = ReadNpyF32(dir + "prompt.prefill.npy");
+  auto ref_b = ReadNpyF32(dir + "long.prefill.npy");
+  ASSERT_TRUE(ref_a.ok() && ref_b.ok());
+  for (int i = 0; i < 5; ++i) {
+    const auto& ref = sq[i] == 0 ? ref_a->data : ref_b->data;
+    EXPECT_TRUE(testing::AllClose(mixed.data() + i * V, ref.data() + pos[i] * V, V, kLogitTol, V))
+        << "batch row " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::ValuesIn(kFixtures),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n) {
+                             if (c == '-') c = '_';
+                           }
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace moxie
