@@ -63,6 +63,7 @@ void RegisterGenerate(CLI::App& app, int* rc) {
       if (i + 1 < n_predict) st = (*s)->Feed(0, &best, 1, false, logits.data());
     }
     std::printf("\n");
+    std::fflush(stdout);
     if (!st.ok()) {
       *rc = Fail(st);
       return;

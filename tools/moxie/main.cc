@@ -1,4 +1,7 @@
 // moxie: the command-line front end.
+#include <cstdio>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "tools/moxie/commands.h"
@@ -10,6 +13,20 @@ int main(int argc, char** argv) {
   moxie::cli::RegisterInfo(app, &rc);
   moxie::cli::RegisterLogits(app, &rc);
   moxie::cli::RegisterGenerate(app, &rc);
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string cmd = argv[1];
+    bool known = false;
+    std::string names;
+    for (const auto* sub : app.get_subcommands({})) {
+      known |= sub->get_name() == cmd;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "moxie: error: unknown command '%s' (commands: %s; see --help)\n",
+                   cmd.c_str(), names.c_str());
+      return 2;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   return rc;
 }

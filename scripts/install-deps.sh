@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Moxie needs to build and test. Idempotent: does nothing when
+# everything is already installed. Run as root (or with sudo available).
+set -euo pipefail
+PKGS=(
+  cmake ninja-build g++ ccache            # toolchain
+  nlohmann-json3-dev libcli11-dev         # JSON, command line
+  libgtest-dev libgmock-dev               # tests
+  python3-numpy                           # CLI end-to-end checks read .npy with numpy
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
