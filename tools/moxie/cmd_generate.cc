@@ -30,7 +30,7 @@ void RegisterGenerate(CLI::App& app, int* rc) {
       *rc = Fail(ids.status());
       return;
     }
-    auto m = LoadModelVerbose(model);
+    auto m = LoadModel(model);
     if (!m.ok()) {
       *rc = Fail(m.status());
       return;

@@ -39,7 +39,7 @@ void RegisterInfo(CLI::App& app, int* rc) {
   cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
   cmd->add_flag("--json", json, "Machine-readable output");
   cmd->callback([rc] {
-    auto loaded = LoadModelVerbose(model);
+    auto loaded = LoadModel(model);
     if (!loaded.ok()) {
       *rc = Fail(loaded.status());
       return;

@@ -32,7 +32,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
       return;
     }
     auto t0 = std::chrono::steady_clock::now();
-    auto m = LoadModelVerbose(model);
+    auto m = LoadModel(model);
     if (!m.ok()) {
       *rc = Fail(m.status());
       return;

@@ -35,8 +35,4 @@ Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::str
   return out;
 }
 
-Result<std::unique_ptr<Model>> LoadModelVerbose(const std::string& path) {
-  return LoadModel(path);
-}
-
 }  // namespace moxie::cli

@@ -15,7 +15,5 @@ namespace moxie::cli {
 int Fail(const Status& s);
 // Parses "1,2,3" (spaces allowed) into token ids.
 Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag);
-// Loads a model, timing it on stderr when verbose.
-Result<std::unique_ptr<Model>> LoadModelVerbose(const std::string& path);
 
 }  // namespace moxie::cli
