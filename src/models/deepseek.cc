@@ -5,7 +5,8 @@
 // dims; softmax scale (nope+rope)^-0.5 · m² with m the YaRN mscale_all_dim term.
 // Layers < first_k_dense_replace (or L % moe_layer_freq != 0) are dense SwiGLU; MoE layers add
 // n_shared_experts merged into one unweighted MLP. Routers (moe-architectures.md §2.7):
-//   V2 greedy:                softmax -> top-k -> × routed_scaling_factor
+//   V2 greedy:                softmax -> top-k -> × routed_scaling_factor (or, if
+//                             norm_topk_prob, / (sum + 1e-20) and no scaling: remote code)
 //   V2 group_limited_greedy:  softmax, keep topk_group groups by max -> top-k -> × scale
 //   V3 noaux_tc:              sigmoid, + e_score_correction_bias for selection only, groups by
 //                             top-2 sum -> top-k of biased scores -> unbiased weights,
@@ -78,7 +79,7 @@ Status ParseDeepSeek(const ConfigReader& cfg, bool v3, DeepSeekConfig* d) {
   return Status::Ok();
 }
 
-Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekConfig& d) {
+Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekConfig& d, bool v3) {
   RouterConfig rc;
   rc.n_expert = static_cast<int>(d.n_expert);
   rc.k = static_cast<int>(d.k);
@@ -107,7 +108,10 @@ Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekCon
   rc.masked_group_fill = 0.0f;  // as Hugging Face
   rc.normalize = d.norm_topk && d.k > 1;
   rc.norm_eps = 1e-20f;
+  // V3 normalises, then scales. V2's remote code scales only when it does not normalise
+  // (if/else); released V2 configs never normalise, so both readings agree on them.
   rc.scale = static_cast<float>(d.scale);
+  if (!v3 && rc.normalize) rc.scale = 1.0f;
   MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));
   return rc;
 }
@@ -120,7 +124,7 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(std::unique_ptr<HfCheckpoint> ck, bo
   MOXIE_RETURN_IF_ERROR(ParseDeepSeek(cfg, v3, &d));
   RouterConfig rc;
   if (d.n_expert > 0) {
-    MOXIE_ASSIGN_OR_RETURN(rc, MakeRouterConfig(cfg, d));
+    MOXIE_ASSIGN_OR_RETURN(rc, MakeRouterConfig(cfg, d, v3));
   }
 
   auto m = std::make_unique<DecoderModel>(std::move(ck), c);

@@ -1,0 +1,1 @@
+// The chat-template interpreter lands here (work in progress).
