@@ -3,6 +3,7 @@
 references, and exit codes + messages on bad input. Usage: cli_test.py MOXIE_BINARY DATA_DIR"""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,59 @@ for fx in sorted(os.listdir(MODELS)):
             "--greedy")
     check(f"{fx} generate", r.returncode == 0 and
           r.stdout.strip() == ",".join(map(str, g["generated"])), r.stdout + r.stderr)
+
+# Text in/out on every fixture: the prompt text tokenizes to the reference ids, greedy `run`
+# reproduces the reference tokens, detokenize inverts tokenize.
+for fx in sorted(os.listdir(MODELS)):
+    d = os.path.join(MODELS, fx)
+    seqs = json.load(open(os.path.join(d, "reference", "sequences.json")))
+    g = json.load(open(os.path.join(d, "reference", "greedy.json")))
+    text = seqs["prompt"]["text"]
+    r = run("tokenize", "-m", d, text)
+    check(f"{fx} tokenize", r.returncode == 0 and
+          r.stdout.strip() == ",".join(map(str, seqs["prompt"]["ids"])), r.stdout + r.stderr)
+    r = run("detokenize", "-m", d, ",".join(map(str, seqs["prompt"]["ids"])))
+    check(f"{fx} detokenize", r.returncode == 0 and r.stdout == text, repr(r.stdout) + r.stderr)
+    r = run("run", "-m", d, "-p", text, "-n", "32", "--temp", "0", "--ignore-eos", "--json", "-t", "2")
+    ok = r.returncode == 0
+    out = json.loads(r.stdout) if ok else {}
+    check(f"{fx} run --json greedy tokens", ok and out["tokens"] == g["generated"] and
+          out["prompt_tokens"] == g["prompt"], r.stdout[:300] + r.stderr)
+
+q3 = os.path.join(MODELS, "qwen3moe")
+prompt = json.load(open(os.path.join(q3, "reference", "sequences.json")))["prompt"]["text"]
+r = run("tokenize", "-m", q3, "--pieces", "Hello")
+lines = r.stdout.strip().split("\n")
+check("tokenize --pieces", r.returncode == 0 and all("\t" in ln for ln in lines), r.stdout)
+a = run("run", "-m", q3, "-p", prompt, "-n", "24", "--seed", "5", "--temp", "0.9", "--json")
+b = run("run", "-m", q3, "-p", prompt, "-n", "24", "--seed", "5", "--temp", "0.9", "--json")
+c = run("run", "-m", q3, "-p", prompt, "-n", "24", "--seed", "6", "--temp", "0.9", "--json")
+check("run same seed same text", a.returncode == 0 and json.loads(a.stdout)["text"] == json.loads(b.stdout)["text"], a.stderr)
+check("run other seed other text", json.loads(a.stdout)["tokens"] != json.loads(c.stdout)["tokens"])
+greedy = json.loads(run("run", "-m", q3, "-p", prompt, "-n", "32", "--temp", "0", "--json").stdout)
+stop = greedy["text"][6:10]
+r = run("run", "-m", q3, "-p", prompt, "-n", "32", "--temp", "0", "--json", "--stop", stop)
+o = json.loads(r.stdout) if r.returncode == 0 else {}
+check("run --stop cuts before the stop string",
+      o.get("finish_reason") == "stop" and o.get("text") == greedy["text"][:greedy["text"].find(stop)],
+      r.stdout[:300] + r.stderr)
+r = run("run", "-m", q3, "-p", prompt, "-n", "4", "--temp", "0")
+check("run streams text to stdout", r.returncode == 0 and len(r.stdout.strip()) > 0, r.stderr)
+bad = os.path.join(tmp, "bad_utf8.txt")
+open(bad, "wb").write(b"The quick \xff\xfe brown")
+r = run("run", "-m", q3, "-f", bad, "-n", "4", "--temp", "0", "--json")
+check("run with invalid UTF-8 prompt (replaced by U+FFFD)", r.returncode == 0, r.stderr)
+r = run("run", "-m", q3, "-p", prompt * 20, "-n", "4", "--ctx", "64")
+check("run prompt longer than the context", r.returncode != 0 and "context" in r.stderr, r.stderr)
+r = run("run", "-m", q3, "-p", prompt, "--top-p", "0")
+check("run bad sampler flag", r.returncode != 0 and "--top-p" in r.stderr, r.stderr)
+broken = os.path.join(tmp, "unigram_model")
+shutil.copytree(q3, broken)
+tj = json.load(open(os.path.join(broken, "tokenizer.json")))
+tj["model"]["type"] = "Unigram"
+json.dump(tj, open(os.path.join(broken, "tokenizer.json"), "w"))
+r = run("tokenize", "-m", broken, "hi")
+check("tokenizer of an unsupported model type", r.returncode != 0 and "Unigram" in r.stderr, r.stderr)
 
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [

@@ -281,8 +281,11 @@ struct TokenizerBuilder {
     if (type != "BPE") {
       return Unsupported("tokenizer model type '" + type + "' is not supported (BPE only)");
     }
-    if (!m.value("continuing_subword_prefix", Json()).is_null() ||
-        !m.value("end_of_word_suffix", Json()).is_null()) {
+    auto set = [&](const char* k) {  // null and "" both mean "none"
+      const Json v = m.value(k, Json());
+      return !v.is_null() && !(v.is_string() && v.get<std::string>().empty());
+    };
+    if (set("continuing_subword_prefix") || set("end_of_word_suffix")) {
       return Unsupported("BPE continuing_subword_prefix / end_of_word_suffix");
     }
     auto& I = *t.impl_;

@@ -33,6 +33,11 @@ class Session {
   const ExecContext& exec() const { return ctx_; }
   int n_past(int seq) const { return n_past_[static_cast<size_t>(seq)]; }
   void Reset(int seq) { n_past_[static_cast<size_t>(seq)] = 0; }
+  // Keeps the first n tokens of a sequence (n <= n_past); later positions are overwritten.
+  void Truncate(int seq, int n) {
+    int& p = n_past_[static_cast<size_t>(seq)];
+    p = n < p ? n : p;
+  }
 
   // Raw forward of a batch (positions chosen by the caller). logits: [rows, n_vocab].
   Status Forward(const Batch& batch, float* logits, const ForwardOptions& opts = {});

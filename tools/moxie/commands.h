@@ -9,5 +9,8 @@ namespace moxie::cli {
 void RegisterInfo(CLI::App& app, int* rc);
 void RegisterLogits(CLI::App& app, int* rc);
 void RegisterGenerate(CLI::App& app, int* rc);
+void RegisterTokenize(CLI::App& app, int* rc);
+void RegisterDetokenize(CLI::App& app, int* rc);
+void RegisterRun(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli

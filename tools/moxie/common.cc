@@ -1,8 +1,15 @@
 #include "tools/moxie/common.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
 
 namespace moxie::cli {
 
@@ -33,6 +40,79 @@ Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::str
   }
   if (out.empty()) return InvalidArgument(flag + ": no tokens given");
   return out;
+}
+
+void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
+  cmd->add_option("-n,--n-predict", g->n_predict, "Maximum tokens to generate")
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("-t,--threads", g->threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("-c,--ctx", g->ctx, "Context size in tokens (0 = min(model max, 4096))")
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--temp", g->sampler.temperature, "Temperature (0 = greedy)");
+  cmd->add_option("--top-k", g->sampler.top_k, "Top-k (0 = off)");
+  cmd->add_option("--top-p", g->sampler.top_p, "Top-p / nucleus (1 = off)");
+  cmd->add_option("--min-p", g->sampler.min_p, "Min-p (0 = off)");
+  cmd->add_option("--repeat-penalty", g->sampler.repetition_penalty, "Repetition penalty (1 = off)");
+  cmd->add_option("--repeat-last-n", g->sampler.penalty_last_n, "Penalty window (-1 = all)");
+  cmd->add_option("--presence-penalty", g->sampler.presence_penalty, "Presence penalty");
+  cmd->add_option("--frequency-penalty", g->sampler.frequency_penalty, "Frequency penalty");
+  cmd->add_option("--seed", g->seed, "Sampling seed (-1 = random)");
+  cmd->add_option("--stop", g->stop, "Stop string (repeatable)");
+  cmd->add_flag("--ignore-eos", g->ignore_eos, "Do not stop at EOS tokens");
+}
+
+std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tokenizer& t) {
+  std::vector<int32_t> eos;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && std::find(eos.begin(), eos.end(), id) == eos.end()) {
+      eos.push_back(static_cast<int32_t>(id));
+    }
+  };
+  add(t.eos());
+  add(m.info().eos_token);
+  const std::string gc = (std::filesystem::path(dir) / "generation_config.json").string();
+  auto text = ReadTextFile(gc);
+  if (text.ok()) {
+    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const auto& e = j["eos_token_id"];
+      if (e.is_number_integer()) add(e.get<int64_t>());
+      if (e.is_array()) {
+        for (const auto& x : e) {
+          if (x.is_number_integer()) add(x.get<int64_t>());
+        }
+      }
+    }
+  }
+  return eos;
+}
+
+Result<TextModel> LoadTextModel(const std::string& dir, const GenOptionsCli& g) {
+  TextModel tm;
+  MOXIE_ASSIGN_OR_RETURN(tm.model, LoadModel(dir));
+  MOXIE_ASSIGN_OR_RETURN(tm.tok, Tokenizer::FromModelDir(dir));
+  SessionOptions so;
+  so.n_threads = g.threads;
+  so.max_ctx = g.ctx;
+  MOXIE_ASSIGN_OR_RETURN(tm.session, Session::Create(*tm.model, so));
+  tm.gen.max_tokens = g.n_predict;
+  tm.gen.stop = g.stop;
+  tm.gen.sampler = g.sampler;
+  tm.gen.sampler.seed = g.seed >= 0 ? static_cast<uint64_t>(g.seed) : std::random_device{}();
+  if (!g.ignore_eos) tm.gen.eos_tokens = EosTokens(dir, *tm.model, *tm.tok);
+  MOXIE_RETURN_IF_ERROR(tm.gen.sampler.Validate());
+  return tm;
+}
+
+void PrintTimings(double load_s, const GenerateResult& r) {
+  const int fed = r.prompt_tokens - r.reused_tokens;
+  std::fprintf(stderr,
+               "moxie: load %.2f s; prefill %d tokens in %.3f s (%.1f tok/s); decode %zu tokens "
+               "in %.3f s (%.1f tok/s); finish: %s\n",
+               load_s, fed, r.prefill_s, r.prefill_s > 0 ? fed / r.prefill_s : 0.0,
+               r.tokens.size(), r.decode_s,
+               r.tokens.size() > 1 && r.decode_s > 0 ? (r.tokens.size() - 1) / r.decode_s : 0.0,
+               r.finish_reason.c_str());
 }
 
 }  // namespace moxie::cli

@@ -6,8 +6,13 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "core/status.h"
+#include "formats/tokenizer.h"
 #include "models/model.h"
+#include "runtime/generate.h"
+#include "runtime/session.h"
 
 namespace moxie::cli {
 
@@ -15,5 +20,30 @@ namespace moxie::cli {
 int Fail(const Status& s);
 // Parses "1,2,3" (spaces allowed) into token ids.
 Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag);
+
+// Generation flags shared by `run` and `chat`.
+struct GenOptionsCli {
+  int n_predict = 128;
+  int threads = 0;
+  int ctx = 0;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  SamplerConfig sampler;
+  int64_t seed = -1;
+};
+void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
+
+// A model with its tokenizer and a session, ready to generate.
+struct TextModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Session> session;
+  GenerateOptions gen;
+};
+Result<TextModel> LoadTextModel(const std::string& dir, const GenOptionsCli& g);
+// EOS ids: tokenizer eos, config.json eos_token_id, generation_config.json eos_token_id (all).
+std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tokenizer& t);
+// "moxie: prefill N tokens X tok/s; decode ..." on stderr.
+void PrintTimings(double load_s, const GenerateResult& r);
 
 }  // namespace moxie::cli

@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   moxie::cli::RegisterInfo(app, &rc);
   moxie::cli::RegisterLogits(app, &rc);
   moxie::cli::RegisterGenerate(app, &rc);
+  moxie::cli::RegisterRun(app, &rc);
+  moxie::cli::RegisterTokenize(app, &rc);
+  moxie::cli::RegisterDetokenize(app, &rc);
   if (argc > 1 && argv[1][0] != '-') {
     const std::string cmd = argv[1];
     bool known = false;
