@@ -11,6 +11,7 @@
 
 #include "core/mapped_file.h"
 #include "core/utf8.h"
+#include "formats/gguf.h"
 
 namespace moxie {
 
@@ -727,6 +728,177 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(const std::string& di
   if (t->chat_template_.empty() && fs::exists(jinja_path, ec)) {
     MOXIE_ASSIGN_OR_RETURN(t->chat_template_, ReadTextFile(jinja_path));
   }
+  return t;
+}
+
+
+namespace {
+
+struct GgufPre {
+  const char* name;
+  bool ignore_merges;
+  std::vector<const char*> regexes;
+};
+
+const std::vector<GgufPre>& GgufPreTable() {
+  static const std::vector<GgufPre> table = {
+#include "formats/gguf_pre_table.inc"
+  };
+  return table;
+}
+
+Result<std::vector<std::string>> StringArray(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.Find(key);
+  if (v == nullptr) return NotFound(f.path() + ": missing metadata key '" + key + "'");
+  if (!v->is_array() || v->as_array().type != GgufType::kString) {
+    return InvalidFormat(f.path() + ": '" + key + "' is not an array of strings");
+  }
+  std::vector<std::string> out;
+  out.reserve(v->as_array().items.size());
+  for (const auto& x : v->as_array().items) out.push_back(x.as_string());
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& f) {
+  MOXIE_ASSIGN_OR_RETURN(std::string model, f.GetString("tokenizer.ggml.model"));
+  MOXIE_ASSIGN_OR_RETURN(auto tokens, StringArray(f, "tokenizer.ggml.tokens"));
+  if (tokens.empty() || tokens.size() > (1u << 24)) {
+    return InvalidFormat(f.path() + ": tokenizer.ggml.tokens has " + std::to_string(tokens.size()) +
+                         " entries");
+  }
+  std::vector<int64_t> types(tokens.size(), 1);
+  if (const GgufValue* tv = f.Find("tokenizer.ggml.token_type")) {
+    if (!tv->is_array() || tv->as_array().items.size() != tokens.size()) {
+      return InvalidFormat(f.path() + ": tokenizer.ggml.token_type must have one entry per token");
+    }
+    for (size_t i = 0; i < tokens.size(); ++i) types[i] = tv->as_array().items[i].as_int();
+  }
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  Impl& I = *t->impl_;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    t->id_to_piece_.push_back(tokens[i]);
+    t->piece_to_id_.emplace(tokens[i], static_cast<int32_t>(i));
+    // 3 = control (special added token), 4 = user-defined (added token matched in text).
+    if (types[i] == 3 || types[i] == 4) {
+      AddedToken a;
+      a.id = static_cast<int32_t>(i);
+      a.content = tokens[i];
+      a.special = types[i] == 3;
+      if (!a.content.empty()) t->added_.push_back(std::move(a));
+    }
+  }
+  std::stable_sort(t->added_.begin(), t->added_.end(), [](const AddedToken& x, const AddedToken& y) {
+    return x.content.size() > y.content.size();
+  });
+  t->special_.assign(tokens.size(), 0);
+  for (const auto& a : t->added_) t->special_[a.id] = a.special ? 1 : 0;
+  auto merge_rank = [&](const std::string& a, const std::string& b, int32_t rank) {
+    auto fa = t->piece_to_id_.find(a), fb = t->piece_to_id_.find(b), fm = t->piece_to_id_.find(a + b);
+    if (fa == t->piece_to_id_.end() || fb == t->piece_to_id_.end() || fm == t->piece_to_id_.end()) {
+      return false;
+    }
+    I.merges.emplace(Impl::Key(fa->second, fb->second), std::make_pair(rank, fm->second));
+    return true;
+  };
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  auto id_or = [&](const char* key, int64_t def) {
+    const int64_t v = f.GetIntOr(key, def);
+    return v >= 0 && v < n ? static_cast<int32_t>(v) : static_cast<int32_t>(-1);
+  };
+  t->bos_ = id_or("tokenizer.ggml.bos_token_id", -1);
+  t->eos_ = id_or("tokenizer.ggml.eos_token_id", -1);
+  I.unk = id_or("tokenizer.ggml.unknown_token_id", -1);
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    auto it = t->piece_to_id_.find(name);
+    I.byte_tokens[b] = it == t->piece_to_id_.end() ? -1 : it->second;
+  }
+  if (model == "gpt2") {
+    MOXIE_ASSIGN_OR_RETURN(auto merges, StringArray(f, "tokenizer.ggml.merges"));
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const size_t sp = merges[r].find(' ', 1);
+      if (sp == std::string::npos ||
+          !merge_rank(merges[r].substr(0, sp), merges[r].substr(sp + 1), static_cast<int32_t>(r))) {
+        return InvalidFormat(f.path() + ": tokenizer.ggml.merges[" + std::to_string(r) + "] '" +
+                             merges[r] + "' is malformed or names tokens not in the vocabulary");
+      }
+    }
+    const std::string pre = f.GetStringOr("tokenizer.ggml.pre", "default");
+    const GgufPre* entry = nullptr;
+    for (const auto& e : GgufPreTable()) {
+      if (pre == e.name) entry = &e;
+    }
+    if (entry == nullptr) {
+      return moxie::Unsupported(f.path() + ": tokenizer.ggml.pre '" + pre + "' is not supported");
+    }
+    for (const char* rx : entry->regexes) {
+      auto r = Regex::Compile(rx);
+      if (!r.ok()) return r.status();
+      PreStep s{};
+      s.kind = PreStep::kSplit;
+      s.regex = *r;
+      I.pre.push_back(std::move(s));
+    }
+    I.byte_level = true;
+    I.dec_byte_level = true;
+    I.ignore_merges = entry->ignore_merges;
+    // Hugging Face normalises these vocabularies to NFC (llama.cpp does not).
+    if (pre == "qwen2" || pre == "deepseek-r1-qwen" || pre == "mpt") {
+      I.norm.push_back(NormStep{NormStep::kNfc, "", "", nullptr, false, false});
+    }
+    t->add_bos_ = f.GetBoolOr("tokenizer.ggml.add_bos_token", false) && t->bos_ >= 0;
+  } else if (model == "llama") {
+    std::vector<double> scores(tokens.size(), 0.0);
+    if (const GgufValue* sv = f.Find("tokenizer.ggml.scores")) {
+      if (!sv->is_array() || sv->as_array().items.size() != tokens.size()) {
+        return InvalidFormat(f.path() + ": tokenizer.ggml.scores must have one entry per token");
+      }
+      for (size_t i = 0; i < tokens.size(); ++i) scores[i] = sv->as_array().items[i].as_float();
+    }
+    // Merges from scores (transformers' SentencePieceExtractor): every split of a piece into two
+    // pieces of the vocabulary is a merge; order by the merged piece's score, best first.
+    struct M {
+      int32_t l, r;
+      double score;
+    };
+    std::vector<M> ms;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::string& p = tokens[i];
+      std::vector<M> local;
+      for (size_t k = 1; k < p.size(); ++k) {
+        if ((static_cast<uint8_t>(p[k]) & 0xC0) == 0x80) continue;  // split at characters only
+        auto fl = t->piece_to_id_.find(p.substr(0, k)), fr = t->piece_to_id_.find(p.substr(k));
+        if (fl != t->piece_to_id_.end() && fr != t->piece_to_id_.end()) {
+          local.push_back({fl->second, fr->second, scores[i]});
+        }
+      }
+      std::sort(local.begin(), local.end(),
+                [](const M& a, const M& b) { return a.l != b.l ? a.l < b.l : a.r < b.r; });
+      ms.insert(ms.end(), local.begin(), local.end());
+    }
+    std::stable_sort(ms.begin(), ms.end(), [](const M& a, const M& b) { return a.score > b.score; });
+    for (size_t r = 0; r < ms.size(); ++r) {
+      merge_rank(tokens[ms[r].l], tokens[ms[r].r], static_cast<int32_t>(r));
+    }
+    I.byte_fallback = true;
+    const bool space_prefix = f.GetBoolOr("tokenizer.ggml.add_space_prefix", true);
+    if (space_prefix) I.norm.push_back(NormStep{NormStep::kPrepend, kMetaspace, "", nullptr, false, false});
+    I.norm.push_back(NormStep{NormStep::kReplace, " ", kMetaspace, nullptr, false, false});
+    I.dec_replace.emplace_back(kMetaspace, " ");
+    I.dec_byte_fallback = true;
+    I.dec_strip_left = space_prefix ? 1 : 0;
+    t->add_bos_ = f.GetBoolOr("tokenizer.ggml.add_bos_token", true) && t->bos_ >= 0;
+  } else {
+    return moxie::Unsupported(f.path() + ": tokenizer.ggml.model '" + model +
+                              "' is not supported (gpt2, llama)");
+  }
+  t->add_eos_ = f.GetBoolOr("tokenizer.ggml.add_eos_token", false) && t->eos_ >= 0;
+  t->chat_template_ = f.GetStringOr("tokenizer.chat_template", "");
+  if (t->bos_ >= 0) t->special_strings_.emplace_back("bos_token", tokens[t->bos_]);
+  if (t->eos_ >= 0) t->special_strings_.emplace_back("eos_token", tokens[t->eos_]);
   return t;
 }
 

@@ -24,6 +24,8 @@
 
 namespace moxie {
 
+class GgufFile;
+
 struct AddedToken {
   int32_t id = -1;
   std::string content;
@@ -47,6 +49,10 @@ class Tokenizer {
   // <dir>/tokenizer.json plus, when present, <dir>/tokenizer_config.json (add_bos_token,
   // add_eos_token, bos_token, eos_token, chat_template).
   static Result<std::unique_ptr<Tokenizer>> FromModelDir(const std::string& dir);
+  // From GGUF metadata (tokenizer.ggml.*): model "gpt2" (byte-level BPE with merges; the
+  // pre-tokenizer regexes chosen by tokenizer.ggml.pre) or "llama" (SentencePiece-style BPE:
+  // merges derived from the scores as transformers does, byte fallback).
+  static Result<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& f);
   ~Tokenizer();
 
   std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& opts = {}) const;

@@ -8,6 +8,7 @@
 
 #include "core/mapped_file.h"
 #include "core/utf8.h"
+#include "formats/gguf.h"
 #include "tests/test_util.h"
 
 namespace moxie {
@@ -101,6 +102,35 @@ TEST_P(VocabTest, DecodeRoundTrips) {
 INSTANTIATE_TEST_SUITE_P(Vocabs, VocabTest,
                          ::testing::Values("gpt-2", "mpt", "deepseek-llm", "llama-bpe", "qwen2",
                                            "llama-spm", "phi-3"),
+                         [](const auto& i) {
+                           std::string n = i.param;
+                           for (auto& ch : n) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return n;
+                         });
+
+// The same vectors through the GGUF-metadata path (tokenizer.ggml.*).
+class GgufVocabTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufVocabTest, EncodeMatchesHuggingFace) {
+  auto f = GgufFile::Open(Dir(GetParam()) + "/ggml-vocab-" + GetParam() + ".gguf");
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  auto tok = Tokenizer::FromGguf(**f);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  int ok = 0;
+  for (const auto& c : ReadCases(GetParam())) {
+    const auto got = (*tok)->Encode(c.text, {.add_special = false, .parse_special = false});
+    EXPECT_EQ(got, c.ids) << "text: '" << c.text << "'";
+    ok += got == c.ids;
+    EXPECT_EQ((*tok)->Decode(got), c.text);
+  }
+  std::printf("    %-14s %d/46 test vectors (GGUF)\n", GetParam(), ok);
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, GgufVocabTest,
+                         ::testing::Values("gpt-2", "mpt", "deepseek-llm", "qwen2", "llama-spm",
+                                           "phi-3"),
                          [](const auto& i) {
                            std::string n = i.param;
                            for (auto& ch : n) {
