@@ -12,5 +12,7 @@ void RegisterGenerate(CLI::App& app, int* rc);
 void RegisterTokenize(CLI::App& app, int* rc);
 void RegisterDetokenize(CLI::App& app, int* rc);
 void RegisterRun(CLI::App& app, int* rc);
+void RegisterTemplate(CLI::App& app, int* rc);
+void RegisterChat(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   moxie::cli::RegisterLogits(app, &rc);
   moxie::cli::RegisterGenerate(app, &rc);
   moxie::cli::RegisterRun(app, &rc);
+  moxie::cli::RegisterChat(app, &rc);
+  moxie::cli::RegisterTemplate(app, &rc);
   moxie::cli::RegisterTokenize(app, &rc);
   moxie::cli::RegisterDetokenize(app, &rc);
   if (argc > 1 && argv[1][0] != '-') {
