@@ -117,6 +117,16 @@ json.dump(tj, open(os.path.join(broken, "tokenizer.json"), "w"))
 r = run("tokenize", "-m", broken, "hi")
 check("tokenizer of an unsupported model type", r.returncode != 0 and "Unigram" in r.stderr, r.stderr)
 
+# Tokenizers from GGUF metadata through the CLI (a few vectors each; the unit tests run all 46).
+for vocab in ("qwen2", "llama-spm"):
+    base = os.path.join(DATA, "tokenizers", vocab, f"ggml-vocab-{vocab}.gguf")
+    tests = open(base + ".inp", encoding="utf-8").read().split("\n__ggml_vocab_test__\n")[:-1]
+    outs = open(base + ".out").read().split("\n")
+    for i in (11, 14, 20, 29, 45):
+        r = run("tokenize", "-m", base, "--no-add-special", "--no-parse-special", tests[i])
+        check(f"tokenize {vocab}.gguf case {i}",
+              r.returncode == 0 and r.stdout.strip() == ",".join(outs[i].split()), r.stdout + r.stderr)
+
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
     (["info", "-m", "/nonexistent"], "/nonexistent"),

@@ -902,6 +902,14 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& f) {
   return t;
 }
 
+Result<std::unique_ptr<Tokenizer>> Tokenizer::FromPath(const std::string& path) {
+  if (LooksLikeGguf(path)) {
+    MOXIE_ASSIGN_OR_RETURN(auto f, GgufFile::Open(path));
+    return FromGguf(*f);
+  }
+  return FromModelDir(path);
+}
+
 std::vector<int32_t> Tokenizer::Encode(std::string_view raw, const EncodeOptions& opts) const {
   const std::string text = IsValidUtf8(raw) ? std::string(raw) : RepairUtf8(raw);
   std::vector<int32_t> out;

@@ -53,6 +53,8 @@ class Tokenizer {
   // pre-tokenizer regexes chosen by tokenizer.ggml.pre) or "llama" (SentencePiece-style BPE:
   // merges derived from the scores as transformers does, byte fallback).
   static Result<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& f);
+  // A model folder (tokenizer.json) or a .gguf file (its metadata).
+  static Result<std::unique_ptr<Tokenizer>> FromPath(const std::string& path);
   ~Tokenizer();
 
   std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& opts = {}) const;

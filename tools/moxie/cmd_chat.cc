@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
-#include "formats/gguf.h"
 #include "formats/jinja/jinja.h"
 #include "formats/tokenizer.h"
 #include "runtime/generate.h"
@@ -38,13 +37,7 @@ struct TemplateSource {
 
 Result<TemplateSource> TemplateFromModel(const std::string& path) {
   TemplateSource ts;
-  std::unique_ptr<Tokenizer> tok;
-  if (LooksLikeGguf(path)) {
-    MOXIE_ASSIGN_OR_RETURN(auto f, GgufFile::Open(path));
-    MOXIE_ASSIGN_OR_RETURN(tok, Tokenizer::FromGguf(*f));
-  } else {
-    MOXIE_ASSIGN_OR_RETURN(tok, Tokenizer::FromModelDir(path));
-  }
+  MOXIE_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromPath(path));
   ts.text = tok->chat_template();
   for (const auto& [k, v] : tok->special_token_strings()) ts.special[k] = v;
   if (ts.text.empty()) {

@@ -18,13 +18,13 @@ void RegisterTokenize(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a text (comma-separated)");
   static std::string model, text;
   static bool pieces = false, no_add_special = false, no_parse_special = false;
-  cmd->add_option("-m,--model", model, "Model folder (its tokenizer.json)")->required();
+  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file")->required();
   cmd->add_option("text", text, "Text to tokenize")->required();
   cmd->add_flag("--pieces", pieces, "Print one 'id<TAB>piece' line per token instead");
   cmd->add_flag("--no-add-special", no_add_special, "Do not add BOS/EOS");
   cmd->add_flag("--no-parse-special", no_parse_special, "Treat special-token text as plain text");
   cmd->callback([rc] {
-    auto tok = Tokenizer::FromModelDir(model);
+    auto tok = Tokenizer::FromPath(model);
     if (!tok.ok()) {
       *rc = Fail(tok.status());
       return;
@@ -45,11 +45,11 @@ void RegisterDetokenize(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("detokenize", "Print the text of comma-separated token ids");
   static std::string model, ids_arg;
   static bool skip_special = false;
-  cmd->add_option("-m,--model", model, "Model folder (its tokenizer.json)")->required();
+  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file")->required();
   cmd->add_option("ids", ids_arg, "Token ids, e.g. 1,2,3")->required();
   cmd->add_flag("--skip-special", skip_special, "Leave out special tokens");
   cmd->callback([rc] {
-    auto tok = Tokenizer::FromModelDir(model);
+    auto tok = Tokenizer::FromPath(model);
     if (!tok.ok()) {
       *rc = Fail(tok.status());
       return;
