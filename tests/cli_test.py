@@ -127,6 +127,33 @@ for vocab in ("qwen2", "llama-spm"):
         check(f"tokenize {vocab}.gguf case {i}",
               r.returncode == 0 and r.stdout.strip() == ",".join(outs[i].split()), r.stdout + r.stderr)
 
+# Perplexity: `moxie perplexity` equals the strided protocol computed here from `moxie logits`.
+ptxt = os.path.join(tmp, "ppl.txt")
+open(ptxt, "w").write(("The quick brown fox jumps over the lazy dog. Hello world! " * 6).strip())
+toks = list(map(int, run("tokenize", "-m", q3, open(ptxt).read()).stdout.strip().split(",")))
+CTX, STRIDE = 32, 12
+nll, nsc, prev, b = 0.0, 0, 0, 0
+while True:
+    e = min(b + CTX, len(toks))
+    lo = os.path.join(tmp, "w.npy")
+    run("logits", "-m", q3, "--tokens", ",".join(map(str, toks[b:e])), "--out", lo)
+    L = np.load(lo).astype(np.float64)
+    for t in range(max(prev, b + 1), e):
+        row = L[t - 1 - b]
+        nll += np.log(np.exp(row - row.max()).sum()) + row.max() - row[toks[t]]
+        nsc += 1
+    prev = e
+    if e >= len(toks):
+        break
+    b += STRIDE
+r = run("perplexity", "-m", q3, "-f", ptxt, "--ctx", str(CTX), "--stride", str(STRIDE), "--json",
+        "--no-progress")
+pj = json.loads(r.stdout) if r.returncode == 0 else {}
+check("perplexity matches the strided protocol", pj.get("n_scored") == nsc and
+      abs(pj.get("nll_sum", 0) - nll) <= 1e-4 * nll, f"{pj} vs nll {nll} n {nsc}")
+r = run("perplexity", "-m", q3, "-f", ptxt, "--ctx", "16", "--stride", "32")
+check("perplexity stride > ctx", r.returncode != 0 and "--stride" in r.stderr, r.stderr)
+
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
     (["info", "-m", "/nonexistent"], "/nonexistent"),

@@ -9,6 +9,8 @@
 #include "core/mapped_file.h"
 #include "core/utf8.h"
 #include "formats/gguf.h"
+
+#include <nlohmann/json.hpp>
 #include "tests/test_util.h"
 
 namespace moxie {
@@ -138,6 +140,30 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, GgufVocabTest,
                            }
                            return n;
                          });
+
+// Newer SentencePiece-style tokenizer.json files (Mistral, Llama 2 re-saved by recent transformers)
+// use a Metaspace pre-tokenizer (prepend_scheme "first", split false) and decoder instead of the
+// Prepend/Replace normalizer: the same vocabulary must give the same ids.
+TEST(Tokenizer, MetaspaceFormMatchesNormalizerForm) {
+  auto text = ReadTextFile(Dir("llama-spm") + "/tokenizer.json");
+  ASSERT_TRUE(text.ok());
+  auto j = nlohmann::json::parse(*text);
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"},
+                        {"prepend_scheme", "first"}, {"split", false}};
+  j["decoder"] = {{"type", "Sequence"},
+                  {"decoders", {{{"type", "Metaspace"}, {"replacement", "\u2581"},
+                                 {"prepend_scheme", "first"}, {"split", false}},
+                                {{"type", "ByteFallback"}},
+                                {{"type", "Fuse"}}}}};
+  auto t = Tokenizer::FromJson(j.dump(), "metaspace.json");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  for (const auto& c : ReadCases("llama-spm")) {
+    const auto ids = (*t)->Encode(c.text, {.add_special = false, .parse_special = false});
+    EXPECT_EQ(ids, c.ids) << "text: '" << c.text << "'";
+    EXPECT_EQ((*t)->Decode(ids), c.text);
+  }
+}
 
 TEST(Tokenizer, SpecialTokensMatchedInTextAndBos) {
   auto q = Load("qwen2");

@@ -14,5 +14,6 @@ void RegisterDetokenize(CLI::App& app, int* rc);
 void RegisterRun(CLI::App& app, int* rc);
 void RegisterTemplate(CLI::App& app, int* rc);
 void RegisterChat(CLI::App& app, int* rc);
+void RegisterPerplexity(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli
