@@ -540,6 +540,7 @@ std::vector<PreTok> PreTokenize(const Tokenizer::Impl& I, PreTok whole) {
           break;
         }
         case PreStep::kMetaspace: {
+          if (p.text.empty()) break;
           PreTok q = p;
           q.text = ReplaceAll(q.text, " ", st.replacement);
           const bool prepend = st.prepend_scheme == "always" ||

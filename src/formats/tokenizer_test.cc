@@ -143,7 +143,8 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, GgufVocabTest,
 
 // Newer SentencePiece-style tokenizer.json files (Mistral, Llama 2 re-saved by recent transformers)
 // use a Metaspace pre-tokenizer (prepend_scheme "first", split false) and decoder instead of the
-// Prepend/Replace normalizer: the same vocabulary must give the same ids.
+// Prepend/Replace normalizer: the same vocabulary gives the same ids, except where the text starts
+// with a space (Metaspace then adds no second "▁", as tokenizers does).
 TEST(Tokenizer, MetaspaceFormMatchesNormalizerForm) {
   auto text = ReadTextFile(Dir("llama-spm") + "/tokenizer.json");
   ASSERT_TRUE(text.ok());
@@ -158,11 +159,15 @@ TEST(Tokenizer, MetaspaceFormMatchesNormalizerForm) {
                                 {{"type", "Fuse"}}}}};
   auto t = Tokenizer::FromJson(j.dump(), "metaspace.json");
   ASSERT_TRUE(t.ok()) << t.status().message();
+  int compared = 0;
   for (const auto& c : ReadCases("llama-spm")) {
     const auto ids = (*t)->Encode(c.text, {.add_special = false, .parse_special = false});
+    if (!c.text.empty() && c.text[0] == ' ') continue;
+    ++compared;
     EXPECT_EQ(ids, c.ids) << "text: '" << c.text << "'";
     EXPECT_EQ((*t)->Decode(ids), c.text);
   }
+  EXPECT_GT(compared, 30);
 }
 
 TEST(Tokenizer, SpecialTokensMatchedInTextAndBos) {
