@@ -1,22 +1,13 @@
 #!/usr/bin/env bash
-# The demo: describe a bundled MoE model, generate from it, and check its logits against the
-# Hugging Face reference shipped beside it. (A trained demo model replaces this tiny random-weight
-# fixture in a later release; see the README.)
+# The demo: Moxie's bundled MoE model (models/moxie-demo-moe, trained on the Brown corpus; see its
+# MODEL_CARD.md) described and continuing a prompt, greedy and sampled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-M=tests/data/models/qwen3moe
-PROMPT=$(/usr/bin/python3 -c "import json;print(','.join(map(str,json.load(open('$M/reference/sequences.json'))['prompt']['ids'])))")
-echo "== moxie info -m $M"
-./build/bin/moxie info -m "$M"
+echo "== moxie info"
+./build/bin/moxie info
 echo
-echo "== moxie generate -m $M --tokens <prompt> -n 32 --greedy"
-./build/bin/moxie generate -m "$M" --tokens "$PROMPT" -n 32 --greedy
-echo "   Hugging Face transformers generated:"
-/usr/bin/python3 -c "import json;print('  ',','.join(map(str,json.load(open('$M/reference/greedy.json'))['generated'])))"
+echo "== moxie run -p \"The jury said\" -n 40 --temp 0"
+./build/bin/moxie run -p "The jury said" -n 40 --temp 0
 echo
-echo "== moxie logits -m $M --tokens <prompt> --out /tmp/moxie-demo.npy"
-./build/bin/moxie logits -m "$M" --tokens "$PROMPT" --out /tmp/moxie-demo.npy
-/usr/bin/python3 -c "
-import numpy as np
-a=np.load('/tmp/moxie-demo.npy'); b=np.load('$M/reference/prompt.prefill.npy')
-print('   max |logit - HF transformers| = %.2e over %d x %d logits' % (abs(a-b).max(), *a.shape))"
+echo "== moxie run -p \"In the morning\" -n 40 --temp 0.8 --seed 1"
+./build/bin/moxie run -p "In the morning" -n 40 --temp 0.8 --seed 1

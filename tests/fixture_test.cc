@@ -1,5 +1,7 @@
 // Whole-model tests against external references (../shared/fixtures, copied to tests/data):
 // Hugging Face transformers (float32, eager) and, for deepseek-v2, llama.cpp.
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -34,9 +36,9 @@ struct Loaded {
   std::unique_ptr<Session> session;
 };
 
-Loaded Load(const std::string& name, int n_threads = 2) {
+Loaded LoadPath(const std::string& path, int n_threads = 2) {
   Loaded l;
-  auto m = LoadModel(ModelDir(name));
+  auto m = LoadModel(path);
   EXPECT_TRUE(m.ok()) << m.status().message();
   if (!m.ok()) return l;
   l.model = std::move(m).value();
@@ -50,14 +52,15 @@ Loaded Load(const std::string& name, int n_threads = 2) {
   return l;
 }
 
+Loaded Load(const std::string& name) { return LoadPath(ModelDir(name)); }
+
 class FixtureTest : public ::testing::TestWithParam<const char*> {};
 
 // Logits (prefill and decode) within 1e-4 of the reference, argmax identical at every position,
 // and the selected experts identical at every MoE layer and token.
-TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
-  const std::string name = GetParam();
+void CheckLogitsAndRouting(const std::string& name, const std::string& model_path) {
   const std::string dir = ModelDir(name);
-  Loaded l = Load(name);
+  Loaded l = LoadPath(model_path);
   ASSERT_TRUE(l.session);
   const json seqs = ReadJson(dir + "/reference/sequences.json");
   const size_t V = static_cast<size_t>(l.model->info().n_vocab);
@@ -65,7 +68,7 @@ TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
     const auto ids = Ids(seqs[seq_name]["ids"]);
     const int T = static_cast<int>(ids.size());
     for (const std::string mode : {"prefill", "decode"}) {
-      SCOPED_TRACE(name + " " + seq_name + " " + mode);
+      SCOPED_TRACE(model_path + " " + seq_name + " " + mode);
       std::vector<float> logits(static_cast<size_t>(T) * V);
       RoutingTrace trace;
       ForwardOptions fo;
@@ -84,9 +87,8 @@ TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
       float max_diff = 0;
       EXPECT_TRUE(testing::AllClose(logits.data(), ref->data.data(), logits.size(), kLogitTol, V,
                                     &max_diff));
-      RecordProperty(seq_name + "_" + mode + "_max_abs_diff", std::to_string(max_diff));
-      std::printf("    %-22s %-6s %-7s max |logit diff| %.2e\n", name.c_str(), seq_name.c_str(),
-                  mode.c_str(), max_diff);
+      std::printf("    %-40s %-6s %-7s max |logit diff| %.2e\n", model_path.substr(model_path.find("models/") + 7).c_str(),
+                  seq_name.c_str(), mode.c_str(), max_diff);
       for (int t = 0; t < T; ++t) {
         const float* a = logits.data() + t * V;
         const float* b = ref->data.data() + t * V;
@@ -117,6 +119,49 @@ TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
         }
       }
     }
+  }
+}
+
+TEST_P(FixtureTest, LogitsAndRoutingMatchReference) {
+  CheckLogitsAndRouting(GetParam(), ModelDir(GetParam()));
+}
+
+// The same weights from the fixture's F32 GGUF (llama.cpp's layout: stacked experts, permuted
+// Mixtral Q/K rows, split DeepSeek k_b/v_b) give the same logits and routing.
+TEST_P(FixtureTest, GgufLogitsAndRoutingMatchReference) {
+  CheckLogitsAndRouting(GetParam(), ModelDir(GetParam()) + "/model.gguf");
+}
+
+// The fixture's Q8_0 GGUF (made by the reference tools): Moxie dequantizes the weights and computes
+// in f32, so it must equal Hugging Face run on the dequantized weights (hf-dequant, ~1e-5), and be
+// no further from the f32 reference than llama.cpp's own Q8_0 logits are.
+TEST_P(FixtureTest, Q8_0GgufMatchesReferences) {
+  const std::string name = GetParam();
+  const std::string dir = ModelDir(name);
+  const std::string gguf = dir + "/model.q8_0.gguf";
+  if (!std::filesystem::exists(gguf)) GTEST_SKIP() << name << " has no Q8_0 GGUF (bf16 fixture)";
+  Loaded l = LoadPath(gguf);
+  ASSERT_TRUE(l.session);
+  const auto ids = Ids(ReadJson(dir + "/reference/sequences.json")["prompt"]["ids"]);
+  const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+  std::vector<float> logits(ids.size() * V);
+  ASSERT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+  auto f32 = ReadNpyF32(dir + "/reference/prompt.prefill.npy");
+  auto llama = ReadNpyF32(dir + "/reference/q8_0/llama.cpp.prompt.prefill.npy");
+  ASSERT_TRUE(f32.ok() && llama.ok());
+  auto max_diff = [&](const std::vector<float>& a, const std::vector<float>& b) {
+    float m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+    return m;
+  };
+  const float ours = max_diff(logits, f32->data), theirs = max_diff(llama->data, f32->data);
+  std::printf("    %-22s Q8_0 vs f32: moxie %.3f, llama.cpp %.3f\n", name.c_str(), ours, theirs);
+  EXPECT_LE(ours, theirs);
+  const std::string hf = dir + "/reference/q8_0/hf-dequant.prompt.prefill.npy";
+  if (std::filesystem::exists(hf)) {
+    auto h = ReadNpyF32(hf);
+    ASSERT_TRUE(h.ok());
+    EXPECT_TRUE(testing::AllClose(logits.data(), h->data.data(), logits.size(), kLogitTol, V));
   }
 }
 

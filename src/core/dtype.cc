@@ -12,8 +12,61 @@ const char* DTypeName(DType t) {
     case DType::kI32: return "I32";
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
+    case DType::kQ8_0: return "Q8_0";
+    case DType::kQ4_0: return "Q4_0";
+    case DType::kQ4_K: return "Q4_K";
+    case DType::kQ5_K: return "Q5_K";
+    case DType::kQ6_K: return "Q6_K";
+    case DType::kMXFP4: return "MXFP4";
   }
   return "?";
+}
+
+int DTypeBlock(DType t) {
+  switch (t) {
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kMXFP4: return 32;
+    case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: return 256;
+    default: return 1;
+  }
+}
+
+size_t DTypeBlockBytes(DType t) {
+  switch (t) {
+    case DType::kQ8_0: return 34;
+    case DType::kQ4_0: return 18;
+    case DType::kMXFP4: return 17;
+    case DType::kQ4_K: return 144;
+    case DType::kQ5_K: return 176;
+    case DType::kQ6_K: return 210;
+    default: return DTypeSize(t);
+  }
+}
+
+int GgmlTypeOf(DType t) {
+  switch (t) {
+    case DType::kF32: return 0;
+    case DType::kF16: return 1;
+    case DType::kQ4_0: return 2;
+    case DType::kQ8_0: return 8;
+    case DType::kQ4_K: return 12;
+    case DType::kQ5_K: return 13;
+    case DType::kQ6_K: return 14;
+    case DType::kI32: return 26;
+    case DType::kBF16: return 30;
+    case DType::kMXFP4: return 39;
+    default: return -1;
+  }
+}
+
+bool DTypeFromGgml(uint32_t g, DType* out) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K,
+                  DType::kQ5_K, DType::kQ6_K, DType::kMXFP4, DType::kI32}) {
+    if (GgmlTypeOf(t) == static_cast<int>(g)) {
+      *out = t;
+      return true;
+    }
+  }
+  return false;
 }
 
 size_t DTypeSize(DType t) {
@@ -24,8 +77,8 @@ size_t DTypeSize(DType t) {
     case DType::kI32: return 4;
     case DType::kI64: return 8;
     case DType::kU8: return 1;
+    default: return 0;
   }
-  return 0;
 }
 
 float F16ToF32(uint16_t h) {

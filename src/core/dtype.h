@@ -11,12 +11,26 @@ namespace moxie {
 
 // Storage formats of tensors. Activations are always F32; weights may be any of these.
 // Quantized block formats (GGUF) are added by the formats issue; keep values stable.
-enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kI32 = 3, kI64 = 4, kU8 = 5 };
+// Block-quantized ggml formats (GGUF) store `DTypeBlock` elements in `DTypeBlockBytes` bytes.
+enum class DType : uint8_t {
+  kF32 = 0, kF16 = 1, kBF16 = 2, kI32 = 3, kI64 = 4, kU8 = 5,
+  kQ8_0 = 16, kQ4_0 = 17, kQ4_K = 18, kQ5_K = 19, kQ6_K = 20, kMXFP4 = 21,
+};
 
 const char* DTypeName(DType t);
-size_t DTypeSize(DType t);  // bytes per element
+size_t DTypeSize(DType t);  // bytes per element (scalar types only; 0 for block types)
+int DTypeBlock(DType t);            // elements per block (1 for scalar types)
+size_t DTypeBlockBytes(DType t);    // bytes per block
+inline bool IsQuantized(DType t) { return DTypeBlock(t) > 1; }
+// Bytes of a row of n elements (n a multiple of the block size).
+inline size_t RowBytes(DType t, int64_t n) {
+  return static_cast<size_t>(n / DTypeBlock(t)) * DTypeBlockBytes(t);
+}
 // True for dtypes the float kernels can read as weights.
 inline bool IsFloatWeight(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+// The ggml type id of a dtype, and back (-1 / false if none).
+int GgmlTypeOf(DType t);
+bool DTypeFromGgml(uint32_t ggml_type, DType* out);
 
 inline float Bf16ToF32(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;

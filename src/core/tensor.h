@@ -34,12 +34,12 @@ struct TensorView {
 
   bool empty() const { return data == nullptr; }
   int64_t numel() const { return shape.numel(); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype); }
+  size_t nbytes() const { return RowBytes(dtype, numel()); }
   int64_t dim(size_t i) const { return shape.dims[i]; }
   // Row `r` of a 2-D (or flattened leading dims) tensor.
   const void* row(int64_t r) const {
     return static_cast<const uint8_t*>(data) +
-           static_cast<size_t>(r) * static_cast<size_t>(shape.dims.back()) * DTypeSize(dtype);
+           static_cast<size_t>(r) * RowBytes(dtype, shape.dims.back());
   }
   // Slice `i` along dim 0 (e.g. expert i of a fused [E, out, in] tensor).
   TensorView Slice0(int64_t i) const;

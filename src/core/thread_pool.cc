@@ -32,6 +32,7 @@ void ThreadPool::Run(size_t n, RangeFn fn, void* ctx) {
   RunRange(0);
   // Spin briefly (ranges are short in decode), then block.
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin > 64) std::this_thread::yield();  // oversubscribed cores: let the worker run
     if (spin > 2000) {
       int p = pending_.load(std::memory_order_acquire);
       if (p != 0) pending_.wait(p, std::memory_order_acquire);
@@ -44,6 +45,7 @@ void ThreadPool::WorkerLoop(int tid) {
   for (;;) {
     uint32_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen; ++spin) {
+      if (spin > 64) std::this_thread::yield();
       if (spin > 4000) {
         generation_.wait(seen, std::memory_order_acquire);
       }

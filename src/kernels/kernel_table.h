@@ -19,21 +19,20 @@ using MatmulFn = void (*)(const float* x, size_t ldx, size_t n_tok, const void* 
                           size_t n_rows, float* y, size_t ldy);
 
 struct KernelTable {
+  static constexpr int kSlots = 32;  // indexed by DType value
   const char* isa = "ref";
-  MatmulFn matmul_f32 = nullptr;
-  MatmulFn matmul_f16 = nullptr;
-  MatmulFn matmul_bf16 = nullptr;
+  MatmulFn matmul[kSlots] = {};
 
   // nullptr if the dtype has no matmul kernel.
   MatmulFn Matmul(DType w) const {
-    switch (w) {
-      case DType::kF32: return matmul_f32;
-      case DType::kF16: return matmul_f16;
-      case DType::kBF16: return matmul_bf16;
-      default: return nullptr;
-    }
+    const int i = static_cast<int>(w);
+    return i < kSlots ? matmul[i] : nullptr;
   }
+  void Set(DType w, MatmulFn f) { matmul[static_cast<int>(w)] = f; }
 };
+
+// Row `r` of a weight of dtype `t` to f32 (any float or quantized dtype; n elements).
+void RowToF32(DType t, const void* src, float* dst, int64_t n);
 
 const KernelTable& RefKernels();
 // nullptr when the CPU or the build lacks AVX2+FMA+F16C.

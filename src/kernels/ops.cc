@@ -15,7 +15,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
   const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
   const MatmulFn mm = kt.Matmul(w.dtype);
   MOXIE_CHECK(mm != nullptr);
-  const size_t row_bytes = n_in * DTypeSize(w.dtype);
+  const size_t row_bytes = RowBytes(w.dtype, static_cast<int64_t>(n_in));
   const auto* wb = static_cast<const uint8_t*>(w.data);
   ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
     mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);

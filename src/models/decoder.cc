@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 #include "moe/expert_ffn.h"
 
@@ -190,7 +191,7 @@ Status DecoderModel::Forward(const ExecContext& ctx, const Batch& batch, KvCache
   float* xn = arena.Alloc(T * H);
   float* y = arena.Alloc(T * H);
   for (size_t t = 0; t < T; ++t) {
-    ConvertToF32(embed_.dtype, embed_.row(batch.tokens[t]), x + t * H, H);
+    RowToF32(embed_.dtype, embed_.row(batch.tokens[t]), x + t * H, static_cast<int64_t>(H));
   }
   MoeStepInfo step{batch.seq, batch.pos, opts.observer, opts.policy};
   for (size_t l = 0; l < layers_.size(); ++l) {

@@ -116,8 +116,7 @@ Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekCon
   return rc;
 }
 
-Result<std::unique_ptr<Model>> LoadDeepSeek(std::unique_ptr<HfCheckpoint> ck, bool v3) {
-  const ConfigReader cfg = ck->config();
+Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, bool v3) {
   CommonConfig c;
   MOXIE_RETURN_IF_ERROR(ParseCommonConfig(cfg, &c));
   DeepSeekConfig d;
@@ -127,7 +126,7 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(std::unique_ptr<HfCheckpoint> ck, bo
     MOXIE_ASSIGN_OR_RETURN(rc, MakeRouterConfig(cfg, d, v3));
   }
 
-  auto m = std::make_unique<DecoderModel>(std::move(ck), c);
+  auto m = std::make_unique<DecoderModel>(std::move(src), c);
   m->info_.family = v3 ? "deepseek_v3" : "deepseek_v2";
   m->info_.model_type = m->info_.family;
   MOXIE_ASSIGN_OR_RETURN(Rope rope, Rope::FromConfig(cfg, static_cast<int>(d.rope),
@@ -210,11 +209,11 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(std::unique_ptr<HfCheckpoint> ck, bo
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadDeepSeekV2(std::unique_ptr<HfCheckpoint> ck) {
-  return LoadDeepSeek(std::move(ck), false);
+Result<std::unique_ptr<Model>> LoadDeepSeekV2(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
+  return LoadDeepSeek(cfg, std::move(src), false);
 }
-Result<std::unique_ptr<Model>> LoadDeepSeekV3(std::unique_ptr<HfCheckpoint> ck) {
-  return LoadDeepSeek(std::move(ck), true);
+Result<std::unique_ptr<Model>> LoadDeepSeekV3(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
+  return LoadDeepSeek(cfg, std::move(src), true);
 }
 
 }  // namespace moxie

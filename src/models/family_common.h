@@ -11,7 +11,8 @@
 
 namespace moxie {
 
-using FamilyLoader = Result<std::unique_ptr<Model>> (*)(std::unique_ptr<HfCheckpoint> ck);
+using FamilyLoader = Result<std::unique_ptr<Model>> (*)(const ConfigReader& cfg,
+                                                      std::unique_ptr<WeightSource> src);
 
 // "model.layers.{l}."
 std::string LayerPrefix(int layer);

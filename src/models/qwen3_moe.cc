@@ -11,8 +11,7 @@
 
 namespace moxie {
 
-Result<std::unique_ptr<Model>> LoadQwen3Moe(std::unique_ptr<HfCheckpoint> ck) {
-  const ConfigReader cfg = ck->config();
+Result<std::unique_ptr<Model>> LoadQwen3Moe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
   CommonConfig c;
   MOXIE_RETURN_IF_ERROR(ParseCommonConfig(cfg, &c));
   int64_t n_expert = 0, k = 0, n_ff = 0, n_ff_dense = 0, step = 1;
@@ -35,7 +34,7 @@ Result<std::unique_ptr<Model>> LoadQwen3Moe(std::unique_ptr<HfCheckpoint> ck) {
   rc.normalize = norm_topk;
   MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));
 
-  auto m = std::make_unique<DecoderModel>(std::move(ck), c);
+  auto m = std::make_unique<DecoderModel>(std::move(src), c);
   m->info_.family = "qwen3_moe";
   m->info_.model_type = "qwen3_moe";
   MOXIE_ASSIGN_OR_RETURN(Rope rope, Rope::FromConfig(cfg, static_cast<int>(c.head_dim), RopeLayout::kNeox));

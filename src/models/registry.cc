@@ -1,16 +1,17 @@
 // The families Moxie runs: one line each.
 #include <algorithm>
 
+#include "formats/gguf_model.h"
 #include "models/family_common.h"
 
 namespace moxie {
 
-Result<std::unique_ptr<Model>> LoadMixtral(std::unique_ptr<HfCheckpoint> ck);
-Result<std::unique_ptr<Model>> LoadQwen2Moe(std::unique_ptr<HfCheckpoint> ck);
-Result<std::unique_ptr<Model>> LoadQwen3Moe(std::unique_ptr<HfCheckpoint> ck);
-Result<std::unique_ptr<Model>> LoadOlmoe(std::unique_ptr<HfCheckpoint> ck);
-Result<std::unique_ptr<Model>> LoadDeepSeekV2(std::unique_ptr<HfCheckpoint> ck);
-Result<std::unique_ptr<Model>> LoadDeepSeekV3(std::unique_ptr<HfCheckpoint> ck);
+Result<std::unique_ptr<Model>> LoadMixtral(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
+Result<std::unique_ptr<Model>> LoadQwen2Moe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
+Result<std::unique_ptr<Model>> LoadQwen3Moe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
+Result<std::unique_ptr<Model>> LoadOlmoe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
+Result<std::unique_ptr<Model>> LoadDeepSeekV2(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
+Result<std::unique_ptr<Model>> LoadDeepSeekV3(const ConfigReader& cfg, std::unique_ptr<WeightSource> src);
 
 namespace {
 
@@ -36,21 +37,34 @@ std::vector<std::string> SupportedModelTypes() {
   return v;
 }
 
-Result<std::unique_ptr<Model>> LoadModel(const std::string& path) {
-  if (!IsHfModelDir(path)) {
-    return NotFound(path + ": not a Hugging Face model folder (no config.json)");
-  }
-  MOXIE_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
+namespace {
+
+Result<std::unique_ptr<Model>> Dispatch(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
   std::string model_type;
-  MOXIE_RETURN_IF_ERROR(ck->config().String("model_type", &model_type));
-  MOXIE_RETURN_IF_ERROR(CheckNoQuantization(ck->config()));
+  MOXIE_RETURN_IF_ERROR(cfg.String("model_type", &model_type));
+  MOXIE_RETURN_IF_ERROR(CheckNoQuantization(cfg));
   for (const auto& f : kFamilies) {
-    if (model_type == f.model_type) return f.load(std::move(ck));
+    if (model_type == f.model_type) return f.load(cfg, std::move(src));
   }
   std::string list;
   for (const auto& t : SupportedModelTypes()) list += (list.empty() ? "" : ", ") + t;
-  return Unsupported(ck->config().path() + ": model_type '" + model_type +
+  return Unsupported(cfg.path() + ": model_type '" + model_type +
                      "' is not supported; supported: " + list);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> LoadModel(const std::string& path) {
+  if (LooksLikeGguf(path)) {
+    MOXIE_ASSIGN_OR_RETURN(GgufModel g, OpenGgufModel(path));
+    return Dispatch(g.config, std::move(g.weights));
+  }
+  if (!IsHfModelDir(path)) {
+    return NotFound(path + ": not a Hugging Face model folder (no config.json) or a GGUF file");
+  }
+  MOXIE_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
+  const ConfigReader cfg = ck->config();
+  return Dispatch(cfg, std::move(ck));
 }
 
 }  // namespace moxie

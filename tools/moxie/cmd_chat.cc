@@ -142,7 +142,7 @@ void RegisterChat(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("chat", "Interactive chat with the model's chat template");
   static std::string model, system_prompt, tmpl_file;
   static GenOptionsCli g;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_option("--system", system_prompt, "System prompt");
   cmd->add_option("--template", tmpl_file, "Use this .jinja chat template instead of the model's");
   AddGenerationFlags(cmd, &g);
@@ -150,6 +150,7 @@ void RegisterChat(CLI::App& app, int* rc) {
       "Type a message and press Enter. /reset clears the history, /exit or Ctrl-D quits.\n"
       "Reads stdin line by line, so a script can drive it through a pipe.");
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     auto env = LoadTextModel(model, g);
     if (!env.ok()) {
       *rc = Fail(env.status());

@@ -14,13 +14,14 @@ void RegisterGenerate(CLI::App& app, int* rc) {
   static std::string model, tokens;
   static int n_predict = 32, threads = 0;
   static bool greedy = false, stop_eos = false;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_option("--tokens", tokens, "Prompt as comma-separated token ids")->required();
   cmd->add_option("-n,--n-predict", n_predict, "Tokens to generate")->check(CLI::Range(0, 1 << 20));
   cmd->add_flag("--greedy", greedy, "Argmax decoding (the only sampler until text in/out lands)");
   cmd->add_flag("--stop-at-eos", stop_eos, "Stop when the model's EOS token is generated");
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     if (!greedy) {
       *rc = Fail(InvalidArgument("only --greedy decoding is available in this version"));
       return;

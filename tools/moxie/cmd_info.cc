@@ -36,9 +36,10 @@ void RegisterInfo(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("info", "Describe a model: family, shape, experts, parameters");
   static std::string model;
   static bool json = false;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_flag("--json", json, "Machine-readable output");
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     auto loaded = LoadModel(model);
     if (!loaded.ok()) {
       *rc = Fail(loaded.status());

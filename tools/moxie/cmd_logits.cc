@@ -18,7 +18,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("logits", "Write the logits of a token sequence as .npy");
   static std::string model, tokens, out, mode = "prefill", routing_out;
   static int threads = 0;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_option("--tokens", tokens, "Comma-separated token ids")->required();
   cmd->add_option("--out", out, "Output .npy file (float32 [T, vocab])")->required();
   cmd->add_option("--mode", mode, "prefill: one forward pass; decode: one token at a time")
@@ -26,6 +26,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
   cmd->add_option("--routing-out", routing_out, "Write per-layer expert choices as JSON");
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     auto ids = ParseTokenList(tokens, "--tokens");
     if (!ids.ok()) {
       *rc = Fail(ids.status());

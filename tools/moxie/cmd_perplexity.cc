@@ -32,7 +32,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
   static std::string model, file;
   static int ctx = 512, stride = 0, threads = 0;
   static bool json = false, no_progress = false;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_option("-f,--file", file, "UTF-8 text to evaluate")->required();
   cmd->add_option("--ctx", ctx, "Window length in tokens")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--stride", stride, "Window step (default ctx/2)")->check(CLI::Range(0, 1 << 20));
@@ -40,6 +40,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
   cmd->add_flag("--json", json, "Print the result as JSON");
   cmd->add_flag("--no-progress", no_progress, "No progress bar on stderr");
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     const int s = stride > 0 ? stride : ctx / 2;
     if (s > ctx) {
       *rc = Fail(InvalidArgument("--stride must be <= --ctx"));

@@ -18,12 +18,13 @@ void RegisterTokenize(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a text (comma-separated)");
   static std::string model, text;
   static bool pieces = false, no_add_special = false, no_parse_special = false;
-  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file")->required();
+  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file (default: the demo model)");
   cmd->add_option("text", text, "Text to tokenize")->required();
   cmd->add_flag("--pieces", pieces, "Print one 'id<TAB>piece' line per token instead");
   cmd->add_flag("--no-add-special", no_add_special, "Do not add BOS/EOS");
   cmd->add_flag("--no-parse-special", no_parse_special, "Treat special-token text as plain text");
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     auto tok = Tokenizer::FromPath(model);
     if (!tok.ok()) {
       *rc = Fail(tok.status());
@@ -45,10 +46,11 @@ void RegisterDetokenize(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("detokenize", "Print the text of comma-separated token ids");
   static std::string model, ids_arg;
   static bool skip_special = false;
-  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file")->required();
+  cmd->add_option("-m,--model", model, "Model folder (tokenizer.json) or GGUF file (default: the demo model)");
   cmd->add_option("ids", ids_arg, "Token ids, e.g. 1,2,3")->required();
   cmd->add_flag("--skip-special", skip_special, "Leave out special tokens");
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     auto tok = Tokenizer::FromPath(model);
     if (!tok.ok()) {
       *rc = Fail(tok.status());
@@ -77,7 +79,7 @@ void RegisterRun(CLI::App& app, int* rc) {
   static std::string model, prompt, prompt_file;
   static GenOptionsCli g;
   static bool json = false, no_bos = false;
-  cmd->add_option("-m,--model", model, "Hugging Face model folder")->required();
+  cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   auto* p = cmd->add_option("-p,--prompt", prompt, "Prompt text");
   auto* f = cmd->add_option("-f,--file", prompt_file, "Read the prompt from a file");
   p->excludes(f);
@@ -85,6 +87,7 @@ void RegisterRun(CLI::App& app, int* rc) {
   cmd->add_flag("--no-bos", no_bos, "Do not add the tokenizer's BOS token");
   AddGenerationFlags(cmd, &g);
   cmd->callback([rc] {
+    model = ModelOrDefault(model);
     if (prompt_file.empty() && prompt.empty()) {
       *rc = Fail(InvalidArgument("give a prompt with -p TEXT or -f FILE"));
       return;

@@ -18,6 +18,20 @@ int Fail(const Status& s) {
   return 1;
 }
 
+std::string ModelOrDefault(const std::string& model) {
+  if (!model.empty()) return model;
+  if (const char* env = std::getenv("MOXIE_MODEL"); env != nullptr && *env != '\0') return env;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+#ifdef MOXIE_DEMO_MODEL_DIR
+  if (fs::exists(fs::path(MOXIE_DEMO_MODEL_DIR) / "config.json", ec)) return MOXIE_DEMO_MODEL_DIR;
+#endif
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path rel = exe.parent_path() / ".." / ".." / "models" / "moxie-demo-moe";
+  if (!ec && fs::exists(rel / "config.json", ec)) return rel.lexically_normal().string();
+  return "models/moxie-demo-moe";  // reported as missing by the loader if it is not there
+}
+
 Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag) {
   std::vector<int32_t> out;
   size_t i = 0;
@@ -90,7 +104,7 @@ std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tok
 Result<TextModel> LoadTextModel(const std::string& dir, const GenOptionsCli& g) {
   TextModel tm;
   MOXIE_ASSIGN_OR_RETURN(tm.model, LoadModel(dir));
-  MOXIE_ASSIGN_OR_RETURN(tm.tok, Tokenizer::FromModelDir(dir));
+  MOXIE_ASSIGN_OR_RETURN(tm.tok, Tokenizer::FromPath(dir));
   SessionOptions so;
   so.n_threads = g.threads;
   so.max_ctx = g.ctx;

@@ -18,6 +18,10 @@ namespace moxie::cli {
 
 // Prints "moxie: error: <message>" to stderr and returns 1.
 int Fail(const Status& s);
+// `model` if given; otherwise the bundled demo model: $MOXIE_MODEL, else the folder this build
+// was configured with (models/moxie-demo-moe), else models/moxie-demo-moe beside the executable's
+// build tree.
+std::string ModelOrDefault(const std::string& model);
 // Parses "1,2,3" (spaces allowed) into token ids.
 Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag);
 

@@ -1,8 +1,10 @@
 // Scalar reference matmuls: the ground truth every ISA variant is tested against.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
 
 namespace moxie {
 namespace {
@@ -51,15 +53,59 @@ void MatmulBf16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t 
             });
 }
 
+// Quantized weights: each row is dequantized once, a chunk at a time into a stack buffer, and
+// its dot with every token accumulates directly in y (no allocation).
+template <QuantType Q>
+void MatmulQuant(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in,
+                 size_t n_rows, float* y, size_t ldy) {
+  constexpr size_t kChunk = 1024;  // a multiple of every block size (32, 256)
+  float buf[kChunk];
+  const size_t row_bytes = QuantRowBytes(Q, static_cast<int64_t>(n_in));
+  const size_t block = static_cast<size_t>(GetQuantInfo(static_cast<uint32_t>(Q))->block);
+  const size_t block_bytes = static_cast<size_t>(GetQuantInfo(static_cast<uint32_t>(Q))->type_size);
+  for (size_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + r * row_bytes;
+    for (size_t t = 0; t < n_tok; ++t) y[t * ldy + r] = 0.f;
+    for (size_t c = 0; c < n_in; c += kChunk) {
+      const size_t n = std::min(kChunk, n_in - c);
+      DequantizeRow(Q, wr + c / block * block_bytes, buf, static_cast<int64_t>(n));
+      for (size_t t = 0; t < n_tok; ++t) {
+        const float* xt = x + t * ldx + c;
+        float acc = 0.f;
+        for (size_t i = 0; i < n; ++i) acc += xt[i] * buf[i];
+        y[t * ldy + r] += acc;
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void AddQuantMatmuls(KernelTable* t) {
+  t->Set(DType::kQ8_0, MatmulQuant<QuantType::kQ8_0>);
+  t->Set(DType::kQ4_0, MatmulQuant<QuantType::kQ4_0>);
+  t->Set(DType::kQ4_K, MatmulQuant<QuantType::kQ4_K>);
+  t->Set(DType::kQ5_K, MatmulQuant<QuantType::kQ5_K>);
+  t->Set(DType::kQ6_K, MatmulQuant<QuantType::kQ6_K>);
+  t->Set(DType::kMXFP4, MatmulQuant<QuantType::kMXFP4>);
+}
+
+void RowToF32(DType t, const void* src, float* dst, int64_t n) {
+  if (!IsQuantized(t)) {
+    ConvertToF32(t, src, dst, static_cast<size_t>(n));
+    return;
+  }
+  DequantizeRow(static_cast<QuantType>(GgmlTypeOf(t)), src, dst, n);
+}
 
 const KernelTable& RefKernels() {
   static const KernelTable table = [] {
     KernelTable t;
     t.isa = "ref";
-    t.matmul_f32 = MatmulF32;
-    t.matmul_f16 = MatmulF16;
-    t.matmul_bf16 = MatmulBf16;
+    t.Set(DType::kF32, MatmulF32);
+    t.Set(DType::kF16, MatmulF16);
+    t.Set(DType::kBF16, MatmulBf16);
+    AddQuantMatmuls(&t);
     return t;
   }();
   return table;

@@ -86,13 +86,16 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
 
 }  // namespace
 
+void AddQuantMatmuls(KernelTable* t);  // scalar reference (kernels/ref): fast ones come later
+
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
     KernelTable t;
     t.isa = "avx2";
-    t.matmul_f32 = Matmul<LoadF32>;
-    t.matmul_f16 = Matmul<LoadF16>;
-    t.matmul_bf16 = Matmul<LoadBf16>;
+    t.Set(DType::kF32, Matmul<LoadF32>);
+    t.Set(DType::kF16, Matmul<LoadF16>);
+    t.Set(DType::kBF16, Matmul<LoadBf16>);
+    AddQuantMatmuls(&t);
     return t;
   }();
   return &table;
