@@ -57,7 +57,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
       *rc = Fail(m.status());
       return;
     }
-    auto tok = Tokenizer::FromModelDir(model);
+    auto tok = Tokenizer::FromPath(model);
     if (!tok.ok()) {
       *rc = Fail(tok.status());
       return;
