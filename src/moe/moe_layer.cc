@@ -16,17 +16,20 @@ MoeLayer::MoeLayer(int layer, int64_t n_embd, TensorView router_weight, Router r
       router_weight_(router_weight),
       router_(std::move(router)),
       store_(store),
-      shared_(std::move(shared)) {}
+      shared_(std::move(shared)) {
+  // Read once at construction, while the store is resident; later scratch sizing must not make
+  // an offloading store fetch every expert.
+  for (int e = 0; e < store_->n_experts(layer_); ++e) {
+    max_ff_ = std::max(max_ff_, store_->Get(layer_, e).gate.dim(0));
+  }
+}
 
 size_t MoeLayer::ScratchFloats(int max_tok) const {
   const size_t T = static_cast<size_t>(max_tok);
   const size_t E = static_cast<size_t>(router_.config().n_expert);
   const size_t K = static_cast<size_t>(router_.config().k);
   const size_t H = static_cast<size_t>(n_embd_);
-  size_t max_ff = 0;
-  for (int e = 0; e < store_->n_experts(layer_); ++e) {
-    max_ff = std::max(max_ff, static_cast<size_t>(store_->Get(layer_, e).gate.dim(0)));
-  }
+  const size_t max_ff = static_cast<size_t>(max_ff_);
   size_t n = 2 * Arena::Round(T * E) + Arena::Round(T) + 2 * Arena::Round(T * K);  // routing
   n += ExpertPlan::ScratchFloats(max_tok, static_cast<int>(K), static_cast<int>(E));
   n += 2 * Arena::Round(T * H) + SwiGluScratchFloats(T, max_ff);  // gathered rows, expert out

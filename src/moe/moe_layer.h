@@ -50,6 +50,7 @@ class MoeLayer {
   Router router_;
   ExpertStore* store_;
   std::unique_ptr<SharedExpert> shared_;
+  int64_t max_ff_ = 0;  // widest expert FFN of this layer (scratch sizing without store lookups)
 };
 
 }  // namespace moxie
