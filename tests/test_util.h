@@ -9,7 +9,25 @@
 
 #include <gtest/gtest.h>
 
+// Status or Result: asserts success and prints the error message otherwise.
+#define ASSERT_OK(expr)                                       \
+  do {                                                        \
+    const auto& moxie_st_ = (expr);                           \
+    ASSERT_TRUE(::moxie::testing::StatusOf(moxie_st_).ok())   \
+        << ::moxie::testing::StatusOf(moxie_st_).message();   \
+  } while (0)
+
 namespace moxie::testing {
+
+template <typename S>
+auto StatusOf(const S& s) {
+  if constexpr (requires { s.status(); }) {
+    return s.status();
+  } else {
+    return s;
+  }
+}
+
 
 inline std::string DataDir() { return MOXIE_TEST_DATA; }
 inline std::string ModelDir(const std::string& name) { return DataDir() + "/models/" + name; }
