@@ -114,6 +114,11 @@ Status GgufWriter::AddTensor(const std::string& name, std::vector<int64_t> ne, u
 }
 
 Status GgufWriter::Put(const void* p, size_t n) {
+  if (sink_ != nullptr) {
+    sink_->insert(sink_->end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    pos_ += n;
+    return Status::Ok();
+  }
   if (n > 0 && std::fwrite(p, 1, n, f_) != n) {
     return IoError(part_ + ": write failed at byte " + std::to_string(pos_) + ": " +
                    std::strerror(errno));
@@ -176,6 +181,44 @@ Status GgufWriter::Pad() {
   return Status::Ok();
 }
 
+Result<std::vector<uint8_t>> GgufWriter::MetadataImage() {
+  std::vector<uint8_t> out;
+  sink_ = &out;
+  const uint64_t saved = pos_;
+  pos_ = 0;
+  Status st = PutHeader(false);
+  sink_ = nullptr;
+  pos_ = saved;
+  MOXIE_RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status GgufWriter::PutHeader(bool with_tensors) {
+  const uint32_t version = 3;
+  const uint64_t nt = with_tensors ? tensors_.size() : 0, nkv = kv_.size();
+  MOXIE_RETURN_IF_ERROR(Put("GGUF", 4));
+  MOXIE_RETURN_IF_ERROR(Put(&version, 4));
+  MOXIE_RETURN_IF_ERROR(Put(&nt, 8));
+  MOXIE_RETURN_IF_ERROR(Put(&nkv, 8));
+  for (const auto& [k, v] : kv_) {
+    MOXIE_RETURN_IF_ERROR(PutString(k));
+    const uint32_t t = static_cast<uint32_t>(v.type);
+    MOXIE_RETURN_IF_ERROR(Put(&t, 4));
+    MOXIE_RETURN_IF_ERROR(PutValue(v));
+  }
+  if (with_tensors) {
+    for (const auto& t : tensors_) {
+      MOXIE_RETURN_IF_ERROR(PutString(t.name));
+      const uint32_t nd = static_cast<uint32_t>(t.ne.size());
+      MOXIE_RETURN_IF_ERROR(Put(&nd, 4));
+      for (int64_t d : t.ne) MOXIE_RETURN_IF_ERROR(Put(&d, 8));
+      MOXIE_RETURN_IF_ERROR(Put(&t.type, 4));
+      MOXIE_RETURN_IF_ERROR(Put(&t.offset, 8));
+    }
+  }
+  return Pad();
+}
+
 Status GgufWriter::Open(const std::string& path, bool overwrite) {
   static_assert(std::endian::native == std::endian::little, "GGUF writer assumes a little-endian host");
   if (f_ != nullptr) return InvalidArgument("GGUF writer: already open");
@@ -189,27 +232,7 @@ Status GgufWriter::Open(const std::string& path, bool overwrite) {
   if (f_ == nullptr) return IoError(part_ + ": cannot create: " + std::strerror(errno));
   buf_.resize(1 << 20);
   std::setvbuf(f_, buf_.data(), _IOFBF, buf_.size());
-  const uint32_t version = 3;
-  const uint64_t nt = tensors_.size(), nkv = kv_.size();
-  MOXIE_RETURN_IF_ERROR(Put("GGUF", 4));
-  MOXIE_RETURN_IF_ERROR(Put(&version, 4));
-  MOXIE_RETURN_IF_ERROR(Put(&nt, 8));
-  MOXIE_RETURN_IF_ERROR(Put(&nkv, 8));
-  for (const auto& [k, v] : kv_) {
-    MOXIE_RETURN_IF_ERROR(PutString(k));
-    const uint32_t t = static_cast<uint32_t>(v.type);
-    MOXIE_RETURN_IF_ERROR(Put(&t, 4));
-    MOXIE_RETURN_IF_ERROR(PutValue(v));
-  }
-  for (const auto& t : tensors_) {
-    MOXIE_RETURN_IF_ERROR(PutString(t.name));
-    const uint32_t nd = static_cast<uint32_t>(t.ne.size());
-    MOXIE_RETURN_IF_ERROR(Put(&nd, 4));
-    for (int64_t d : t.ne) MOXIE_RETURN_IF_ERROR(Put(&d, 8));
-    MOXIE_RETURN_IF_ERROR(Put(&t.type, 4));
-    MOXIE_RETURN_IF_ERROR(Put(&t.offset, 8));
-  }
-  MOXIE_RETURN_IF_ERROR(Pad());
+  MOXIE_RETURN_IF_ERROR(PutHeader(true));
   data_start_ = pos_;
   cur_ = 0;
   cur_done_ = 0;

@@ -43,6 +43,10 @@ class GgufWriter {
   const GgufTensorInfo& tensor(size_t i) const { return tensors_[i]; }
   uint64_t data_bytes() const { return data_size_; }  // sum of tensor sizes incl. padding
 
+  // The metadata alone as an in-memory GGUF image (no tensors), e.g. to build a tokenizer from
+  // metadata about to be written (GgufFile::Parse reads it).
+  Result<std::vector<uint8_t>> MetadataImage();
+
   // Creates <path>.part and writes header, metadata and tensor infos. Refuses an existing <path>
   // unless `overwrite`.
   Status Open(const std::string& path, bool overwrite);
@@ -59,6 +63,7 @@ class GgufWriter {
   Status PutString(const std::string& s);
   Status PutValue(const GgufValue& v);
   Status Pad();
+  Status PutHeader(bool with_tensors);
 
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<GgufTensorInfo> tensors_;
@@ -71,6 +76,7 @@ class GgufWriter {
   size_t cur_ = 0;         // tensor being written
   uint64_t cur_done_ = 0;  // bytes of it written
   std::vector<char> buf_;
+  std::vector<uint8_t>* sink_ = nullptr;  // MetadataImage() writes here instead of the file
 };
 
 }  // namespace moxie

@@ -133,3 +133,22 @@ TEST(GgufWriter, UnfinishedFileLeavesNothingBehind) {
 
 }  // namespace
 }  // namespace moxie
+
+namespace moxie {
+namespace {
+
+TEST(GgufWriter, MetadataImageParses) {
+  GgufWriter w;
+  w.SetString("tokenizer.ggml.model", "gpt2");
+  w.SetStrings("tokenizer.ggml.tokens", {"a", "b"});
+  ASSERT_OK(w.AddTensor("t", {2}, 0));  // not part of the image
+  auto img = w.MetadataImage();
+  ASSERT_OK(img);
+  auto f = GgufFile::Parse("mem", img->data(), img->size());
+  ASSERT_OK(f);
+  EXPECT_EQ(*(*f)->GetString("tokenizer.ggml.model"), "gpt2");
+  EXPECT_TRUE((*f)->tensors().empty());
+}
+
+}  // namespace
+}  // namespace moxie
