@@ -154,6 +154,36 @@ check("perplexity matches the strided protocol", pj.get("n_scored") == nsc and
 r = run("perplexity", "-m", q3, "-f", ptxt, "--ctx", "16", "--stride", "32")
 check("perplexity stride > ctx", r.returncode != 0 and "--stride" in r.stderr, r.stderr)
 
+# quantize: writes a loadable GGUF with a summary; refuses to overwrite; KL report of
+# `perplexity --kl-base` equals KL computed here from both models' `moxie logits`.
+qout = os.path.join(tmp, "q3.q8_0.gguf")
+r = run("quantize", "-m", q3, "--type", "q8_0", "-o", qout, "--no-progress")
+check("quantize exit", r.returncode == 0 and os.path.exists(qout), r.stderr)
+check("quantize summary", "bits per weight" in r.stdout and "experts" in r.stdout and "Q8_0" in r.stdout,
+      r.stdout)
+r = run("quantize", "-m", q3, "--type", "q8_0", "-o", qout)
+check("quantize refuses overwrite", r.returncode != 0 and "--force" in r.stderr, r.stderr)
+r = run("quantize", "-m", q3, "--type", "q8_0", "-o", qout, "--force", "--no-progress")
+check("quantize --force", r.returncode == 0, r.stderr)
+r = run("perplexity", "-m", q3, "--kl-base", q3, "-f", ptxt, "--ctx", "64", "--json", "--no-progress")
+kj = json.loads(r.stdout) if r.returncode == 0 else {}
+check("kl vs itself", kj.get("kl_max", 1) <= 1e-9 and kj.get("top1_agreement") == 1.0, r.stdout + r.stderr)
+seq = toks  # one window: --ctx covers the whole text
+for path, name in ((q3, "f32"), (qout, "q8")):
+    run("logits", "-m", path, "--tokens", ",".join(map(str, seq)), "--out", os.path.join(tmp, f"kl_{name}.npy"))
+A = np.load(os.path.join(tmp, "kl_f32.npy")).astype(np.float64)[:-1]
+B = np.load(os.path.join(tmp, "kl_q8.npy")).astype(np.float64)[:-1]
+lpa = A - A.max(1, keepdims=True); lpa -= np.log(np.exp(lpa).sum(1, keepdims=True))
+lpb = B - B.max(1, keepdims=True); lpb -= np.log(np.exp(lpb).sum(1, keepdims=True))
+kl = (np.exp(lpa) * (lpa - lpb)).sum(1)
+assert len(toks) < 200
+r = run("perplexity", "-m", qout, "--kl-base", q3, "-f", ptxt, "--ctx", "200", "--json", "--no-progress")
+kj = json.loads(r.stdout) if r.returncode == 0 else {}
+check("kl q8_0 vs f32 matches numpy", kj.get("n_scored") == len(seq) - 1 and
+      abs(kj.get("kl_mean", -1) - kl.mean()) <= 1e-6 + 1e-3 * kl.mean() and kl.mean() > 0 and
+      abs(kj.get("top1_agreement", -1) - (A.argmax(1) == B.argmax(1)).mean()) < 1e-9,
+      f"{kj} vs numpy kl {kl.mean()}")
+
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
     (["info", "-m", "/nonexistent"], "/nonexistent"),
@@ -168,6 +198,14 @@ bad_cases = [
     (["generate", "-m", mix, "--tokens", "1"], "--greedy"),
     (["logits", "-m", mix], "--tokens"),
     (["frobnicate"], "frobnicate"),
+    (["quantize", "-m", mix, "--type", "q3_k", "-o", os.path.join(tmp, "x.gguf")], "q3_k"),
+    (["quantize", "-m", mix, "--type", "q8_0", "--keep", "attn", "-o", os.path.join(tmp, "x.gguf")], "attn"),
+    (["quantize", "-m", mix, "--type", "q8_0", "--keep", "attn=q9", "-o", os.path.join(tmp, "x.gguf")], "q9"),
+    (["quantize", "-m", mix, "-o", os.path.join(tmp, "x.gguf")], "--type"),
+    (["quantize", "-m", mix, "--expert-types", "/nonexistent.json", "-o", os.path.join(tmp, "x.gguf")],
+     "/nonexistent.json"),
+    (["perplexity", "-m", mix, "--kl-base", "/nonexistent", "-f", os.path.join(tmp, "ppl.txt"), "--ctx", "64"],
+     "/nonexistent"),
 ]
 for args, needle in bad_cases:
     r = run(*args)

@@ -280,6 +280,25 @@ Status ReassembleKvB(GgufWeights& w, const std::string& p, int64_t nh) {
   return Status::Ok();
 }
 
+// "ffn_gate.12.weight" -> 0 (gate) / 1 (up) / 2 (down) with *expert = 12; -1 otherwise.
+int PerExpertSuffix(const std::string& suffix, int* expert) {
+  static const char* kNames[3] = {"ffn_gate.", "ffn_up.", "ffn_down."};
+  for (int p = 0; p < 3; ++p) {
+    const size_t n = std::strlen(kNames[p]);
+    if (suffix.compare(0, n, kNames[p]) != 0) continue;
+    const size_t end = suffix.find(".weight", n);
+    if (end == std::string::npos || end == n || end + 7 != suffix.size() || end - n > 6) return -1;
+    int e = 0;
+    for (size_t i = n; i < end; ++i) {
+      if (suffix[i] < '0' || suffix[i] > '9') return -1;
+      e = e * 10 + (suffix[i] - '0');
+    }
+    *expert = e;
+    return p;
+  }
+  return -1;
+}
+
 }  // namespace
 
 Result<GgufModel> OpenGgufModel(const std::string& path) {
@@ -322,6 +341,10 @@ Result<GgufModel> OpenGgufModel(const std::string& path) {
         hf = lp + shared + "down_proj.weight";
       } else if (suffix == "ffn_gate_inp_shexp.weight") {
         hf = lp + "mlp.shared_expert_gate.weight";
+      } else if (int e = -1; PerExpertSuffix(suffix, &e) >= 0) {
+        // Moxie's per-expert layout (moxie.per_expert_layers): blk.N.ffn_gate.E.weight.
+        static const char* kProj[3] = {"gate_proj", "up_proj", "down_proj"};
+        hf = lp + "mlp.experts." + std::to_string(e) + "." + kProj[PerExpertSuffix(suffix, &e)] + ".weight";
       } else if (suffix == "attn_k_b.weight" || suffix == "attn_v_b.weight") {
         hf = "blk." + layer + "." + suffix.substr(0, suffix.size() - 7);  // reassembled below
       }

@@ -15,5 +15,6 @@ void RegisterRun(CLI::App& app, int* rc);
 void RegisterTemplate(CLI::App& app, int* rc);
 void RegisterChat(CLI::App& app, int* rc);
 void RegisterPerplexity(CLI::App& app, int* rc);
+void RegisterQuantize(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli

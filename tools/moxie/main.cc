@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   moxie::cli::RegisterChat(app, &rc);
   moxie::cli::RegisterTemplate(app, &rc);
   moxie::cli::RegisterPerplexity(app, &rc);
+  moxie::cli::RegisterQuantize(app, &rc);
   moxie::cli::RegisterTokenize(app, &rc);
   moxie::cli::RegisterDetokenize(app, &rc);
   if (argc > 1 && argv[1][0] != '-') {
