@@ -36,7 +36,7 @@ struct Loaded {
   std::unique_ptr<Session> session;
 };
 
-Loaded LoadPath(const std::string& path, int n_threads = 2) {
+Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true) {
   Loaded l;
   auto m = LoadModel(path);
   EXPECT_TRUE(m.ok()) << m.status().message();
@@ -46,6 +46,7 @@ Loaded LoadPath(const std::string& path, int n_threads = 2) {
   so.n_threads = n_threads;
   so.max_ctx = 256;
   so.max_batch = 64;  // the long sequence (96) is fed in two chunks
+  so.quantized_activations = q8_act;
   auto s = Session::Create(*l.model, so);
   EXPECT_TRUE(s.ok()) << s.status().message();
   if (s.ok()) l.session = std::move(s).value();
@@ -132,20 +133,32 @@ TEST_P(FixtureTest, GgufLogitsAndRoutingMatchReference) {
   CheckLogitsAndRouting(GetParam(), ModelDir(GetParam()) + "/model.gguf");
 }
 
-// The fixture's Q8_0 GGUF (made by the reference tools): Moxie dequantizes the weights and computes
-// in f32, so it must equal Hugging Face run on the dequantized weights (hf-dequant, ~1e-5), and be
-// no further from the f32 reference than llama.cpp's own Q8_0 logits are.
+// The fixture's Q8_0 GGUF (made by the reference tools), in both activation modes:
+//  - f32 activations against the dequantized weights: must equal Hugging Face run on the
+//    dequantized weights (hf-dequant, ~1e-5) and be no further from the f32 reference than
+//    llama.cpp's own Q8_0 logits are;
+//  - 8-bit activations (the default, llama.cpp's scheme): must be closer to llama.cpp's Q8_0 logits
+//    than the exact dequantized model is (same quantization of the activations; only summation
+//    order differs).
 TEST_P(FixtureTest, Q8_0GgufMatchesReferences) {
   const std::string name = GetParam();
   const std::string dir = ModelDir(name);
   const std::string gguf = dir + "/model.q8_0.gguf";
   if (!std::filesystem::exists(gguf)) GTEST_SKIP() << name << " has no Q8_0 GGUF (bf16 fixture)";
-  Loaded l = LoadPath(gguf);
-  ASSERT_TRUE(l.session);
   const auto ids = Ids(ReadJson(dir + "/reference/sequences.json")["prompt"]["ids"]);
-  const size_t V = static_cast<size_t>(l.model->info().n_vocab);
-  std::vector<float> logits(ids.size() * V);
-  ASSERT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+  auto run = [&](bool q8_act) {
+    Loaded l = LoadPath(gguf, 2, q8_act);
+    EXPECT_TRUE(l.session);
+    if (!l.session) return std::vector<float>{};
+    const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+    std::vector<float> logits(ids.size() * V);
+    EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+    return logits;
+  };
+  const std::vector<float> exact = run(false), q8 = run(true);
+  ASSERT_FALSE(exact.empty());
+  ASSERT_FALSE(q8.empty());
+  const size_t V = exact.size() / ids.size();
   auto f32 = ReadNpyF32(dir + "/reference/prompt.prefill.npy");
   auto llama = ReadNpyF32(dir + "/reference/q8_0/llama.cpp.prompt.prefill.npy");
   ASSERT_TRUE(f32.ok() && llama.ok());
@@ -154,14 +167,35 @@ TEST_P(FixtureTest, Q8_0GgufMatchesReferences) {
     for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
     return m;
   };
-  const float ours = max_diff(logits, f32->data), theirs = max_diff(llama->data, f32->data);
-  std::printf("    %-22s Q8_0 vs f32: moxie %.3f, llama.cpp %.3f\n", name.c_str(), ours, theirs);
+  const float ours = max_diff(exact, f32->data), theirs = max_diff(llama->data, f32->data);
+  const float q8_llama = max_diff(q8, llama->data), exact_llama = max_diff(exact, llama->data);
+  const float q8_f32 = max_diff(q8, f32->data);
+  std::printf("    %-22s Q8_0 vs f32: moxie %.3f (8-bit act. %.3f), llama.cpp %.3f; 8-bit activations vs "
+              "llama.cpp %.2e (f32 activations %.2e)\n",
+              name.c_str(), ours, q8_f32, theirs, q8_llama, exact_llama);
   EXPECT_LE(ours, theirs);
+  if (name.rfind("deepseek", 0) != 0) {
+    EXPECT_LT(q8_llama, 0.25f * exact_llama);
+  } else {
+    // MLA: llama.cpp multiplies the absorbed attn_k_b / attn_v_b (8-bit activations) where Moxie
+    // expands kv_b_proj in f32, so the two 8-bit paths differ by more than summation order (on
+    // deepseek-v3 a group-limited routing decision flips). Checked: argmax agreement with
+    // llama.cpp's Q8_0 at >= 80 % of positions.
+    size_t agree = 0;
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const float* a = q8.data() + t * V;
+      const float* b = llama->data.data() + t * V;
+      agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    std::printf("    %-22s 8-bit activations: argmax agrees with llama.cpp Q8_0 at %zu/%zu positions\n",
+                name.c_str(), agree, ids.size());
+    EXPECT_GE(agree * 5, ids.size() * 4);
+  }
   const std::string hf = dir + "/reference/q8_0/hf-dequant.prompt.prefill.npy";
   if (std::filesystem::exists(hf)) {
     auto h = ReadNpyF32(hf);
     ASSERT_TRUE(h.ok());
-    EXPECT_TRUE(testing::AllClose(logits.data(), h->data.data(), logits.size(), kLogitTol, V));
+    EXPECT_TRUE(testing::AllClose(exact.data(), h->data.data(), exact.size(), kLogitTol, V));
   }
 }
 

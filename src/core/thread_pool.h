@@ -65,6 +65,9 @@ struct KernelTable;  // kernels/kernel_table.h
 struct ExecContext {
   ThreadPool* pool = nullptr;
   const KernelTable* kernels = nullptr;
+  // Quantized weights multiply 8-bit quantized activations (llama.cpp's CPU scheme, faster);
+  // false: f32 activations against the dequantized weights (exact to the dequantized model).
+  bool quantized_activations = true;
   int n_threads() const { return pool ? pool->size() : 1; }
   template <typename Fn>
   void ParallelFor(size_t n, Fn&& fn) const {

@@ -18,17 +18,42 @@ namespace moxie {
 using MatmulFn = void (*)(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in,
                           size_t n_rows, float* y, size_t ldy);
 
+// Quantized weights with 8-bit activations (llama.cpp's CPU scheme): the caller first quantizes the
+// n_tok activation rows with QuantizeActFn for the weight dtype (Q8_0 blocks for Q8_0/Q4_0/MXFP4
+// weights, Q8_K for Q4_K/Q5_K/Q6_K; kernels/ref/quant.h, ActivationRowBytes) into xq, row t at
+// xq + t * xq_stride bytes; then
+//   y[t * ldy + r] = dot(W[r], dequant(xq row t))   computed in integers per block as ggml does.
+// n_in is a multiple of the weight's block size.
+using QuantizeActFn = void (*)(const float* x, void* xq, size_t n_in);
+using QMatmulFn = void (*)(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
+                           size_t n_in, size_t n_rows, float* y, size_t ldy);
+
 struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value
   const char* isa = "ref";
   MatmulFn matmul[kSlots] = {};
+  // 8-bit-activation path for quantized dtypes (nullptr: use matmul, f32 activations).
+  QMatmulFn qmatmul[kSlots] = {};
+  QuantizeActFn quantize_act[kSlots] = {};
 
   // nullptr if the dtype has no matmul kernel.
   MatmulFn Matmul(DType w) const {
     const int i = static_cast<int>(w);
     return i < kSlots ? matmul[i] : nullptr;
   }
+  QMatmulFn QMatmul(DType w) const {
+    const int i = static_cast<int>(w);
+    return i < kSlots ? qmatmul[i] : nullptr;
+  }
+  QuantizeActFn QuantizeAct(DType w) const {
+    const int i = static_cast<int>(w);
+    return i < kSlots ? quantize_act[i] : nullptr;
+  }
   void Set(DType w, MatmulFn f) { matmul[static_cast<int>(w)] = f; }
+  void SetQ(DType w, QuantizeActFn qa, QMatmulFn f) {
+    quantize_act[static_cast<int>(w)] = qa;
+    qmatmul[static_cast<int>(w)] = f;
+  }
 };
 
 // Row `r` of a weight of dtype `t` to f32 (any float or quantized dtype; n elements).

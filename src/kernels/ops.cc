@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
 
 namespace moxie {
 
@@ -17,6 +20,27 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
   MOXIE_CHECK(mm != nullptr);
   const size_t row_bytes = RowBytes(w.dtype, static_cast<int64_t>(n_in));
   const auto* wb = static_cast<const uint8_t*>(w.data);
+  const QMatmulFn qmm = ctx.quantized_activations ? kt.QMatmul(w.dtype) : nullptr;
+  if (qmm != nullptr) {
+    // 8-bit activations: quantized once here, shared by every thread's rows. The buffer only
+    // grows (the first, largest batch sizes it), so steady-state decode does not allocate.
+    const QuantType q = static_cast<QuantType>(GgmlTypeOf(w.dtype));
+    const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(n_in));
+    thread_local std::vector<uint8_t> xq;
+    if (xq.size() < stride * n_tok) xq.resize(stride * n_tok);
+    const QuantizeActFn qa = kt.QuantizeAct(w.dtype);
+    for (size_t t = 0; t < n_tok; ++t) qa(x + t * ldx, xq.data() + t * stride, n_in);
+    const uint8_t* xqp = xq.data();
+    ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
+      qmm(xqp, stride, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
+      if (bias != nullptr) {
+        for (size_t t = 0; t < n_tok; ++t) {
+          for (size_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
+        }
+      }
+    });
+    return;
+  }
   ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
     mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
     if (bias != nullptr) {

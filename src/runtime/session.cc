@@ -18,6 +18,7 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   s->pool_ = std::make_unique<ThreadPool>(nt);
   s->ctx_.pool = s->pool_.get();
   s->ctx_.kernels = &BestKernels();
+  s->ctx_.quantized_activations = o.quantized_activations;
   int ctx_len = o.max_ctx;
   if (ctx_len == 0) ctx_len = std::min(model.info().max_position, 4096);
   s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len);

@@ -20,6 +20,9 @@ struct SessionOptions {
   int n_seq = 1;        // KV slots
   int max_ctx = 0;      // 0 = min(model max_position, 4096)
   int max_batch = 256;  // tokens per forward; longer prompts are split
+  // Quantized weights: 8-bit activations (default, as llama.cpp) or f32 activations against the
+  // dequantized weights (exact to the dequantized model; slower).
+  bool quantized_activations = true;
 };
 
 class Session {

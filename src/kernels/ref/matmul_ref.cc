@@ -79,7 +79,34 @@ void MatmulQuant(const float* x, size_t ldx, size_t n_tok, const void* w, size_t
   }
 }
 
+// 8-bit activations: ggml's generic dot per (row, token), bit-identical to DotRowQ8.
+template <QuantType Q>
+void QuantizeActRef(const float* x, void* xq, size_t n_in) {
+  QuantizeActivationRow(Q, x, xq, static_cast<int64_t>(n_in));
+}
+
+template <QuantType Q>
+void QMatmulRef(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                size_t n_rows, float* y, size_t ldy) {
+  const size_t row_bytes = QuantRowBytes(Q, static_cast<int64_t>(n_in));
+  for (size_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + r * row_bytes;
+    for (size_t t = 0; t < n_tok; ++t) {
+      y[t * ldy + r] = DotRowQ8(Q, wr, static_cast<const uint8_t*>(xq) + t * xq_stride, static_cast<int64_t>(n_in));
+    }
+  }
+}
+
 }  // namespace
+
+void AddQuantActMatmulsRef(KernelTable* t) {
+  t->SetQ(DType::kQ8_0, QuantizeActRef<QuantType::kQ8_0>, QMatmulRef<QuantType::kQ8_0>);
+  t->SetQ(DType::kQ4_0, QuantizeActRef<QuantType::kQ4_0>, QMatmulRef<QuantType::kQ4_0>);
+  t->SetQ(DType::kQ4_K, QuantizeActRef<QuantType::kQ4_K>, QMatmulRef<QuantType::kQ4_K>);
+  t->SetQ(DType::kQ5_K, QuantizeActRef<QuantType::kQ5_K>, QMatmulRef<QuantType::kQ5_K>);
+  t->SetQ(DType::kQ6_K, QuantizeActRef<QuantType::kQ6_K>, QMatmulRef<QuantType::kQ6_K>);
+  t->SetQ(DType::kMXFP4, QuantizeActRef<QuantType::kMXFP4>, QMatmulRef<QuantType::kMXFP4>);
+}
 
 void AddQuantMatmuls(KernelTable* t) {
   t->Set(DType::kQ8_0, MatmulQuant<QuantType::kQ8_0>);
@@ -106,6 +133,7 @@ const KernelTable& RefKernels() {
     t.Set(DType::kF16, MatmulF16);
     t.Set(DType::kBF16, MatmulBf16);
     AddQuantMatmuls(&t);
+    AddQuantActMatmulsRef(&t);
     return t;
   }();
   return table;

@@ -86,7 +86,8 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
 
 }  // namespace
 
-void AddQuantMatmuls(KernelTable* t);  // scalar reference (kernels/ref): fast ones come later
+void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
+void AddQuantActMatmulsRef(KernelTable* t);   // 8-bit-activation reference (fast ones replace them)
 
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
@@ -96,6 +97,7 @@ const KernelTable* Avx2KernelsImpl() {
     t.Set(DType::kF16, Matmul<LoadF16>);
     t.Set(DType::kBF16, Matmul<LoadBf16>);
     AddQuantMatmuls(&t);
+    AddQuantActMatmulsRef(&t);
     return t;
   }();
   return &table;
