@@ -183,6 +183,7 @@ struct OutTensor {
   bool fell_back = false;
   int64_t rows = 0, cols = 0;
   std::vector<TensorView> parts;   // each [rows_per_part, cols] (1-D: one row)
+  std::vector<const WeightRef*> refs;  // per part: the source tensor (computed rows), or nullptr
   int64_t rows_per_part = 0;
   std::function<int64_t(int64_t)> permute;  // local row -> source row within the part
   std::shared_ptr<std::vector<float>> owned;  // backing store of a computed part
@@ -425,6 +426,7 @@ class Planner {
       return InvalidFormat(r->file + ": tensor '" + hf + "' has shape " + s.ToString() + "; expected 1-D or 2-D");
     }
     t.parts = {r->view};
+    t.refs = {r};
     t.rows_per_part = t.rows;
     out_.push_back(std::move(t));
     return Status::Ok();
@@ -452,6 +454,7 @@ class Planner {
     const std::string name = lp + "self_attn.kv_b_proj.weight";
     if (src_.Find(name) == nullptr) return Status::Ok();
     MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name));
+    if (r->view.data == nullptr) return InvalidArgument(src_.Describe() + ": '" + name + "' must be stored, not computed");
     const Json& c = cfg_.json();
     const int64_t nope = Get(c, "qk_nope_head_dim", 0), vd = Get(c, "v_head_dim", 0);
     const int64_t lora = Get(c, "kv_lora_rank", 0);
@@ -476,6 +479,7 @@ class Planner {
     k.cols = nope;
     k.owned = kb;
     k.parts = {TensorView{kb->data(), DType::kF32, Shape{{k.rows, k.cols}}}};
+    k.refs = {nullptr};
     k.rows_per_part = k.rows;
     out_.push_back(std::move(k));
     // attn_v_b: [nh, vd, lora] = the V rows of each head, in place.
@@ -487,6 +491,7 @@ class Planner {
     v.cols = lora;
     for (int64_t h = 0; h < nh_; ++h) {
       v.parts.push_back(TensorView{r->view.row(h * (nope + vd) + nope), r->view.dtype, Shape{{vd, lora}}});
+      v.refs.push_back(nullptr);
     }
     v.rows_per_part = vd;
     out_.push_back(std::move(v));
@@ -506,17 +511,22 @@ class Planner {
     }
     const char* gg[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
     std::vector<TensorView> parts[3];
+    std::vector<const WeightRef*> refs[3];
     if (src_.Find(prefix + ".0." + names[0] + ".weight") != nullptr) {
       for (int e = 0; e < E_; ++e) {
         for (int p = 0; p < 3; ++p) {
           MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(prefix + "." + std::to_string(e) + "." + names[p] + ".weight"));
           if (r->view.shape.rank() != 2) return InvalidFormat(r->file + ": expert tensor '" + r->name + "' is not 2-D");
           parts[p].push_back(r->view);
+          refs[p].push_back(r);
         }
       }
     } else if (src_.Find(prefix + ".gate_up_proj") != nullptr) {
       MOXIE_ASSIGN_OR_RETURN(const WeightRef* gu, Fetch(prefix + ".gate_up_proj"));
       MOXIE_ASSIGN_OR_RETURN(const WeightRef* dn, Fetch(prefix + ".down_proj"));
+      if (gu->view.data == nullptr || dn->view.data == nullptr) {
+        return InvalidArgument(src_.Describe() + ": fused expert tensors must be stored, not computed");
+      }
       if (gu->view.shape.rank() != 3 || dn->view.shape.rank() != 3 || gu->view.dim(0) != E_ || dn->view.dim(0) != E_) {
         return InvalidFormat(gu->file + ": fused expert tensors must be [E, 2I, H] and [E, H, I]");
       }
@@ -526,14 +536,19 @@ class Planner {
         parts[0].push_back(TensorView{ge.data, ge.dtype, Shape{{I, Hh}}});
         parts[1].push_back(TensorView{ge.row(I), ge.dtype, Shape{{I, Hh}}});
         parts[2].push_back(dn->view.Slice0(e));
+        for (auto& rv : refs) rv.push_back(nullptr);
       }
     } else if (src_.Find(prefix + ".gate_proj") != nullptr) {  // stacked 3-D (from a GGUF)
       for (int p = 0; p < 3; ++p) {
         MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(prefix + "." + names[p]));
+        if (r->view.data == nullptr) return InvalidArgument(r->file + ": stacked '" + r->name + "' must be stored");
         if (r->view.shape.rank() != 3 || r->view.dim(0) != E_) {
           return InvalidFormat(r->file + ": stacked expert tensor '" + r->name + "' must be [" + std::to_string(E_) + ", ., .]");
         }
-        for (int e = 0; e < E_; ++e) parts[p].push_back(r->view.Slice0(e));
+        for (int e = 0; e < E_; ++e) {
+          parts[p].push_back(r->view.Slice0(e));
+          refs[p].push_back(nullptr);
+        }
       }
     } else {
       return Status::Ok();  // a dense layer
@@ -555,6 +570,7 @@ class Planner {
       t.cols = s.dims[1];
       t.ne = {t.cols, s.dims[0], E_};
       t.parts = std::move(parts[p]);
+      t.refs = std::move(refs[p]);
       out_.push_back(std::move(t));
     }
     return Status::Ok();
@@ -599,6 +615,7 @@ std::vector<OutTensor> SplitPerExpert(std::vector<OutTensor> in, const ExpertTyp
       x.cols = t.cols;
       x.ne = {t.cols, t.rows_per_part};
       x.parts = {t.parts[e]};
+      x.refs = {t.refs[e]};
       x.rows_per_part = x.rows;
       out.push_back(std::move(x));
     }
@@ -608,8 +625,8 @@ std::vector<OutTensor> SplitPerExpert(std::vector<OutTensor> in, const ExpertTyp
 }
 
 // Writes one tensor: rows converted / quantised in parallel chunks.
-Status EmitTensor(const OutTensor& t, GgufWriter* w, const ExecContext& ctx, uint64_t* done, uint64_t total,
-                  const ExportOptions& opts) {
+Status EmitTensor(const OutTensor& t, const WeightSource& src, GgufWriter* w, const ExecContext& ctx,
+                  uint64_t* done, uint64_t total, const ExportOptions& opts) {
   const GgmlTypeInfo* ti = GgmlType(t.type);
   const size_t out_row = static_cast<size_t>(t.cols / ti->block) * static_cast<size_t>(ti->type_size);
   const int64_t chunk_rows = std::max<int64_t>(1, std::min<int64_t>(t.rows, (8 << 20) / std::max<size_t>(out_row, 1)));
@@ -625,16 +642,21 @@ Status EmitTensor(const OutTensor& t, GgufWriter* w, const ExecContext& ctx, uin
       float* f = scratch[static_cast<size_t>(tid)].data();
       for (size_t i = b; i < e; ++i) {
         const int64_t r = r0 + static_cast<int64_t>(i);
-        const TensorView& part = t.parts[static_cast<size_t>(r / t.rows_per_part)];
+        const size_t pi = static_cast<size_t>(r / t.rows_per_part);
+        const TensorView& part = t.parts[pi];
         int64_t local = r % t.rows_per_part;
         if (t.permute) local = t.permute(local);
-        const auto* src = static_cast<const uint8_t*>(part.data) + RowBytes(part.dtype, t.cols) * static_cast<size_t>(local);
         uint8_t* dst = buf.data() + i * out_row;
-        if (out_known && part.dtype == out_dt) {
-          std::memcpy(dst, src, out_row);
-          continue;
+        if (part.data == nullptr) {  // computed rows
+          src.FillRowF32(*t.refs[pi], local, f);
+        } else {
+          const auto* s = static_cast<const uint8_t*>(part.data) + RowBytes(part.dtype, t.cols) * static_cast<size_t>(local);
+          if (out_known && part.dtype == out_dt) {
+            std::memcpy(dst, s, out_row);
+            continue;
+          }
+          RowToF32(part.dtype, s, f, t.cols);
         }
-        RowToF32(part.dtype, src, f, t.cols);
         if (t.type == kF32) {
           std::memcpy(dst, f, out_row);
         } else if (t.type == kF16) {
@@ -724,7 +746,9 @@ Result<ExportReport> ExportGguf(const ConfigReader& cfg, const WeightSource& src
   for (const auto& t : tensors) quantized |= BlockOf(t.type) > 1;
   if (quantized) w.SetU32("general.quantization_version", 2);
   if (!per_expert_layers.empty()) w.SetI32s("moxie.per_expert_layers", per_expert_layers);
-  if (LooksLikeGguf(tokenizer_from)) {
+  if (opts.write_tokenizer) {
+    MOXIE_RETURN_IF_ERROR(opts.write_tokenizer(&w));
+  } else if (LooksLikeGguf(tokenizer_from)) {
     MOXIE_ASSIGN_OR_RETURN(auto tf, GgufFile::Open(tokenizer_from));
     CopyTokenizerMetadata(*tf, &w);
   } else {
@@ -737,7 +761,7 @@ Result<ExportReport> ExportGguf(const ConfigReader& cfg, const WeightSource& src
   const uint64_t total = w.data_bytes();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const OutTensor& t = tensors[i];
-    MOXIE_RETURN_IF_ERROR(EmitTensor(t, &w, ctx, &done, total, opts));
+    MOXIE_RETURN_IF_ERROR(EmitTensor(t, src, &w, ctx, &done, total, opts));
     rep.tensors.push_back(ExportedTensor{t.name, t.cls, t.type, t.rows * t.cols, w.tensor(i).nbytes, t.fell_back});
   }
   MOXIE_RETURN_IF_ERROR(w.Close());

@@ -26,6 +26,8 @@
 
 namespace moxie {
 
+class GgufWriter;
+
 // What a tensor is, for type rules and the summary.
 enum class TensorClass { kEmbed, kOutput, kAttn, kRouter, kExperts, kShared, kDense, kNorm };
 const char* TensorClassName(TensorClass c);  // "embed", "output", "attn", "router", ...
@@ -55,6 +57,8 @@ struct ExportOptions {
   const ExpertTypePlan* expert_plan = nullptr;
   bool overwrite = false;
   std::string name;                          // general.name
+  // Writes the tokenizer metadata instead of reading `tokenizer_from` (synthetic models).
+  std::function<Status(GgufWriter*)> write_tokenizer;
   // Called after every written chunk: bytes written so far, total, current tensor.
   std::function<void(uint64_t, uint64_t, const std::string&)> progress;
 };

@@ -24,6 +24,12 @@ class WeightSource {
   virtual const WeightRef* Find(const std::string& name) const = 0;
   virtual std::vector<std::string> Names() const = 0;
   virtual std::string Describe() const = 0;  // e.g. the folder path
+  // Computed (not stored) tensors, e.g. the random weights of `moxie synth`, have view.data ==
+  // nullptr and produce their rows here, as f32 (view.dtype is F32). Stored sources never get
+  // this call.
+  virtual void FillRowF32(const WeightRef& ref, int64_t row, float* out) const {
+    (void)ref, (void)row, (void)out;
+  }
 };
 
 }  // namespace moxie

@@ -5,13 +5,16 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
 #include "formats/gguf_export.h"
 #include "formats/gguf_model.h"
 #include "formats/hf_checkpoint.h"
+#include "formats/synth_model.h"
 #include "kernels/kernel_table.h"
 #include "tools/moxie/commands.h"
 #include "tools/moxie/common.h"
@@ -104,6 +107,25 @@ void PrintSummary(const ExportReport& r, const std::string& out) {
               8.0 * static_cast<double>(bytes) / static_cast<double>(params), r.arch.c_str());
 }
 
+// A progress callback: a bar redrawn in place on a terminal, a line per 10 % otherwise.
+std::function<void(uint64_t, uint64_t, const std::string&)> ProgressBar() {
+  const bool tty = isatty(2) != 0;
+  auto last = std::make_shared<int>(-1);
+  return [tty, last](uint64_t done, uint64_t total, const std::string& t) {
+    const int pct = total ? static_cast<int>(100 * done / total) : 100;
+    if (!tty && pct / 10 == *last / 10) return;
+    if (tty && pct == *last) return;
+    *last = pct;
+    const int width = 30, fill = pct * width / 100;
+    std::fprintf(stderr, tty ? "\r[%.*s%*s] %3d%% %-40.40s" : "[%.*s%*s] %3d%% %s\n", fill,
+                 "==============================", width - fill, "", pct, t.c_str());
+    if (tty && pct == 100) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+int Threads(int t) { return t > 0 ? t : std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
 }  // namespace
 
 void RegisterQuantize(CLI::App& app, int* rc) {
@@ -188,24 +210,10 @@ void RegisterQuantize(CLI::App& app, int* rc) {
     name = name.substr(name.find_last_of('/') + 1);
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0) name.resize(name.size() - 5);
     opts.name = name;
-    const bool tty = isatty(2) != 0;
-    int last_pct = -1;
-    if (!no_progress) {
-      opts.progress = [&](uint64_t done, uint64_t total, const std::string& t) {
-        const int pct = total ? static_cast<int>(100 * done / total) : 100;
-        if (!tty && pct / 10 == last_pct / 10) return;
-        if (tty && pct == last_pct) return;
-        last_pct = pct;
-        const int width = 30, fill = pct * width / 100;
-        std::fprintf(stderr, tty ? "\r[%.*s%*s] %3d%% %-40.40s" : "[%.*s%*s] %3d%% %s\n", fill,
-                     "==============================", width - fill, "", pct, t.c_str());
-        std::fflush(stderr);
-      };
-    }
-    ThreadPool pool(threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+    if (!no_progress) opts.progress = ProgressBar();
+    ThreadPool pool(Threads(threads));
     ExecContext ctx{&pool, &BestKernels()};
     auto rep = ExportGguf(cfg, *src, model, out, opts, ctx);
-    if (!no_progress && tty) std::fprintf(stderr, "\n");
     if (!rep.ok()) {
       *rc = Fail(rep.status());
       return;
@@ -213,6 +221,68 @@ void RegisterQuantize(CLI::App& app, int* rc) {
     PrintSummary(*rep, out);
     std::printf("took %.1f s\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    *rc = 0;
+  });
+}
+
+}  // namespace moxie::cli
+
+namespace moxie::cli {
+
+void RegisterSynth(CLI::App& app, int* rc) {
+  auto* cmd = app.add_subcommand("synth", "Write a random-weight GGUF model of a real published shape");
+  static std::string shape, arch, type, keep, out;
+  static bool force = false, no_progress = false;
+  static int threads = 0;
+  static uint64_t seed = 1;
+  std::string shapes, archs;
+  for (const auto& s : SynthShapeNames()) shapes += (shapes.empty() ? "" : ", ") + s;
+  for (const auto& a : SynthArchNames()) archs += (archs.empty() ? "" : ", ") + a;
+  cmd->add_option("--shape", shape, "Model shape: " + shapes)->required();
+  cmd->add_option("--arch", arch, "Architecture to express the shape in (default: the shape's own): " + archs);
+  cmd->add_option("--type", type, "Weight type of 2-D weights: " + WeightTypeList())->required();
+  cmd->add_option("--keep", keep, "Per-class types, as in `moxie quantize`");
+  cmd->add_option("--seed", seed, "Seed of the random weights");
+  cmd->add_option("-o,--output", out, "Output .gguf file")->required();
+  cmd->add_flag("--force", force, "Overwrite the output file if it exists");
+  cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_flag("--no-progress", no_progress, "No progress bar on stderr");
+  cmd->callback([rc] {
+    ExportOptions opts;
+    if (!ParseWeightType(type, &opts.type)) {
+      *rc = Fail(InvalidArgument("--type '" + type + "' is not one of " + WeightTypeList()));
+      return;
+    }
+    auto kp = ParseKeep(keep);
+    if (!kp.ok()) {
+      *rc = Fail(kp.status());
+      return;
+    }
+    opts.keep = *kp;
+    opts.overwrite = force;
+    if (!force && access(out.c_str(), F_OK) == 0) {
+      *rc = Fail(InvalidArgument(out + " exists; pass --force to overwrite it"));
+      return;
+    }
+    auto sm = MakeSynthModel(shape, arch, seed);
+    if (!sm.ok()) {
+      *rc = Fail(sm.status());
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    opts.name = "moxie-synth-" + shape + "-" + sm->arch;
+    const int64_t n_vocab = sm->n_vocab;
+    opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+    if (!no_progress) opts.progress = ProgressBar();
+    ThreadPool pool(Threads(threads));
+    ExecContext ctx{&pool, &BestKernels()};
+    auto rep = ExportGguf(sm->config, *sm->weights, "", out, opts, ctx);
+    if (!rep.ok()) {
+      *rc = Fail(rep.status());
+      return;
+    }
+    PrintSummary(*rep, out);
+    std::printf("took %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     *rc = 0;
   });
 }

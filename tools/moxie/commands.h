@@ -16,5 +16,6 @@ void RegisterTemplate(CLI::App& app, int* rc);
 void RegisterChat(CLI::App& app, int* rc);
 void RegisterPerplexity(CLI::App& app, int* rc);
 void RegisterQuantize(CLI::App& app, int* rc);
+void RegisterSynth(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli
