@@ -98,6 +98,11 @@ Status DecoderModel::LoadEmbeddingsAndHead(TensorLoader& loader) {
 Status DecoderModel::Finalize(const TensorLoader& loader) {
   info_.params_total = loader.params();
   info_.bytes_by_dtype = loader.bytes_by_dtype();
+  info_.weight_bytes = 0;
+  for (const auto& [dt, b] : info_.bytes_by_dtype) info_.weight_bytes += b;
+  info_.embedding_bytes = embed_.data != lm_head_.data ? static_cast<int64_t>(embed_.nbytes()) : 0;
+  info_.expert_bytes.clear();
+  info_.expert_bytes_total = 0;
   info_.tensors_by_dtype = loader.tensors_by_dtype();
   info_.unused_tensors = loader.Unused();
   info_.moe_layers.clear();
@@ -111,10 +116,15 @@ Status DecoderModel::Finalize(const TensorLoader& loader) {
       const int E = experts_->n_experts(static_cast<int>(l));
       const int k = L.moe->router().config().k;
       std::vector<int64_t> per(static_cast<size_t>(E));
+      int64_t bytes = 0;
       for (int e = 0; e < E; ++e) {
-        per[static_cast<size_t>(e)] = experts_->Get(static_cast<int>(l), e).n_params();
+        const ExpertWeights& ew = experts_->Get(static_cast<int>(l), e);
+        per[static_cast<size_t>(e)] = ew.n_params();
         info_.params_expert += per[static_cast<size_t>(e)];
+        bytes += static_cast<int64_t>(ew.gate.nbytes() + ew.up.nbytes() + ew.down.nbytes());
       }
+      info_.expert_bytes.push_back(bytes / E);
+      info_.expert_bytes_total += bytes;
       // Active counts the k largest experts (all equal in every supported family).
       std::sort(per.begin(), per.end());
       for (int e = 0; e < E - k; ++e) inactive += per[static_cast<size_t>(e)];
@@ -125,6 +135,12 @@ Status DecoderModel::Finalize(const TensorLoader& loader) {
   }
   info_.params_active = info_.params_total - inactive;
   return Status::Ok();
+}
+
+int64_t ModelInfo::DecodeBytesPerToken() const {
+  int64_t b = weight_bytes - embedding_bytes - expert_bytes_total;
+  for (int64_t e : expert_bytes) b += e * n_expert_used;
+  return b;
 }
 
 std::vector<KvLayerSpec> DecoderModel::KvSpec() const {
@@ -193,19 +209,32 @@ Status DecoderModel::Forward(const ExecContext& ctx, const Batch& batch, KvCache
   for (size_t t = 0; t < T; ++t) {
     RowToF32(embed_.dtype, embed_.row(batch.tokens[t]), x + t * H, static_cast<int64_t>(H));
   }
-  MoeStepInfo step{batch.seq, batch.pos, opts.observer, opts.policy};
+  MoeStepInfo step{batch.seq, batch.pos, opts.observer, opts.policy, opts.times};
+  PhaseTimes* pt = opts.times;
+  double tc = pt ? PhaseClock() : 0;
+  auto lap = [&](double* slot) {  // adds the time since the last lap to *slot
+    if (pt == nullptr) return;
+    const double now = PhaseClock();
+    *slot += now - tc;
+    tc = now;
+  };
+  if (pt) lap(&pt->other);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
     for (size_t t = 0; t < T; ++t) RmsNorm(x + t * H, L.attn_norm.data(), H, eps, xn + t * H);
     L.attn->Forward(ctx, xn, batch, kv.layer(static_cast<int>(l)), y, arena);
     for (size_t i = 0; i < T * H; ++i) x[i] += y[i];
     for (size_t t = 0; t < T; ++t) RmsNorm(x + t * H, L.ffn_norm.data(), H, eps, xn + t * H);
+    if (pt) lap(&pt->attention);
     if (L.moe) {
       L.moe->Forward(ctx, xn, batch.n_tok, y, arena, step);
+      if (pt) tc = PhaseClock();  // the layer booked router / experts / shared itself
     } else {
       RunSwiGlu(ctx, L.dense, xn, T, y, arena);
+      if (pt) lap(&pt->dense);
     }
     for (size_t i = 0; i < T * H; ++i) x[i] += y[i];
+    if (pt) lap(&pt->other);
   }
   const int n_rows = batch.logit_rows ? batch.n_logit_rows : batch.n_tok;
   float* hn = arena.Alloc(static_cast<size_t>(n_rows) * H);
@@ -215,6 +244,7 @@ Status DecoderModel::Forward(const ExecContext& ctx, const Batch& batch, KvCache
   }
   Linear(ctx, hn, H, static_cast<size_t>(n_rows), lm_head_, nullptr, logits,
          static_cast<size_t>(common_.n_vocab));
+  if (pt) lap(&pt->lm_head);
   return Status::Ok();
 }
 

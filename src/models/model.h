@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/phase_times.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "models/kv_cache.h"
@@ -32,6 +33,7 @@ struct Batch {
 struct ForwardOptions {
   RoutingObserver* observer = nullptr;      // receives every MoE routing decision
   const SelectionPolicy* policy = nullptr;  // null = the router's top-k
+  PhaseTimes* times = nullptr;              // adds seconds per phase when set
 };
 
 struct ModelInfo {
@@ -59,6 +61,14 @@ struct ModelInfo {
   int64_t params_active = 0;  // per token: all non-routed params + top-k routed experts per layer
   int64_t params_expert = 0;  // routed-expert params, all layers
   std::map<std::string, int64_t> bytes_by_dtype;  // weight bytes per stored dtype
+  int64_t weight_bytes = 0;     // all weights as stored
+  int64_t embedding_bytes = 0;  // the token embedding table (0 if it doubles as lm_head)
+  // Per MoE layer (parallel to moe_layers): bytes of one routed expert (gate + up + down).
+  std::vector<int64_t> expert_bytes;
+  int64_t expert_bytes_total = 0;  // all routed experts
+  // Weight bytes one decoded token reads with k experts per MoE layer: everything but the
+  // embedding table and the unchosen experts.
+  int64_t DecodeBytesPerToken() const;
   std::map<std::string, int> tensors_by_dtype;
   int max_position = 0;
   int bos_token = -1;

@@ -50,6 +50,7 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
   const size_t H = static_cast<size_t>(n_embd_);
 
   // 1. Route.
+  const double t0 = step.times ? PhaseClock() : 0;
   float* scores = arena.Alloc(T * E);
   Linear(ctx, x, H, T, router_weight_, nullptr, scores, E);
   Routing routing;
@@ -75,6 +76,8 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
     step.observer->OnRouting(ev);
   }
 
+  const double t1 = step.times ? PhaseClock() : 0;
+  if (step.times) step.times->router += t1 - t0;
   // 2. Dispatch.
   ExpertPlan plan;
   plan.Build(routing, rc.n_expert, arena);
@@ -98,6 +101,8 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
     }
   }
 
+  const double t2 = step.times ? PhaseClock() : 0;
+  if (step.times) step.times->experts += t2 - t1;
   // 5. Shared experts.
   if (shared_) {
     float* ys = arena.Alloc(T * H);
@@ -111,6 +116,7 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
       const float gt = g != nullptr ? Sigmoid(g[t]) : 1.0f;
       for (size_t c = 0; c < H; ++c) out[t * H + c] += gt * ys[t * H + c];
     }
+    if (step.times) step.times->shared += PhaseClock() - t2;
   }
   arena.Release(mark);
 }

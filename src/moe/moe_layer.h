@@ -1,6 +1,8 @@
 // MoeLayer: route -> dispatch (ExpertPlan) -> expert FFNs -> weighted combine (+ shared experts).
 #pragma once
 
+#include "core/phase_times.h"
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -26,6 +28,7 @@ struct MoeStepInfo {  // per-step context the layer passes to observers
   const int32_t* pos = nullptr;
   RoutingObserver* observer = nullptr;      // may be null
   const SelectionPolicy* policy = nullptr;  // null = top-k
+  PhaseTimes* times = nullptr;              // may be null
 };
 
 class MoeLayer {

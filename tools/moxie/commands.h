@@ -17,5 +17,6 @@ void RegisterChat(CLI::App& app, int* rc);
 void RegisterPerplexity(CLI::App& app, int* rc);
 void RegisterQuantize(CLI::App& app, int* rc);
 void RegisterSynth(CLI::App& app, int* rc);
+void RegisterBench(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli

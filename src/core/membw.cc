@@ -1,0 +1,39 @@
+#include "core/membw.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace moxie {
+
+Bandwidth MeasureReadBandwidth(int threads, size_t mib, int reps) {
+  const int nt = std::max(1, threads);
+  const size_t n = mib * 1024 * 1024 / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  std::vector<double> gbs;
+  volatile uint64_t sink = 0;
+  for (int r = 0; r < std::max(1, reps); ++r) {
+    std::vector<uint64_t> partial(static_cast<size_t>(nt));
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> th;
+    for (int t = 0; t < nt; ++t) {
+      th.emplace_back([&, t] {
+        const size_t b = n * static_cast<size_t>(t) / static_cast<size_t>(nt);
+        const size_t e = n * static_cast<size_t>(t + 1) / static_cast<size_t>(nt);
+        uint64_t acc = 0;
+        for (size_t i = b; i < e; ++i) acc += buf[i];
+        partial[static_cast<size_t>(t)] = acc;
+      });
+    }
+    for (auto& x : th) x.join();
+    const auto t1 = std::chrono::steady_clock::now();
+    for (uint64_t p : partial) sink = sink + p;
+    gbs.push_back(static_cast<double>(n * sizeof(uint64_t)) / std::chrono::duration<double>(t1 - t0).count() / 1e9);
+  }
+  std::sort(gbs.begin(), gbs.end());
+  return Bandwidth{gbs.back(), gbs[gbs.size() / 2]};
+}
+
+}  // namespace moxie

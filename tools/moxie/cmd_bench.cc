@@ -1,0 +1,294 @@
+// `moxie bench -m MODEL [-p 512] [-n 128] [-t 2] [-r 5] [-b 1,4,8] [-o md|json]`: prefill and decode
+// speed like llama-bench (random token ids, decode from an empty context, median and spread over
+// repetitions), batched decode of B sequences with the expert-union roofline from the routing
+// actually observed, load time, peak RSS, a memory-bandwidth probe and the roofline shares, and
+// the time split by phase from cheap counters.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/membw.h"
+#include "kernels/kernel_table.h"
+#include "tools/moxie/commands.h"
+#include "tools/moxie/common.h"
+
+namespace moxie::cli {
+namespace {
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+int64_t PeakRssBytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+Stats Summarise(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Stats s;
+  if (v.empty()) return s;
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  return s;
+}
+
+// Counts, per step, the distinct experts each MoE layer ran (the weights a step must read).
+class UnionCounter : public RoutingObserver {
+ public:
+  explicit UnionCounter(const ModelInfo& info) {
+    for (size_t i = 0; i < info.moe_layers.size(); ++i) {
+      bytes_[info.moe_layers[i]] = info.expert_bytes[i];
+    }
+  }
+  void OnRouting(const RoutingEvent& ev) override {
+    std::set<int32_t> u;
+    for (int t = 0; t < ev.n_tok; ++t) {
+      for (int j = 0; j < ev.count[t]; ++j) u.insert(ev.ids[t * ev.k_max + j]);
+    }
+    expert_bytes_ += static_cast<double>(u.size()) * static_cast<double>(bytes_[ev.layer]);
+    experts_ += static_cast<double>(u.size());
+    ++layer_steps_;
+  }
+  double expert_bytes_ = 0, experts_ = 0;
+  int64_t layer_steps_ = 0;
+
+ private:
+  std::map<int, int64_t> bytes_;
+};
+
+std::string Mb(double b) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f MiB", b / 1048576.0);
+  return s;
+}
+
+}  // namespace
+
+void RegisterBench(CLI::App& app, int* rc) {
+  auto* cmd = app.add_subcommand("bench", "Prefill / decode / batched-decode speed with roofline shares");
+  static std::string model, batches = "1", out = "md";
+  static int p = 512, n = 128, threads = 0, reps = 5;
+  static bool no_bw = false;
+  static uint64_t seed = 1;
+  cmd->add_option("-m,--model", model, "Model folder or GGUF (default: the demo model)");
+  cmd->add_option("-p,--n-prompt", p, "Prefill length (0 = skip)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--n-gen", n, "Decoded tokens per run (0 = skip)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("-r,--repetitions", reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
+  cmd->add_option("-b,--batch", batches, "Sequences decoded together, e.g. 1,4,8");
+  cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
+  cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
+  cmd->add_option("--seed", seed, "Seed of the random token ids");
+  cmd->callback([rc] {
+    model = ModelOrDefault(model);
+    auto bl = ParseTokenList(batches, "-b");
+    if (!bl.ok()) {
+      *rc = Fail(bl.status());
+      return;
+    }
+    std::vector<int> bs;
+    for (int32_t b : *bl) {
+      if (b < 1 || b > 256) {
+        *rc = Fail(InvalidArgument("-b: batch sizes must be in [1, 256], got " + std::to_string(b)));
+        return;
+      }
+      bs.push_back(b);
+    }
+    const int nt = threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const double t0 = Now();
+    auto m = LoadModel(model);
+    if (!m.ok()) {
+      *rc = Fail(m.status());
+      return;
+    }
+    const double load_s = Now() - t0;
+    const ModelInfo& info = (*m)->info();
+    int max_b = 1;
+    for (int b : bs) max_b = std::max(max_b, b);
+    SessionOptions so;
+    so.n_threads = nt;
+    so.n_seq = max_b;
+    so.max_ctx = std::min(info.max_position, std::max(p, n) + 1);
+    so.max_batch = std::max(1, std::min(p > 0 ? p : 1, 512));
+    auto sess = Session::Create(**m, so);
+    if (!sess.ok()) {
+      *rc = Fail(sess.status());
+      return;
+    }
+    Session& s = **sess;
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int32_t> tokd(0, info.n_vocab - 1);
+    std::vector<int32_t> prompt(static_cast<size_t>(std::max(p, 1)));
+    for (auto& t : prompt) t = tokd(rng);
+    std::vector<float> logits(static_cast<size_t>(max_b) * static_cast<size_t>(info.n_vocab));
+    auto fail = [&](const Status& st) {
+      *rc = Fail(st);
+      return false;
+    };
+    // Warm-up: touches every weight once (the first pass pages the file in).
+    {
+      s.Reset(0);
+      const int w = std::min(8, std::max(p, 1));
+      Status st = s.Feed(0, prompt.data(), w, false, logits.data());
+      if (!st.ok() && !fail(st)) return;
+    }
+    nlohmann::ordered_json j;
+    std::vector<double> pp, tg;
+    for (int r = 0; r < reps && p > 0; ++r) {
+      s.Reset(0);
+      const double a = Now();
+      Status st = s.Feed(0, prompt.data(), p, false, logits.data());
+      if (!st.ok() && !fail(st)) return;
+      pp.push_back(p / (Now() - a));
+    }
+    PhaseTimes phases;
+    for (int r = 0; r < reps && n > 0; ++r) {
+      s.Reset(0);
+      ForwardOptions fo;
+      fo.times = &phases;
+      const double a = Now();
+      for (int i = 0; i < n; ++i) {
+        const int32_t tok = prompt[static_cast<size_t>(i) % prompt.size()];
+        Status st = s.Feed(0, &tok, 1, false, logits.data(), fo);
+        if (!st.ok() && !fail(st)) return;
+      }
+      tg.push_back(n / (Now() - a));
+    }
+    const Stats pps = Summarise(pp), tgs = Summarise(tg);
+    const double bytes_tok = static_cast<double>(info.DecodeBytesPerToken());
+    const double dense_bytes = static_cast<double>(info.weight_bytes - info.embedding_bytes - info.expert_bytes_total);
+    // Batched decode: B sequences, one token each per step, all from an empty context.
+    struct BRow {
+      int b;
+      Stats tok_s;
+      double roofline = 0, experts_per_layer = 0, bytes_step = 0;
+    };
+    std::vector<BRow> brows;
+    for (int b : bs) {
+      if (b == 1 || n == 0) continue;
+      std::vector<int32_t> toks(static_cast<size_t>(b)), pos(static_cast<size_t>(b)), seq(static_cast<size_t>(b));
+      std::vector<double> v;
+      UnionCounter uc(info);
+      for (int r = 0; r < reps; ++r) {
+        const double a = Now();
+        for (int i = 0; i < n; ++i) {
+          for (int q = 0; q < b; ++q) {
+            toks[static_cast<size_t>(q)] = prompt[static_cast<size_t>(i * b + q) % prompt.size()];
+            pos[static_cast<size_t>(q)] = i;
+            seq[static_cast<size_t>(q)] = q;
+          }
+          Batch batch;
+          batch.n_tok = b;
+          batch.tokens = toks.data();
+          batch.pos = pos.data();
+          batch.seq = seq.data();
+          ForwardOptions fo;
+          fo.observer = &uc;
+          Status st = s.Forward(batch, logits.data(), fo);
+          if (!st.ok() && !fail(st)) return;
+        }
+        v.push_back(static_cast<double>(b) * n / (Now() - a));
+      }
+      BRow row{b, Summarise(v)};
+      const double steps = static_cast<double>(reps) * n;
+      row.bytes_step = dense_bytes + uc.expert_bytes_ / steps;
+      row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
+      brows.push_back(row);
+    }
+    // Peak RSS before the bandwidth probe (whose 1 GiB buffer would otherwise count).
+    const int64_t peak_rss = PeakRssBytes();
+    Bandwidth bw;
+    if (!no_bw) bw = MeasureReadBandwidth(nt, 1024, 3);
+    const double roof1 = bw.best_gb_s > 0 ? bw.best_gb_s * 1e9 / bytes_tok : 0;
+    for (auto& r : brows) {
+      r.roofline = bw.best_gb_s > 0 ? r.b * bw.best_gb_s * 1e9 / r.bytes_step : 0;
+    }
+    std::string type;
+    int64_t most = -1;
+    for (const auto& [dt, b] : info.bytes_by_dtype) {
+      if (b > most) {
+        most = b;
+        type = dt;
+      }
+    }
+    const double ptotal = phases.total();
+    if (out == "json") {
+      j["model"] = model;
+      j["family"] = info.family;
+      j["type"] = type;
+      j["threads"] = nt;
+      j["isa"] = BestKernels().isa;
+      j["n_prompt"] = p;
+      j["n_gen"] = n;
+      j["repetitions"] = reps;
+      j["prefill_tok_s"] = pps.median;
+      j["prefill_tok_s_min"] = pps.min;
+      j["prefill_tok_s_max"] = pps.max;
+      j["decode_tok_s"] = tgs.median;
+      j["decode_tok_s_min"] = tgs.min;
+      j["decode_tok_s_max"] = tgs.max;
+      j["decode_bytes_per_token"] = static_cast<int64_t>(bytes_tok);
+      j["bandwidth_gb_s"] = bw.best_gb_s;
+      j["bandwidth_gb_s_median"] = bw.median_gb_s;
+      j["decode_roofline_tok_s"] = roof1;
+      j["decode_roofline_share"] = roof1 > 0 ? tgs.median / roof1 : 0;
+      nlohmann::ordered_json bj = nlohmann::ordered_json::object();
+      for (const auto& r : brows) {
+        bj[std::to_string(r.b)] = {{"tok_s", r.tok_s.median},     {"tok_s_min", r.tok_s.min},
+                                   {"tok_s_max", r.tok_s.max},    {"roofline_tok_s", r.roofline},
+                                   {"roofline_share", r.roofline > 0 ? r.tok_s.median / r.roofline : 0},
+                                   {"experts_per_layer", r.experts_per_layer}};
+      }
+      j["batched"] = bj;
+      j["phases_decode_s"] = {{"attention", phases.attention}, {"router", phases.router}, {"experts", phases.experts},
+                              {"shared", phases.shared},       {"dense", phases.dense},   {"lm_head", phases.lm_head},
+                              {"other", phases.other}};
+      j["load_s"] = load_s;
+      j["peak_rss_bytes"] = peak_rss;
+      j["weight_bytes"] = info.weight_bytes;
+      std::printf("%s\n", j.dump(1).c_str());
+    } else {
+      std::printf("model %s (%s, %s), %d threads, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
+                  info.family.c_str(), type.c_str(), nt, BestKernels().isa, Mb(static_cast<double>(info.weight_bytes)).c_str(),
+                  Mb(bytes_tok).c_str());
+      if (bw.best_gb_s > 0) {
+        std::printf("memory bandwidth (streaming read, %d threads): %.1f GB/s best, %.1f median\n", nt, bw.best_gb_s,
+                    bw.median_gb_s);
+      }
+      std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share |\n|---|---|---|---|---|---|\n");
+      if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | |\n", p, pps.median, pps.min, pps.max);
+      if (n > 0) {
+        std::printf("| tg%d | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", n, tgs.median, tgs.min, tgs.max, roof1,
+                    roof1 > 0 ? 100 * tgs.median / roof1 : 0);
+      }
+      for (const auto& r : brows) {
+        std::printf("| tg%d x B=%d (aggregate; %.1f experts/layer) | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", n, r.b,
+                    r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max, r.roofline,
+                    r.roofline > 0 ? 100 * r.tok_s.median / r.roofline : 0);
+      }
+      if (ptotal > 0) {
+        std::printf("\ndecode time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, dense %.0f %%, "
+                    "lm_head %.0f %%, other %.0f %%\n",
+                    100 * phases.attention / ptotal, 100 * phases.router / ptotal, 100 * phases.experts / ptotal,
+                    100 * phases.shared / ptotal, 100 * phases.dense / ptotal, 100 * phases.lm_head / ptotal,
+                    100 * phases.other / ptotal);
+      }
+      std::printf("load %.2f s, peak RSS %s\n", load_s, Mb(static_cast<double>(peak_rss)).c_str());
+    }
+    *rc = 0;
+  });
+}
+
+}  // namespace moxie::cli
