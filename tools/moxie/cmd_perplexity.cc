@@ -36,7 +36,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("perplexity", "Strided perplexity of a text file");
   static std::string model, file, kl_base;
   static int ctx = 512, stride = 0, threads = 0;
-  static bool json = false, no_progress = false;
+  static bool json = false, no_progress = false, f32_act = false;
   cmd->add_option("-m,--model", model, "Hugging Face model folder (default: the demo model)");
   cmd->add_option("-f,--file", file, "UTF-8 text to evaluate")->required();
   cmd->add_option("--ctx", ctx, "Window length in tokens")->check(CLI::Range(2, 1 << 20));
@@ -44,6 +44,9 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--kl-base", kl_base,
                   "Reference model (folder or GGUF) to compare with: KL divergence and top-1 agreement");
+  cmd->add_flag("--f32-activations", f32_act,
+                "Quantized weights: f32 activations against the dequantized weights (exact to the dequantized "
+                "model) instead of 8-bit activations");
   cmd->add_flag("--json", json, "Print the result as JSON");
   cmd->add_flag("--no-progress", no_progress, "No progress bar on stderr");
   cmd->callback([rc] {
@@ -78,6 +81,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
     SessionOptions so;
     so.n_threads = threads;
     so.max_ctx = ctx;
+    so.quantized_activations = !f32_act;
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
       *rc = Fail(sess.status());
