@@ -121,7 +121,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     so.n_threads = nt;
     so.n_seq = max_b;
     so.max_ctx = std::min(info.max_position, std::max(p, n) + 1);
-    so.max_batch = std::max(1, std::min(p > 0 ? p : 1, 512));
+    so.max_batch = std::max({1, max_b, std::min(p, 512)});
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
       *rc = Fail(sess.status());
@@ -130,7 +130,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     Session& s = **sess;
     std::mt19937_64 rng(seed);
     std::uniform_int_distribution<int32_t> tokd(0, info.n_vocab - 1);
-    std::vector<int32_t> prompt(static_cast<size_t>(std::max(p, 1)));
+    std::vector<int32_t> prompt(static_cast<size_t>(std::max(p, 4096)));  // also the decode ids
     for (auto& t : prompt) t = tokd(rng);
     std::vector<float> logits(static_cast<size_t>(max_b) * static_cast<size_t>(info.n_vocab));
     auto fail = [&](const Status& st) {
