@@ -1,6 +1,12 @@
 #include "moe/expert_ffn.h"
 
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "kernels/kernel_table.h"
 #include "kernels/ops.h"
+#include "kernels/ref/quant.h"
 
 namespace moxie {
 
@@ -16,6 +22,168 @@ void RunSwiGlu(const ExecContext& ctx, const ExpertWeights& w, const float* x, s
   Linear(ctx, x, n_embd, n_tok, w.up, nullptr, u, n_ff);
   SwiGlu(g, u, h, n_tok * n_ff);
   Linear(ctx, h, n_ff, n_tok, w.down, nullptr, y, n_embd);
+  arena.Release(mark);
+}
+
+}  // namespace moxie
+
+namespace moxie {
+
+namespace {
+
+// Activations of one group prepared for the weight formats it meets: f32 rows, and 8-bit rows in
+// the Q8_0 and/or Q8_K layouts when a matrix wants them.
+struct PreparedAct {
+  const float* x = nullptr;  // [n, n_in], ld n_in
+  const uint8_t* q8_0 = nullptr;
+  const uint8_t* q8_k = nullptr;
+  size_t s8_0 = 0, s8_k = 0;  // bytes per row
+};
+
+bool UsesQ8(const KernelTable& kt, bool qact, const TensorView& w) {
+  return qact && kt.QMatmul(w.dtype) != nullptr;
+}
+
+uint32_t ActFormat(const TensorView& w) {
+  return ActivationGgmlType(static_cast<QuantType>(GgmlTypeOf(w.dtype)));
+}
+
+size_t ActFloats(size_t rows, size_t n_in, uint32_t fmt) {
+  const size_t bytes = fmt == kGgmlTypeQ8_0 ? rows * (n_in / 32) * 34 : rows * (n_in / 256) * kQ8KBlockBytes;
+  return Arena::Round((bytes + 3) / 4);
+}
+
+// Quantizes `n` rows of x for every format the matrices in `ws` need.
+void Prepare(const KernelTable& kt, bool qact, std::initializer_list<const TensorView*> ws, const float* x, size_t n,
+             size_t n_in, Arena& arena, PreparedAct* a) {
+  a->x = x;
+  for (const TensorView* w : ws) {
+    if (!UsesQ8(kt, qact, *w)) continue;
+    const uint32_t fmt = ActFormat(*w);
+    const uint8_t*& dst = fmt == kGgmlTypeQ8_0 ? a->q8_0 : a->q8_k;
+    if (dst != nullptr) continue;
+    const size_t stride = fmt == kGgmlTypeQ8_0 ? (n_in / 32) * 34 : (n_in / 256) * kQ8KBlockBytes;
+    auto* buf = reinterpret_cast<uint8_t*>(arena.Alloc(ActFloats(n, n_in, fmt)));
+    const QuantizeActFn qa = kt.QuantizeAct(w->dtype);
+    for (size_t t = 0; t < n; ++t) qa(x + t * n_in, buf + t * stride, n_in);
+    dst = buf;
+    (fmt == kGgmlTypeQ8_0 ? a->s8_0 : a->s8_k) = stride;
+  }
+}
+
+// y[t * ldy + r] for rows [r0, r1) of w, all n tokens of `a`.
+void Rows(const KernelTable& kt, bool qact, const TensorView& w, size_t r0, size_t r1, const PreparedAct& a,
+          size_t n, float* y, size_t ldy) {
+  if (r1 <= r0) return;
+  const size_t n_in = static_cast<size_t>(w.dim(1));
+  const auto* wr = static_cast<const uint8_t*>(w.row(static_cast<int64_t>(r0)));
+  if (UsesQ8(kt, qact, w)) {
+    const bool k = ActFormat(w) != kGgmlTypeQ8_0;
+    kt.QMatmul(w.dtype)(k ? a.q8_k : a.q8_0, k ? a.s8_k : a.s8_0, n, wr, n_in, r1 - r0, y + r0, ldy);
+  } else {
+    kt.Matmul(w.dtype)(a.x, n_in, n, wr, n_in, r1 - r0, y + r0, ldy);
+  }
+}
+
+}  // namespace
+
+size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff) {
+  // gathered x + its two 8-bit forms; gate, up, h and h's two 8-bit forms; down outputs.
+  const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= either 8-bit form, in floats
+  const size_t qf = Arena::Round(n_assign * n_ff / 2 + 64);
+  // + per-group rounding (<= 8 allocations of <= kAlign floats each) and the group table.
+  return Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
+         Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 32) + 64;
+}
+
+void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
+                     size_t n_embd, float* out, Arena& arena) {
+  if (n_groups <= 0) return;
+  const size_t mark = arena.mark();
+  const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
+  const bool qact = ctx.quantized_activations;
+  const size_t H = n_embd;
+  const size_t G = static_cast<size_t>(n_groups);
+  // Per-group buffers (all from the arena, in the arena's float units).
+  struct Buf {
+    PreparedAct xa, ha;
+    float* g = nullptr;
+    float* u = nullptr;
+    float* h = nullptr;
+    float* yd = nullptr;
+    size_t ff = 0, n = 0;
+  };
+  Buf* b = reinterpret_cast<Buf*>(arena.Alloc(Arena::Round((G * sizeof(Buf) + 3) / 4)));
+  for (size_t i = 0; i < G; ++i) {
+    const ExpertGroup& gr = groups[i];
+    Buf& bi = b[i];
+    new (&bi) Buf();
+    bi.n = static_cast<size_t>(gr.n_tok);
+    bi.ff = static_cast<size_t>(gr.w->gate.dim(0));
+    float* xg = arena.Alloc(bi.n * H);
+    for (size_t t = 0; t < bi.n; ++t) std::memcpy(xg + t * H, x + static_cast<size_t>(gr.tokens[t]) * H, H * sizeof(float));
+    Prepare(kt, qact, {&gr.w->gate, &gr.w->up}, xg, bi.n, H, arena, &bi.xa);
+    bi.g = arena.Alloc(bi.n * bi.ff);
+    bi.u = arena.Alloc(bi.n * bi.ff);
+    bi.h = arena.Alloc(bi.n * bi.ff);
+    bi.yd = arena.Alloc(bi.n * H);
+  }
+  const int nt = ctx.n_threads();
+  // Phase A: gate/up rows; cost per row ~ its bytes (+ a compute term for many tokens).
+  double total = 0;
+  auto row_cost = [&](size_t i) {
+    const ExpertGroup& gr = groups[i];
+    const double bytes = static_cast<double>(gr.w->gate.nbytes() + gr.w->up.nbytes()) / static_cast<double>(b[i].ff);
+    return bytes + static_cast<double>(b[i].n) * static_cast<double>(H) * 0.25;
+  };
+  for (size_t i = 0; i < G; ++i) total += row_cost(i) * static_cast<double>(b[i].ff);
+  ctx.ParallelFor(static_cast<size_t>(nt), [&](size_t t0, size_t t1, int) {
+    for (size_t th = t0; th < t1; ++th) {
+      const double lo = total * static_cast<double>(th) / nt, hi = total * static_cast<double>(th + 1) / nt;
+      double acc = 0;
+      for (size_t i = 0; i < G; ++i) {
+        const double c = row_cost(i), span = c * static_cast<double>(b[i].ff);
+        if (acc + span <= lo || acc >= hi) {
+          acc += span;
+          continue;
+        }
+        // Rows of group i inside [lo, hi), rounded to multiples of 4 rows at inner boundaries.
+        auto to_row = [&](double v) {
+          if (v <= acc) return size_t{0};
+          if (v >= acc + span) return b[i].ff;
+          const size_t r = static_cast<size_t>((v - acc) / c);
+          return std::min(b[i].ff, (r + 2) / 4 * 4);
+        };
+        const size_t r0 = to_row(lo), r1 = to_row(hi);
+        acc += span;
+        if (r1 <= r0) continue;
+        const ExpertGroup& gr = groups[i];
+        Rows(kt, qact, gr.w->gate, r0, r1, b[i].xa, b[i].n, b[i].g, b[i].ff);
+        Rows(kt, qact, gr.w->up, r0, r1, b[i].xa, b[i].n, b[i].u, b[i].ff);
+        for (size_t t = 0; t < b[i].n; ++t) {
+          const size_t o = t * b[i].ff;
+          SwiGlu(b[i].g + o + r0, b[i].u + o + r0, b[i].h + o + r0, r1 - r0);
+        }
+      }
+    }
+  });
+  // h in the formats the down matrices want.
+  for (size_t i = 0; i < G; ++i) Prepare(kt, qact, {&groups[i].w->down}, b[i].h, b[i].n, b[i].ff, arena, &b[i].ha);
+  // Phase B: down rows split by output row; each thread accumulates its rows over the groups in
+  // order.
+  ctx.ParallelFor(H, [&](size_t r0, size_t r1, int) {
+    if (r1 <= r0) return;
+    for (size_t i = 0; i < G; ++i) {
+      const ExpertGroup& gr = groups[i];
+      Rows(kt, qact, gr.w->down, r0, r1, b[i].ha, b[i].n, b[i].yd, H);
+      for (size_t t = 0; t < b[i].n; ++t) {
+        float* o = out + static_cast<size_t>(gr.tokens[t]) * H;
+        const float* y = b[i].yd + t * H;
+        const float w = gr.weights != nullptr ? gr.weights[t] : 1.0f;
+        for (size_t c = r0; c < r1; ++c) o[c] += w * y[c];
+      }
+    }
+  });
   arena.Release(mark);
 }
 

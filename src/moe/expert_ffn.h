@@ -21,3 +21,29 @@ void RunSwiGlu(const ExecContext& ctx, const ExpertWeights& w, const float* x, s
                float* y, Arena& arena);
 
 }  // namespace moxie
+
+namespace moxie {
+
+// One expert's share of a step: its weights, the batch rows that chose it and their weights.
+struct ExpertGroup {
+  const ExpertWeights* w = nullptr;
+  int n_tok = 0;
+  const int32_t* tokens = nullptr;  // batch rows (each < the step's n_tok)
+  const float* weights = nullptr;   // routing weight per row; nullptr = 1
+};
+
+// Scratch floats RunExpertGroups needs for `n_assign` (token, expert) assignments in total,
+// hidden size n_embd and widest expert n_ff.
+size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff);
+
+// out[t, :] += Σ_groups w_{t,g} · down_g(silu(gate_g x[t]) ⊙ up_g x[t]), groups accumulated in the
+// order given (so a token's result does not depend on what else is in the batch). Two parallel
+// phases, one barrier each, instead of three parallel matmuls per expert: (A) the gate and up rows
+// of every group, split across threads by bytes and fused with SiLU·up; (B) the down rows, split by
+// output row, with the routing weight folded into the accumulation. Quantized weights use the
+// kernel table's 8-bit-activation path when ctx.quantized_activations (activations quantized once
+// per group and format). x: [*, n_embd] (ld n_embd).
+void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
+                     size_t n_embd, float* out, Arena& arena);
+
+}  // namespace moxie

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "kernels/ops.h"
 #include "moe/expert_ffn.h"
@@ -32,11 +33,13 @@ size_t MoeLayer::ScratchFloats(int max_tok) const {
   const size_t max_ff = static_cast<size_t>(max_ff_);
   size_t n = 2 * Arena::Round(T * E) + Arena::Round(T) + 2 * Arena::Round(T * K);  // routing
   n += ExpertPlan::ScratchFloats(max_tok, static_cast<int>(K), static_cast<int>(E));
-  n += 2 * Arena::Round(T * H) + SwiGluScratchFloats(T, max_ff);  // gathered rows, expert out
+  size_t ff = max_ff, n_assign = T * K;
   if (shared_) {
-    n += Arena::Round(T * H) + Arena::Round(T) +
-         SwiGluScratchFloats(T, static_cast<size_t>(shared_->ffn.gate.dim(0)));
+    ff = std::max(ff, static_cast<size_t>(shared_->ffn.gate.dim(0)));
+    n_assign += T;
+    n += 3 * Arena::Round(T) + Arena::Round(T);  // shared gate logits, weights, token list
   }
+  n += Arena::Round((E + 1) * sizeof(ExpertGroup) / 4 + 1) + ExpertGroupsScratchFloats(n_assign, H, ff);
   return n;
 }
 
@@ -82,42 +85,30 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
   ExpertPlan plan;
   plan.Build(routing, rc.n_expert, arena);
 
-  // 3. Experts, in ascending id; 4. weighted combine in that order.
+  // 3. Experts in ascending id, then the shared expert, as one fused step (RunExpertGroups);
+  // 4. the weighted combine happens inside it, in that order.
   std::memset(out, 0, T * H * sizeof(float));
-  float* xg = arena.Alloc(T * H);
-  float* yg = arena.Alloc(T * H);
+  auto* groups = reinterpret_cast<ExpertGroup*>(arena.Alloc((E + 1) * sizeof(ExpertGroup) / sizeof(float) + 1));
+  int n_groups = 0;
   for (int e = 0; e < rc.n_expert; ++e) {
     const int n = plan.n_tokens(e);
     if (n == 0) continue;
-    const int32_t* toks = plan.token + plan.offset[e];
-    const float* wts = plan.weight + plan.offset[e];
-    for (int i = 0; i < n; ++i) std::memcpy(xg + i * H, x + toks[i] * H, H * sizeof(float));
-    RunSwiGlu(ctx, store_->Get(layer_, e), xg, static_cast<size_t>(n), yg, arena);
-    for (int i = 0; i < n; ++i) {
-      float* o = out + toks[i] * H;
-      const float* y = yg + i * H;
-      const float w = wts[i];
-      for (size_t c = 0; c < H; ++c) o[c] += w * y[c];
-    }
+    new (&groups[n_groups++]) ExpertGroup{&store_->Get(layer_, e), n, plan.token + plan.offset[e], plan.weight + plan.offset[e]};
   }
-
-  const double t2 = step.times ? PhaseClock() : 0;
-  if (step.times) step.times->experts += t2 - t1;
-  // 5. Shared experts.
   if (shared_) {
-    float* ys = arena.Alloc(T * H);
-    RunSwiGlu(ctx, shared_->ffn, x, T, ys, arena);
-    float* g = nullptr;
+    int32_t* all = arena.AllocAs<int32_t>(T);
+    for (size_t t = 0; t < T; ++t) all[t] = static_cast<int32_t>(t);
+    float* gw = nullptr;
     if (!shared_->gate.empty()) {
-      g = arena.Alloc(T);
+      float* g = arena.Alloc(T);
       Linear(ctx, x, H, T, shared_->gate, nullptr, g, 1);
+      gw = arena.Alloc(T);
+      for (size_t t = 0; t < T; ++t) gw[t] = Sigmoid(g[t]);
     }
-    for (size_t t = 0; t < T; ++t) {
-      const float gt = g != nullptr ? Sigmoid(g[t]) : 1.0f;
-      for (size_t c = 0; c < H; ++c) out[t * H + c] += gt * ys[t * H + c];
-    }
-    if (step.times) step.times->shared += PhaseClock() - t2;
+    new (&groups[n_groups++]) ExpertGroup{&shared_->ffn, n_tok, all, gw};
   }
+  RunExpertGroups(ctx, groups, n_groups, x, H, out, arena);
+  if (step.times) step.times->experts += PhaseClock() - t1;
   arena.Release(mark);
 }
 
