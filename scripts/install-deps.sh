@@ -6,6 +6,7 @@ PKGS=(
   cmake ninja-build g++ ccache            # toolchain
   nlohmann-json3-dev libcli11-dev         # JSON, command line
   libgtest-dev libgmock-dev               # tests
+  libbenchmark-dev                        # bench/kernels_bench.cc (optional target)
   libpcre2-dev libutf8proc-dev pkg-config  # tokenizer regexes (Unicode classes), NFC
   python3-numpy                           # CLI end-to-end checks read .npy with numpy
 )

@@ -88,6 +88,7 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
 
 void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
 void AddQuantActMatmulsRef(KernelTable* t);   // 8-bit-activation reference (fast ones replace them)
+void AddQuantActMatmulsAvx2(KernelTable* t);  // qmatmul_avx2.cc
 
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
@@ -98,6 +99,7 @@ const KernelTable* Avx2KernelsImpl() {
     t.Set(DType::kBF16, Matmul<LoadBf16>);
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);
+    AddQuantActMatmulsAvx2(&t);
     return t;
   }();
   return &table;

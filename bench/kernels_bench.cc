@@ -1,0 +1,132 @@
+// Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul), reference vs
+// AVX2: expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on expert-sized weights
+// (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
+//
+//   moxie_kernels_bench [--benchmark_filter=...] [--benchmark_format=json] ...
+//
+// bytes_per_second counts weight bytes (the traffic a decode step streams); FLOP/s counts
+// 2·n_in·n_rows·n_tok. "stream" cycles through enough weight copies (≥ 64 MiB) that every call
+// reads its weights from DRAM, as a decode step reads experts; "hot" reuses one copy, which then
+// sits in the last-level cache. The activation quantization (done once per Linear) is timed
+// separately (quantize_act).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
+
+namespace moxie {
+namespace {
+
+struct WeightShape {
+  const char* name;
+  size_t n_rows, n_in;
+};
+constexpr WeightShape kShapes[] = {{"gate_up_1024x2048", 1024, 2048},
+                                   {"down_2048x1024", 2048, 1024}};
+constexpr size_t kStreamBytes = size_t{64} << 20;
+
+// Quantized random weights, `copies` times (each copy a distinct allocation-sized slice).
+std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
+  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  const size_t row_bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in));
+  const size_t bytes = row_bytes * s.n_rows;
+  std::vector<uint8_t> w(bytes * copies);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(s.n_in);
+  for (size_t r = 0; r < s.n_rows; ++r) {
+    for (auto& v : row) v = nd(rng);
+    (void)QuantizeRow(q, row.data(), w.data() + r * row_bytes, static_cast<int64_t>(s.n_in));
+  }
+  for (size_t c = 1; c < copies; ++c)
+    std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
+  return w;
+}
+
+void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, WeightShape s,
+                size_t n_tok, bool stream) {
+  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  const size_t bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in)) * s.n_rows;
+  const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
+  const std::vector<uint8_t> w = MakeWeights(dt, s, copies);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(n_tok * s.n_in);
+  for (auto& v : x) v = nd(rng);
+  const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(s.n_in));
+  std::vector<uint8_t> xq(n_tok * stride);
+  for (size_t t = 0; t < n_tok; ++t) {
+    kt->QuantizeAct(dt)(x.data() + t * s.n_in, xq.data() + t * stride, s.n_in);
+  }
+  std::vector<float> y(n_tok * s.n_rows);
+  const QMatmulFn mm = kt->QMatmul(dt);
+  size_t c = 0;
+  for (auto _ : state) {
+    mm(xq.data(), stride, n_tok, w.data() + c * bytes, s.n_in, s.n_rows, y.data(), s.n_rows);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.n_in * s.n_rows * n_tok) *
+                             static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
+void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {
+  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(n_in);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> xq(ActivationRowBytes(q, static_cast<int64_t>(n_in)));
+  for (auto _ : state) {
+    kt->QuantizeAct(dt)(x.data(), xq.data(), n_in);
+    benchmark::DoNotOptimize(xq.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n_in * 4));
+}
+
+void RegisterAll() {
+  std::vector<const KernelTable*> tables = {&RefKernels()};
+  if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
+  for (DType dt : {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ4_0}) {
+    for (const WeightShape& s : kShapes) {
+      for (size_t n_tok : {1, 4, 8, 32}) {
+        for (bool stream : {true, false}) {
+          for (const KernelTable* kt : tables) {
+            const std::string name = std::string("qmatmul/") + DTypeName(dt) + "/" + s.name +
+                                     "/tok" + std::to_string(n_tok) +
+                                     (stream ? "/stream/" : "/hot/") + kt->isa;
+            benchmark::RegisterBenchmark(name.c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
+                ->Unit(benchmark::kMicrosecond);
+          }
+        }
+      }
+    }
+    for (const KernelTable* kt : tables) {
+      const std::string name = std::string("quantize_act/") + DTypeName(dt) + "/n2048/" + kt->isa;
+      benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, kt, dt, size_t{2048});
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moxie
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  moxie::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,514 @@
+// AVX2 + FMA + F16C kernels of the 8-bit-activation path (KernelTable::qmatmul / quantize_act).
+// The scalar references are QuantizeActivationRow and DotRowQ8 (kernels/ref/quant.h).
+//
+// Every block's integer dot is exact, as in the reference; only the f32 accumulation differs:
+// each (row, token) keeps one 8-lane accumulator, adds d_w·d_x · (8 partial integer sums of the
+// block) per block, and is reduced by one fixed horizontal sum at the end (K-quants: the
+// dmin·Σmin·bsums term in a scalar, as the reference). That sequence of operations depends only
+// on the row's and the token's bytes, so a result is bit-identical whatever other rows and tokens
+// share the call (n_tok, row-range splits across threads, tile shapes).
+//
+// Tiling: weights are the memory traffic, so a call reads each weight block from memory once for
+// all n_tok tokens. Q8_0-activation types work on tiles of R rows x T tokens (R independent rows
+// hide the FMA latency of a mat-vec; the decoded |w| of a block is reused across the T tokens);
+// K-quants decode one row's super-block once and dot it with T tokens. A tile's rows stay in L1
+// while the remaining token groups pass over them.
+//
+// The activation quantizers produce the reference's bytes exactly (same scalar scale arithmetic,
+// same rounding: round-half-away for Q8_0, round-half-even for Q8_K).
+//
+// Kernels rely on the Q8_K bsums (the format's per-16 sums of qs, as QuantizeActivationRow
+// writes them) for the Q4_K/Q5_K minimums, as the reference does, and for Q6_K's -32 offset.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
+
+namespace moxie {
+namespace {
+
+constexpr size_t kQ8_0Bytes = 34;
+constexpr size_t kQ8KBytes = kQ8KBlockBytes;  // f32 d @0, int8 qs[256] @4, int16 bsums[16] @260
+// Software prefetch distance along a weight row (helps the mat-vec when weights come from DRAM:
+// +10-20% on a Zen 1 EPYC; prefetches past the end of the weights are harmless).
+constexpr size_t kPrefetchBytes = 512;
+
+inline __m256i LoadU256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline __m128i LoadU128(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+inline float LoadF16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+inline float LoadF32(const uint8_t* p) {
+  float f;
+  std::memcpy(&f, p, 4);
+  return f;
+}
+
+// Fixed-order horizontal sum (the one reduction of every accumulator).
+inline float HSum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  const __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  __m128 sh = _mm_movehdup_ps(lo);
+  lo = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, lo);
+  lo = _mm_add_ss(lo, sh);
+  return _mm_cvtss_f32(lo);
+}
+inline int HSumI32(__m128i v) {
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(v);
+}
+inline int HSumI32(__m256i v) {
+  return HSumI32(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+// Prefetches the cache lines of the weight block kPrefetchBytes ahead of `blk`.
+template <size_t kBytes>
+inline void PrefetchAhead(const uint8_t* blk) {
+  for (size_t o = 0; o < kBytes; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + o), _MM_HINT_T0);
+  }
+}
+
+inline float HMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// GGML_E8M0_TO_FP32_HALF (same bits as the reference).
+inline float E8M0Half(uint8_t e) {
+  const uint32_t bits = e < 2 ? (0x00200000u << e) : (static_cast<uint32_t>(e - 1) << 23);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights with Q8_0 activations: each 32-element block decodes to 32 signed bytes and an f32
+// scale; its dot with an activation block is maddubs(|w|, sign(x, w)) summed to 8 int32 lanes.
+
+struct WQ8_0 {
+  static constexpr size_t kBytes = 34;
+  static __m256i Quants(const uint8_t* b) { return LoadU256(b + 2); }
+  static float Scale(const uint8_t* b) { return LoadF16(b); }
+};
+
+struct WQ4_0 {
+  static constexpr size_t kBytes = 18;
+  static __m256i Quants(const uint8_t* b) {
+    const __m128i q = LoadU128(b + 2);  // element j: low nibble of q[j]; j + 16: high nibble
+    const __m256i nib =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+  }
+  static float Scale(const uint8_t* b) { return LoadF16(b); }
+};
+
+struct WMxfp4 {
+  static constexpr size_t kBytes = 17;
+  static __m256i Quants(const uint8_t* b) {
+    // kvalues_mxfp4 (E2M1 doubled), in both 128-bit lanes for the per-lane byte shuffle.
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0,
+                                         1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m128i q = LoadU128(b + 1);
+    const __m256i nib =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+    return _mm256_shuffle_epi8(lut, nib);
+  }
+  static float Scale(const uint8_t* b) { return E8M0Half(b[0]); }
+};
+
+// R rows x T tokens; acc[r][t] gets d_w·d_x · (8 lanes of the block's integer dot) per block.
+template <typename W, int R, int T>
+void TileQ8_0(const uint8_t* w, size_t row_bytes, const uint8_t* xq, size_t xq_stride, size_t nb,
+              float* y, size_t ldy) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < nb; ++b) {
+    __m256i wq[R], aw[R];
+    float dw[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = w + r * row_bytes + b * W::kBytes;
+      PrefetchAhead<1>(blk);  // one line per 34/18/17-byte block: enough
+      wq[r] = W::Quants(blk);
+      aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned bytes (-128 -> 128)
+      dw[r] = W::Scale(blk);
+    }
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8_0Bytes;
+      const __m256i yv = LoadU256(yb + 2);
+      const float dy = LoadF16(yb);
+      for (int r = 0; r < R; ++r) {
+        // |w|·(±x) pairs fit int16: |x| <= 127 (the quantizers' range), |w| <= 128.
+        const __m256i p16 = _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wq[r]));
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), p, acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = HSum(acc[r][t]);
+  }
+}
+
+// Rows r..r+R-1 against all tokens, T at a time (the tail with fewer).
+template <typename W, int R, int T>
+void RowsQ8_0(const uint8_t* w, size_t row_bytes, const uint8_t* xq, size_t xq_stride, size_t n_tok,
+              size_t nb, float* y, size_t ldy) {
+  size_t t = 0;
+  for (; t + T <= n_tok; t += T) {
+    TileQ8_0<W, R, T>(w, row_bytes, xq + t * xq_stride, xq_stride, nb, y + t * ldy, ldy);
+  }
+  if constexpr (T > 1) {
+    if (t < n_tok)
+      RowsQ8_0<W, R, T - 1>(w, row_bytes, xq + t * xq_stride, xq_stride, n_tok - t, nb, y + t * ldy,
+                            ldy);
+  }
+}
+
+template <typename W>
+void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                    size_t n_rows, float* y, size_t ldy) {
+  const size_t nb = n_in / 32;
+  const size_t row_bytes = nb * W::kBytes;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  size_t r = 0;
+  if (n_tok == 1) {  // mat-vec: memory-bound; 4 rows = 4 independent FMA chains
+    for (; r + 4 <= n_rows; r += 4) {
+      TileQ8_0<W, 4, 1>(wb + r * row_bytes, row_bytes, xb, xq_stride, nb, y + r, ldy);
+    }
+  } else {
+    for (; r + 2 <= n_rows; r += 2) {
+      RowsQ8_0<W, 2, 4>(wb + r * row_bytes, row_bytes, xb, xq_stride, n_tok, nb, y + r, ldy);
+    }
+  }
+  for (; r < n_rows; ++r) {
+    RowsQ8_0<W, 1, 4>(wb + r * row_bytes, row_bytes, xb, xq_stride, n_tok, nb, y + r, ldy);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants with Q8_K activations. One row x T tokens: a super-block is decoded once (unsigned
+// bytes per 32 elements, int16 scales) and dotted with each token's 256 activations.
+
+// Unpacks the 12-byte 6-bit scales/mins of Q4_K/Q5_K: bytes 0..7 scales, 8..15 mins.
+inline void UnpackScalesK4(const uint8_t* s12, uint32_t utmp[4]) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  std::memcpy(utmp, s12, 12);
+  utmp[3] = ((utmp[2] >> 4) & kmask2) | (((utmp[1] >> 6) & kmask3) << 4);
+  const uint32_t uaux = utmp[1] & kmask1;
+  utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
+  utmp[2] = uaux;
+  utmp[0] &= kmask1;
+}
+
+// Q4_K (kFive = false) / Q5_K (true).
+template <bool kFive, int T>
+void RowQxK(const uint8_t* w, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+            size_t ldy) {
+  constexpr size_t kBytes = kFive ? 176 : 144;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m1 = _mm256_set1_epi8(1);
+  __m256 acc[T];
+  float macc[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    macc[t] = 0.f;
+  }
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + b * kBytes;
+    PrefetchAhead<kBytes>(blk);
+    const float d = LoadF16(blk);
+    const float dmin = LoadF16(blk + 2);
+    uint32_t utmp[4];
+    UnpackScalesK4(blk + 4, utmp);
+    const auto* sc = reinterpret_cast<const uint8_t*>(utmp);
+    const __m128i mins =
+        _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8)));
+    const uint8_t* qs = blk + (kFive ? 48 : 16);
+    __m256i hbits = kFive ? LoadU256(blk + 16) : _mm256_setzero_si256();
+    __m256i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles of qs[32c..], then high nibbles
+      const __m256i q4 = LoadU256(qs + 32 * c);
+      __m256i lo = _mm256_and_si256(q4, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+      if constexpr (kFive) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, m1), 4));
+        hi = _mm256_or_si256(
+            hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), m1), 4));
+        hbits = _mm256_srli_epi16(hbits, 2);
+      }
+      const __m256i sc_lo = _mm256_set1_epi16(sc[2 * c]);
+      const __m256i sc_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* yq = xq + t * xq_stride + b * kQ8KBytes + 4 + 64 * c;
+        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, LoadU256(yq)), sc_lo);
+        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, LoadU256(yq + 32)), sc_hi);
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      const float dy = LoadF32(yb);
+      const __m256i bs = LoadU256(yb + 260);  // 16 sums of 16 -> 8 sums of 32 (one per min)
+      const __m128i bs32 =
+          _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      const int summ = HSumI32(_mm_madd_epi16(mins, bs32));
+      macc[t] -= (dmin * dy) * static_cast<float>(summ);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = macc[t] + HSum(acc[t]);
+}
+
+template <int T>
+void RowQ6K(const uint8_t* w, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+            size_t ldy) {
+  constexpr size_t kBytes = 210;  // ql[128] @0, qh[64] @128, scales int8[16] @192, d f16 @208
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  const __m256i m12 = _mm256_set1_epi8(0x0C);
+  const __m256i m48 = _mm256_set1_epi8(0x30);
+  const __m256i m192 = _mm256_set1_epi8(static_cast<char>(0xC0));
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + b * kBytes;
+    PrefetchAhead<kBytes>(blk);
+    const float d = LoadF16(blk + 208);
+    const __m128i sc8 = LoadU128(blk + 192);
+    __m256i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int n = 0; n < 2; ++n) {  // 128 elements each
+      const __m256i ql0 = LoadU256(blk + 64 * n);
+      const __m256i ql1 = LoadU256(blk + 64 * n + 32);
+      const __m256i qh = LoadU256(blk + 128 + 32 * n);
+      // Unsigned 6-bit values (q + 32) of elements 128n + 32k + l, k = 0..3.
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(qh, m12), 2));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                             _mm256_and_si256(qh, m48));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                             _mm256_srli_epi16(_mm256_and_si256(qh, m192), 2));
+      for (int k = 0; k < 4; ++k) {
+        // int16 scales: sub-block 8n+2k in the low 128-bit lane, 8n+2k+1 in the high one.
+        const long long s = 8 * n + 2 * k;
+        const __m128i shuf =
+            _mm_set_epi64x((s + 1) * 0x0101010101010101LL, s * 0x0101010101010101LL);
+        const __m256i scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, shuf));
+        for (int t = 0; t < T; ++t) {
+          const __m256i yv = LoadU256(xq + t * xq_stride + b * kQ8KBytes + 4 + 128 * n + 32 * k);
+          sumi[t] =
+              _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scale));
+        }
+      }
+    }
+    // q holds q6 + 32: Σ sc·x·q6 = Σ sc·x·q - 32·Σ_g sc_g·bsum_g (bsums: x's sums over the
+    // 16-element groups, which are exactly Q6_K's scale groups).
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      const __m256i off = _mm256_madd_epi16(sc16, LoadU256(yb + 260));
+      const __m256i s = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF32(yb)), _mm256_cvtepi32_ps(s), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = HSum(acc[t]);
+}
+
+struct KQ4 {
+  static constexpr size_t kBytes = 144;
+  template <int T>
+  static void Row(const uint8_t* w, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l) {
+    RowQxK<false, T>(w, nb, xq, s, y, l);
+  }
+};
+struct KQ5 {
+  static constexpr size_t kBytes = 176;
+  template <int T>
+  static void Row(const uint8_t* w, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l) {
+    RowQxK<true, T>(w, nb, xq, s, y, l);
+  }
+};
+struct KQ6 {
+  static constexpr size_t kBytes = 210;
+  template <int T>
+  static void Row(const uint8_t* w, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l) {
+    RowQ6K<T>(w, nb, xq, s, y, l);
+  }
+};
+
+template <typename K>
+void QMatmulQ8KAct(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                   size_t n_rows, float* y, size_t ldy) {
+  constexpr int kT = 4;
+  const size_t nb = n_in / kQ8KBlock;
+  const size_t row_bytes = nb * K::kBytes;
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (size_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + r * row_bytes;
+    size_t t = 0;
+    for (; t + kT <= n_tok; t += kT) {
+      K::template Row<kT>(wr, nb, xb + t * xq_stride, xq_stride, y + t * ldy + r, ldy);
+    }
+    const uint8_t* xt = xb + t * xq_stride;
+    float* yt = y + t * ldy + r;
+    switch (n_tok - t) {
+      case 3:
+        K::template Row<3>(wr, nb, xt, xq_stride, yt, ldy);
+        break;
+      case 2:
+        K::template Row<2>(wr, nb, xt, xq_stride, yt, ldy);
+        break;
+      case 1:
+        K::template Row<1>(wr, nb, xt, xq_stride, yt, ldy);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantizers (the reference's bytes).
+
+inline bool AnyNonFinite(const __m256* v, int n) {
+  const __m256i exp = _mm256_set1_epi32(0x7f800000);
+  __m256i bad = _mm256_setzero_si256();
+  for (int i = 0; i < n; ++i) {
+    const __m256i e = _mm256_and_si256(_mm256_castps_si256(v[i]), exp);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
+  }
+  return !_mm256_testz_si256(bad, bad);
+}
+
+inline __m256 Abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+// roundf: round half away from zero (exact: v - trunc(v) is exact for |v| < 2^23).
+inline __m256 RoundHalfAway(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = Abs(_mm256_sub_ps(v, t));
+  const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 one = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
+  return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+// Four vectors of int32 in [-128, 127] -> 32 bytes in element order.
+inline __m256i PackI32ToI8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b);
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  const __m256i p = _mm256_packs_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+void QuantizeActQ8_0Avx2(const float* x, void* xq, size_t n_in) {
+  auto* out = static_cast<uint8_t*>(xq);
+  for (size_t b = 0; b < n_in / 32; ++b) {
+    const float* xb = x + 32 * b;
+    uint8_t* o = out + kQ8_0Bytes * b;
+    __m256 v[4];
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
+    if (AnyNonFinite(v, 4)) {  // NaN scale, zero quants (as the reference)
+      o[0] = 0x00;
+      o[1] = 0x7e;
+      std::memset(o + 2, 0, 32);
+      continue;
+    }
+    const float amax = HMax(
+        _mm256_max_ps(_mm256_max_ps(Abs(v[0]), Abs(v[1])), _mm256_max_ps(Abs(v[2]), Abs(v[3]))));
+    const float d = amax / 127.f;
+    float id = d != 0.f ? 1.0f / d : 0.0f;
+    if (!std::isfinite(id)) id = 0.f;
+    const uint16_t dh = F32ToF16(d);
+    std::memcpy(o, &dh, 2);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvttps_epi32(RoundHalfAway(_mm256_mul_ps(v[i], vid)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 2), PackI32ToI8(q[0], q[1], q[2], q[3]));
+  }
+}
+
+void QuantizeActQ8KAvx2(const float* x, void* xq, size_t n_in) {
+  auto* out = static_cast<uint8_t*>(xq);
+  for (size_t b = 0; b < n_in / kQ8KBlock; ++b) {
+    const float* xb = x + kQ8KBlock * b;
+    uint8_t* o = out + kQ8KBytes * b;
+    std::memset(o, 0, kQ8KBytes);
+    __m256 v[32];
+    for (int i = 0; i < 32; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
+    if (AnyNonFinite(v, 32)) {
+      const float nan = NAN;
+      std::memcpy(o, &nan, 4);
+      continue;
+    }
+    __m256 m = Abs(v[0]);
+    for (int i = 1; i < 32; ++i) m = _mm256_max_ps(m, Abs(v[i]));
+    const float amax = HMax(m);
+    if (amax == 0.f) continue;
+    // The reference's max is the first element of largest magnitude, with its sign.
+    const __m256 vamax = _mm256_set1_ps(amax);
+    float max = 0.f;
+    for (int i = 0; i < 32; ++i) {
+      const int mask = _mm256_movemask_ps(_mm256_cmp_ps(Abs(v[i]), vamax, _CMP_EQ_OQ));
+      if (mask != 0) {
+        max = xb[8 * i + __builtin_ctz(static_cast<unsigned>(mask))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    if (!std::isfinite(iscale)) continue;  // zeros, as the reference
+    const __m256 vis = _mm256_set1_ps(iscale);
+    const __m256i q127 = _mm256_set1_epi32(127);
+    for (int g = 0; g < 8; ++g) {  // 32 elements = two bsums groups
+      __m256i q[4];
+      for (int i = 0; i < 4; ++i) {
+        const __m256 s = _mm256_round_ps(_mm256_mul_ps(vis, v[4 * g + i]),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q[i] = _mm256_min_epi32(_mm256_cvtps_epi32(s), q127);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 4 + 32 * g),
+                          PackI32ToI8(q[0], q[1], q[2], q[3]));
+      const int16_t s0 = static_cast<int16_t>(HSumI32(_mm256_add_epi32(q[0], q[1])));
+      const int16_t s1 = static_cast<int16_t>(HSumI32(_mm256_add_epi32(q[2], q[3])));
+      std::memcpy(o + 260 + 4 * g, &s0, 2);
+      std::memcpy(o + 262 + 4 * g, &s1, 2);
+    }
+    const float dq = 1.f / iscale;
+    std::memcpy(o, &dq, 4);
+  }
+}
+
+}  // namespace
+
+void AddQuantActMatmulsAvx2(KernelTable* t) {
+  t->SetQ(DType::kQ8_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ8_0>);
+  t->SetQ(DType::kQ4_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ4_0>);
+  t->SetQ(DType::kMXFP4, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WMxfp4>);
+  t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);
+  t->SetQ(DType::kQ5_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ5>);
+  t->SetQ(DType::kQ6_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ6>);
+}
+
+}  // namespace moxie

@@ -1,0 +1,258 @@
+// The 8-bit-activation kernels of every ISA table against the scalar reference (DotRowQ8 /
+// QuantizeActivationRow): activation bytes identical, dots within the f32-reordering tolerance,
+// and each (row, token) result independent of which other rows and tokens share the call.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/kernel_table.h"
+#include "kernels/ops.h"
+#include "kernels/ref/quant.h"
+#include "tests/test_util.h"
+
+namespace moxie {
+namespace {
+
+QuantType QuantOf(DType dt) { return static_cast<QuantType>(GgmlTypeOf(dt)); }
+
+// n_rows x n_in weights quantized to dt, with rows of different magnitudes (including large
+// ones) and an all-zero block; returned at 1 byte past an aligned address (`storage` owns it).
+const uint8_t* MakeWeights(DType dt, size_t n_rows, size_t n_in, std::mt19937* rng,
+                           std::vector<uint8_t>* storage) {
+  const QuantType q = QuantOf(dt);
+  const size_t row_bytes = QuantRowBytes(q, static_cast<int64_t>(n_in));
+  const size_t block = static_cast<size_t>(DTypeBlock(dt));
+  storage->assign(n_rows * row_bytes + 1, 0);
+  std::normal_distribution<float> nd;
+  const float kScales[] = {1.f, 3e-3f, 2e3f, 0.05f, 40.f, 1.f, 7e2f};
+  std::vector<float> row(n_in);
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (auto& v : row) v = nd(*rng) * kScales[r % 7];
+    if (r % 3 == 2) std::fill(row.begin(), row.begin() + block, 0.f);  // an all-zero block
+    if (r % 4 == 1) row[n_in - 1] = 9.f * kScales[r % 7];              // an outlier
+    EXPECT_TRUE(
+        QuantizeRow(q, row.data(), storage->data() + 1 + r * row_bytes, static_cast<int64_t>(n_in))
+            .ok());
+  }
+  return storage->data() + 1;
+}
+
+// n_tok activation rows: varied magnitudes, a zero block, an outlier.
+std::vector<float> MakeActivations(DType dt, size_t n_tok, size_t n_in, std::mt19937* rng) {
+  std::normal_distribution<float> nd;
+  const size_t block = static_cast<size_t>(DTypeBlock(dt));
+  const float kScales[] = {1.f, 1e3f, 2e-4f, 30.f, 0.5f};
+  std::vector<float> x(n_tok * n_in);
+  for (size_t t = 0; t < n_tok; ++t) {
+    float* xt = x.data() + t * n_in;
+    for (size_t i = 0; i < n_in; ++i) xt[i] = nd(*rng) * kScales[t % 5];
+    if (t % 2 == 1 && n_in > block) std::fill(xt + block, xt + 2 * block, 0.f);
+    xt[t % n_in] = -11.f * kScales[t % 5];
+  }
+  return x;
+}
+
+// Activations quantized by the reference, at 1 byte past an aligned address.
+const uint8_t* QuantizeRef(DType dt, const std::vector<float>& x, size_t n_tok, size_t n_in,
+                           std::vector<uint8_t>* storage) {
+  const size_t stride = ActivationRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+  storage->assign(n_tok * stride + 1, 0);
+  for (size_t t = 0; t < n_tok; ++t) {
+    RefKernels().QuantizeAct(dt)(x.data() + t * n_in, storage->data() + 1 + t * stride, n_in);
+  }
+  return storage->data() + 1;
+}
+
+// Σ_i |w_i · x_i| of the dequantized operands: the scale of the f32 rounding differences.
+double DotMagnitude(DType dt, const uint8_t* wrow, const uint8_t* xq, size_t n_in) {
+  std::vector<float> w(n_in), x(n_in);
+  DequantizeRow(QuantOf(dt), wrow, w.data(), static_cast<int64_t>(n_in));
+  DequantizeActivationRow(QuantOf(dt), xq, x.data(), static_cast<int64_t>(n_in));
+  double m = 0;
+  for (size_t i = 0; i < n_in; ++i) m += std::fabs(static_cast<double>(w[i]) * x[i]);
+  return m;
+}
+
+class QMatmulIsaTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QMatmulIsaTest, Avx2MatchesReference) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  const DType dt = GetParam();
+  const size_t block = static_cast<size_t>(DTypeBlock(dt));
+  std::mt19937 rng(11);
+  for (size_t n_in : {block, 3 * block, 2048 + block}) {
+    const size_t row_bytes = QuantRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+    const size_t stride = ActivationRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+    for (size_t n_rows = 1; n_rows <= 7; ++n_rows) {
+      std::vector<uint8_t> wst, xst;
+      const uint8_t* w = MakeWeights(dt, n_rows, n_in, &rng, &wst);
+      for (size_t n_tok : {1, 2, 5}) {
+        const auto x = MakeActivations(dt, n_tok, n_in, &rng);
+        const uint8_t* xq = QuantizeRef(dt, x, n_tok, n_in, &xst);
+        std::vector<float> yr(n_tok * n_rows), ya(n_tok * n_rows);
+        RefKernels().QMatmul(dt)(xq, stride, n_tok, w, n_in, n_rows, yr.data(), n_rows);
+        avx2->QMatmul(dt)(xq, stride, n_tok, w, n_in, n_rows, ya.data(), n_rows);
+        for (size_t t = 0; t < n_tok; ++t) {
+          for (size_t r = 0; r < n_rows; ++r) {
+            // Exact integer block sums; both sides round ~n_in/block f32 additions differently.
+            const double mag = DotMagnitude(dt, w + r * row_bytes, xq + t * stride, n_in);
+            const double tol = 1e-5 * mag + 1e-30;
+            ASSERT_NEAR(ya[t * n_rows + r], yr[t * n_rows + r], tol)
+                << DTypeName(dt) << " n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok
+                << " at token " << t << " row " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A (row, token) result is the same bits whether computed alone, among 5 tokens, or in any row
+// range (Linear splits rows across threads; batches vary in size).
+TEST_P(QMatmulIsaTest, Avx2IsBatchInvariant) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  const DType dt = GetParam();
+  const size_t block = static_cast<size_t>(DTypeBlock(dt));
+  const QMatmulFn mm = avx2->QMatmul(dt);
+  std::mt19937 rng(5);
+  for (size_t n_in : {block, 3 * block, 2048 + block}) {
+    const size_t n_rows = 7, n_tok = 5;
+    const size_t row_bytes = QuantRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+    const size_t stride = ActivationRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+    std::vector<uint8_t> wst, xst;
+    const uint8_t* w = MakeWeights(dt, n_rows, n_in, &rng, &wst);
+    const auto x = MakeActivations(dt, n_tok, n_in, &rng);
+    const uint8_t* xq = QuantizeRef(dt, x, n_tok, n_in, &xst);
+    std::vector<float> all(n_tok * n_rows);
+    mm(xq, stride, n_tok, w, n_in, n_rows, all.data(), n_rows);
+    // One token at a time, all rows.
+    for (size_t t = 0; t < n_tok; ++t) {
+      std::vector<float> one(n_rows);
+      mm(xq + t * stride, stride, 1, w, n_in, n_rows, one.data(), n_rows);
+      for (size_t r = 0; r < n_rows; ++r) {
+        EXPECT_EQ(std::memcmp(&one[r], &all[t * n_rows + r], 4), 0)
+            << "n_in " << n_in << " token " << t << " row " << r << ": " << one[r] << " vs "
+            << all[t * n_rows + r];
+      }
+    }
+    // Row ranges [r0, r1) with tokens 1..4 (a different token grouping too).
+    for (size_t r0 = 0; r0 < n_rows; ++r0) {
+      for (size_t r1 = r0 + 1; r1 <= n_rows; ++r1) {
+        const size_t nr = r1 - r0, nt = n_tok - 1;
+        std::vector<float> part(nt * nr);
+        mm(xq + stride, stride, nt, w + r0 * row_bytes, n_in, nr, part.data(), nr);
+        for (size_t t = 0; t < nt; ++t) {
+          for (size_t r = 0; r < nr; ++r) {
+            EXPECT_EQ(std::memcmp(&part[t * nr + r], &all[(t + 1) * n_rows + r0 + r], 4), 0)
+                << "n_in " << n_in << " rows [" << r0 << ", " << r1 << ") token " << t + 1
+                << " row " << r0 + r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Blocks that exercise the quantizers' edge cases: rounding ties (x·id exactly k + 0.5), the
+// sign of the largest magnitude (first of ±max wins in Q8_K), zeros, subnormal and huge scales,
+// non-finite elements.
+std::vector<float> EdgeActivations(size_t n_blocks, size_t block, std::mt19937* rng) {
+  std::normal_distribution<float> nd;
+  std::vector<float> x(n_blocks * block);
+  for (size_t b = 0; b < n_blocks; ++b) {
+    float* xb = x.data() + b * block;
+    for (size_t i = 0; i < block; ++i) xb[i] = nd(*rng);
+    switch (b % 10) {
+      case 0:  // scale 1 (amax 127): ties k + 0.5 of both signs
+        for (size_t i = 0; i < block; ++i) xb[i] = (static_cast<float>(i % 41) - 20.f) + 0.5f;
+        xb[block / 2] = -127.f;
+        break;
+      case 1:  // +127 and -127 both present; the first decides Q8_K's sign
+        for (size_t i = 0; i < block; ++i) xb[i] = (static_cast<float>(i % 23) - 11.f) * 0.5f;
+        xb[3] = 127.f;
+        xb[block - 1] = -127.f;
+        break;
+      case 2:
+        std::fill(xb, xb + block, 0.f);
+        break;
+      case 3:
+        for (size_t i = 0; i < block; ++i) xb[i] *= 1e-40f;  // subnormal: scales flush
+        break;
+      case 4:
+        for (size_t i = 0; i < block; ++i) xb[i] *= 1e7f;  // Q8_0 fp16 scale overflows to inf
+        break;
+      case 5:
+        xb[block / 3] = NAN;
+        break;
+      case 6:
+        xb[1] = -INFINITY;
+        break;
+      case 7:
+        for (size_t i = 0; i < block; ++i) xb[i] *= 1e-6f;
+        break;
+      default:
+        break;
+    }
+  }
+  return x;
+}
+
+TEST(QuantizeActAvx2, SameBytesAsReference) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  std::mt19937 rng(9);
+  for (DType dt :
+       {DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    const size_t block = static_cast<size_t>(DTypeBlock(dt));
+    for (int rep = 0; rep < 20; ++rep) {
+      const size_t n_blocks = 10 + static_cast<size_t>(rep);
+      const size_t n_in = n_blocks * block;
+      auto x = EdgeActivations(n_blocks, block, &rng);
+      if (rep % 2 == 1) {  // plain random rows, several magnitudes
+        std::normal_distribution<float> nd;
+        for (auto& v : x) v = nd(rng) * std::ldexp(1.f, rep - 10);
+      }
+      const size_t bytes = ActivationRowBytes(QuantOf(dt), static_cast<int64_t>(n_in));
+      std::vector<uint8_t> ref(bytes + 1, 0xAA), got(bytes + 1, 0x55);
+      RefKernels().QuantizeAct(dt)(x.data(), ref.data() + 1, n_in);
+      avx2->QuantizeAct(dt)(x.data(), got.data() + 1, n_in);  // unaligned output
+      for (size_t i = 1; i <= bytes; ++i) {
+        ASSERT_EQ(got[i], ref[i]) << DTypeName(dt) << " rep " << rep << " byte " << i - 1
+                                  << " (block " << (i - 1) / (bytes / n_blocks) << ")";
+      }
+    }
+  }
+}
+
+// Linear over the AVX2 table: threads split rows, results bit-identical to one thread.
+TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  std::mt19937 rng(4);
+  for (DType dt : {DType::kQ8_0, DType::kQ4_K}) {
+    const size_t n_out = 37, n_in = 512, n_tok = 3;
+    std::vector<uint8_t> wst;
+    const uint8_t* w = MakeWeights(dt, n_out, n_in, &rng, &wst);
+    const auto x = MakeActivations(dt, n_tok, n_in, &rng);
+    TensorView tv{w, dt, Shape{{static_cast<int64_t>(n_out), static_cast<int64_t>(n_in)}}};
+    ThreadPool pool(3);
+    ExecContext one{nullptr, avx2}, many{&pool, avx2};
+    std::vector<float> y1(n_tok * n_out), y3(n_tok * n_out);
+    Linear(one, x.data(), n_in, n_tok, tv, nullptr, y1.data(), n_out);
+    Linear(many, x.data(), n_in, n_tok, tv, nullptr, y3.data(), n_out);
+    EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0) << DTypeName(dt);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, QMatmulIsaTest,
+                         ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K,
+                                           DType::kQ5_K, DType::kQ6_K),
+                         [](const auto& i) { return std::string(DTypeName(i.param)); });
+
+}  // namespace
+}  // namespace moxie
