@@ -26,21 +26,34 @@ void ThreadPool::Run(size_t n, RangeFn fn, void* ctx) {
   job_fn_ = fn;
   job_ctx_ = ctx;
   job_n_ = n;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(0, std::memory_order_release);  // publishes the job to whoever claims a range
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
-  RunRange(0);
+  Participate();
   // Spin briefly (ranges are short in decode), then block.
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin > 64) std::this_thread::yield();  // oversubscribed cores: let the worker run
-    if (spin > 2000) {
-      int p = pending_.load(std::memory_order_acquire);
-      if (p != 0) pending_.wait(p, std::memory_order_acquire);
-    }
+  int d;
+  for (int spin = 0; (d = done_.load(std::memory_order_acquire)) != n_threads_; ++spin) {
+    if (spin > 64) std::this_thread::yield();
+    if (spin > 2000) done_.wait(d, std::memory_order_acquire);
+  }
+}
+
+// Claims ranges until none is left. Range r always covers the same slice and is passed r as its
+// thread index, so results and per-index scratch never depend on which thread ran it; a thread
+// that finds its worker descheduled (oversubscribed cores) runs the worker's range itself instead
+// of waiting for it.
+void ThreadPool::Participate() {
+  for (;;) {
+    const int r = next_.fetch_add(1, std::memory_order_acq_rel);
+    if (r >= n_threads_) return;
+    RunRange(r);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_threads_) done_.notify_one();
   }
 }
 
 void ThreadPool::WorkerLoop(int tid) {
+  (void)tid;
   uint32_t seen = 0;
   for (;;) {
     uint32_t g = generation_.load(std::memory_order_acquire);
@@ -53,8 +66,7 @@ void ThreadPool::WorkerLoop(int tid) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    RunRange(tid);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    Participate();
   }
 }
 

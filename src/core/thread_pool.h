@@ -1,8 +1,8 @@
 // ThreadPool and ExecContext: the only way Moxie code runs in parallel.
 //
 // Threads come from an explicit ExecContext passed down the call chain, never from a global.
-// ParallelFor splits [0, n) into one contiguous static range per thread (thread i gets the i-th
-// range), so results never depend on scheduling; callers that reduce must combine per-range
+// ParallelFor splits [0, n) into one contiguous static range per thread (range i is passed
+// thread index i, whichever thread runs it), so results never depend on scheduling; callers that reduce must combine per-range
 // results in range order. ParallelFor does not allocate and is not reentrant: call it from one
 // thread at a time (the engine loop).
 #pragma once
@@ -46,6 +46,7 @@ class ThreadPool {
   void Run(size_t n, RangeFn fn, void* ctx);
   void WorkerLoop(int tid);
   void RunRange(int tid);
+  void Participate();
 
   int n_threads_;
   std::vector<std::thread> threads_;
@@ -54,7 +55,8 @@ class ThreadPool {
   void* job_ctx_ = nullptr;
   size_t job_n_ = 0;
   std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> next_{0};  // next range to claim (>= n_threads_: none left)
+  std::atomic<int> done_{0};  // ranges finished in the current job
   std::atomic<bool> stop_{false};
 };
 
