@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstddef>
-#include <vector>
+#include <memory>
 
 #include "core/status.h"
 
@@ -15,14 +15,19 @@ class Arena {
   static constexpr size_t kAlign = 16;  // floats (64 bytes)
   static size_t Round(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-  void Reserve(size_t n_floats) { buf_.assign(n_floats + kAlign, 0.f); }
-  size_t capacity() const { return buf_.size(); }
+  // Uninitialised: pages the worst-case batch never touches stay out of the resident set.
+  void Reserve(size_t n_floats) {
+    size_ = n_floats + kAlign;
+    buf_.reset(new float[size_]);
+    used_ = 0;
+  }
+  size_t capacity() const { return size_; }
   // Returns `n` floats (contents undefined). Exceeding the reserved size is a bug in a block's
   // ScratchFloats, never a user error.
   float* Alloc(size_t n) {
     const size_t need = Round(n);
-    MOXIE_CHECK(used_ + need <= buf_.size());
-    float* p = buf_.data() + used_;
+    MOXIE_CHECK(used_ + need <= size_);
+    float* p = buf_.get() + used_;
     used_ += need;
     return p;
   }
@@ -36,7 +41,8 @@ class Arena {
   void Reset() { used_ = 0; }
 
  private:
-  std::vector<float> buf_;
+  std::unique_ptr<float[]> buf_;
+  size_t size_ = 0;
   size_t used_ = 0;
 };
 
