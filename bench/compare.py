@@ -24,6 +24,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 
 
 def find_bin(build, name):
@@ -35,17 +36,22 @@ def find_bin(build, name):
 
 
 def run(cmd, timeout):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        sys.exit(f"compare: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return r.stdout
+    # In a scratch folder: some peer builds write their tables to ./llama.log instead of stdout.
+    with tempfile.TemporaryDirectory(prefix="moxie_compare_") as d:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=d)
+        if r.returncode != 0:
+            sys.exit(f"compare: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+        log = os.path.join(d, "llama.log")
+        extra = open(log, errors="replace").read() if os.path.exists(log) else ""
+    return r.stdout + "\n" + extra
 
 
 def llama_bench(binp, a):
-    out = run([binp, "-m", a.model, "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
+    model = os.path.abspath(a.model)
+    out = run([binp, "-m", model, "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
                "-o", "json"], a.timeout)
     res = {}
-    for row in json.loads(out[out.index("["):]):
+    for row in json.loads(out[out.index("["):out.rindex("]") + 1]):
         if row.get("n_prompt", 0) > 0 and row.get("n_gen", 0) == 0:
             res["pp"] = row["avg_ts"]
         elif row.get("n_gen", 0) > 0 and row.get("n_prompt", 0) == 0:
@@ -55,20 +61,21 @@ def llama_bench(binp, a):
 
 def batched_bench(binp, a, bs):
     ctx = max(bs) * (a.batched_prompt + a.n) + 64
-    out = run([binp, "-m", a.model, "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(a.batched_prompt),
+    out = run([binp, "-m", os.path.abspath(a.model), "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(a.batched_prompt),
                "-ntg", str(a.n), "-npl", ",".join(map(str, bs)), "-t", str(a.t)], a.timeout)
     res = {}
     for line in out.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        line = re.sub(r"^\[\d+\]\s*", "", line.strip())  # llama.log prefixes a timestamp
+        cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) >= 8 and re.fullmatch(r"\d+", cells[2] or "x"):
             res[int(cells[2])] = float(cells[7])  # S_TG t/s: aggregate decode
     return res
 
 
 def moxie_bench(binp, a, bs):
-    out = run([binp, "bench", "-m", a.model, "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
+    out = run([os.path.abspath(binp), "bench", "-m", os.path.abspath(a.model), "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
                "-b", ",".join(map(str, bs)), "-o", "json"], a.timeout)
-    return json.loads(out)
+    return json.loads(out[:out.rindex("}") + 1])
 
 
 def main():
