@@ -6,20 +6,12 @@
 #include <cstring>
 
 #include "kernels/kernel_table.h"
+#include "kernels/cpu/avx2/avx2_util.h"
 
 namespace moxie {
 namespace {
 
-inline float HSum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  __m128 sh = _mm_movehdup_ps(lo);
-  lo = _mm_add_ps(lo, sh);
-  sh = _mm_movehl_ps(sh, lo);
-  lo = _mm_add_ss(lo, sh);
-  return _mm_cvtss_f32(lo);
-}
+using avx2::HSum;
 
 struct LoadF32 {
   static __m256 Load8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }

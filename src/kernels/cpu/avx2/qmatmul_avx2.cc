@@ -27,6 +27,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernel_table.h"
+#include "kernels/cpu/avx2/avx2_util.h"
 #include "kernels/ref/quant.h"
 
 namespace moxie {
@@ -55,17 +56,7 @@ inline float LoadF32(const uint8_t* p) {
   return f;
 }
 
-// Fixed-order horizontal sum (the one reduction of every accumulator).
-inline float HSum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  const __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  __m128 sh = _mm_movehdup_ps(lo);
-  lo = _mm_add_ps(lo, sh);
-  sh = _mm_movehl_ps(sh, lo);
-  lo = _mm_add_ss(lo, sh);
-  return _mm_cvtss_f32(lo);
-}
+using avx2::HSum;
 inline int HSumI32(__m128i v) {
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
