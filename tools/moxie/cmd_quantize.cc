@@ -124,6 +124,19 @@ std::function<void(uint64_t, uint64_t, const std::string&)> ProgressBar() {
   };
 }
 
+// The flags `quantize` and `synth` share: --type (empty allowed only when `type_optional`),
+// --keep, --force and the refusal to overwrite.
+Status CommonExportOptions(const std::string& type, bool type_optional, const std::string& keep, bool force,
+                           const std::string& out, ExportOptions* opts) {
+  if (!(type.empty() && type_optional) && !ParseWeightType(type, &opts->type)) {
+    return InvalidArgument("--type '" + type + "' is not one of " + WeightTypeList());
+  }
+  MOXIE_ASSIGN_OR_RETURN(opts->keep, ParseKeep(keep));
+  opts->overwrite = force;
+  if (!force && access(out.c_str(), F_OK) == 0) return InvalidArgument(out + " exists; pass --force to overwrite it");
+  return Status::Ok();
+}
+
 int Threads(int t) { return t > 0 ? t : std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 }  // namespace
@@ -150,21 +163,9 @@ void RegisterQuantize(CLI::App& app, int* rc) {
       return;
     }
     ExportOptions opts;
-    opts.type = 0;
-    if (!type.empty() && !ParseWeightType(type, &opts.type)) {
-      *rc = Fail(InvalidArgument("--type '" + type + "' is not one of " + WeightTypeList()));
-      return;
-    }
-    if (type.empty()) opts.type = 1;  // non-expert weights of a plan-only run: f16
-    auto kp = ParseKeep(keep);
-    if (!kp.ok()) {
-      *rc = Fail(kp.status());
-      return;
-    }
-    opts.keep = *kp;
-    opts.overwrite = force;
-    if (!force && access(out.c_str(), F_OK) == 0) {
-      *rc = Fail(InvalidArgument(out + " exists; pass --force to overwrite it"));
+    opts.type = 1;  // non-expert weights of a plan-only run: f16
+    if (Status st = CommonExportOptions(type, true, keep, force, out, &opts); !st.ok()) {
+      *rc = Fail(st);
       return;
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -249,19 +250,8 @@ void RegisterSynth(CLI::App& app, int* rc) {
   cmd->add_flag("--no-progress", no_progress, "No progress bar on stderr");
   cmd->callback([rc] {
     ExportOptions opts;
-    if (!ParseWeightType(type, &opts.type)) {
-      *rc = Fail(InvalidArgument("--type '" + type + "' is not one of " + WeightTypeList()));
-      return;
-    }
-    auto kp = ParseKeep(keep);
-    if (!kp.ok()) {
-      *rc = Fail(kp.status());
-      return;
-    }
-    opts.keep = *kp;
-    opts.overwrite = force;
-    if (!force && access(out.c_str(), F_OK) == 0) {
-      *rc = Fail(InvalidArgument(out + " exists; pass --force to overwrite it"));
+    if (Status st = CommonExportOptions(type, false, keep, force, out, &opts); !st.ok()) {
+      *rc = Fail(st);
       return;
     }
     auto sm = MakeSynthModel(shape, arch, seed);
