@@ -21,6 +21,8 @@ enum class StatusCode {
   kUnsupported,      // well-formed but not supported (unknown model_type, dtype, ...)
   kIoError,
   kInternal,
+  kUnavailable,       // temporarily unable (a full request queue): retry later
+  kDeadlineExceeded,  // a request ran past its time limit
 };
 
 class [[nodiscard]] Status {
@@ -50,6 +52,10 @@ inline Status InvalidFormat(std::string m) { return {StatusCode::kInvalidFormat,
 inline Status Unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
 
 // Either a value or a non-ok Status.
 template <typename T>

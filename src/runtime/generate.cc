@@ -23,6 +23,31 @@ size_t HeldBack(const std::string& s, const std::vector<std::string>& stops) {
 
 }  // namespace
 
+std::string TextOutput::Push(int32_t token) {
+  if (stopped_) return "";
+  pending_ += dec_.Push(token);
+  if (!stop_.empty()) {
+    size_t cut = std::string::npos;
+    for (const auto& s : stop_) cut = std::min(cut, pending_.find(s));
+    if (cut != std::string::npos) {
+      pending_.resize(cut);
+      stopped_ = true;
+    }
+  }
+  const size_t hold = stopped_ ? 0 : HeldBack(pending_, stop_);
+  std::string out = pending_.substr(0, pending_.size() - hold);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::string TextOutput::Finish() {
+  if (stopped_) return "";
+  std::string out = std::move(pending_);
+  out += dec_.Flush();
+  pending_.clear();
+  return out;
+}
+
 Result<GenerateResult> Generate(Session& session, const Tokenizer& tok,
                                 const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                                 const TextCallback& on_text, std::vector<int32_t>* cached,
@@ -60,8 +85,7 @@ Result<GenerateResult> Generate(Session& session, const Tokenizer& tok,
   res.prefill_s = std::chrono::duration<double>(t1 - t0).count();
   if (cached != nullptr) *cached = prompt;
 
-  StreamingDecoder dec(tok, /*skip_special=*/true);
-  std::string pending;  // decoded but not yet emitted (may start a stop string)
+  TextOutput out(tok, opts.stop);
   bool stopped = false;
   res.finish_reason = "length";
   for (int i = 0; i < opts.max_tokens; ++i) {
@@ -72,23 +96,13 @@ Result<GenerateResult> Generate(Session& session, const Tokenizer& tok,
     }
     res.tokens.push_back(next);
     sampler.Accept(next);
-    pending += dec.Push(next);
-    if (!opts.stop.empty()) {
-      size_t cut = std::string::npos;
-      for (const auto& s : opts.stop) cut = std::min(cut, pending.find(s));
-      if (cut != std::string::npos) {
-        pending.resize(cut);
-        stopped = true;
-      }
+    const std::string piece = out.Push(next);
+    if (!piece.empty()) {
+      res.text += piece;
+      if (on_text && !on_text(piece)) stopped = true;
     }
-    const size_t hold = stopped ? 0 : HeldBack(pending, opts.stop);
-    if (pending.size() > hold) {
-      const std::string out = pending.substr(0, pending.size() - hold);
-      res.text += out;
-      pending.erase(0, pending.size() - hold);
-      if (on_text && !on_text(out)) stopped = true;
-    }
-    if (stopped) {
+    if (out.stopped() || stopped) {
+      stopped = true;
       res.finish_reason = "stop";
       break;
     }
@@ -99,10 +113,10 @@ Result<GenerateResult> Generate(Session& session, const Tokenizer& tok,
     }
   }
   if (!stopped) {
-    pending += dec.Flush();
-    if (!pending.empty()) {
-      res.text += pending;
-      if (on_text) on_text(pending);
+    const std::string rest = out.Finish();
+    if (!rest.empty()) {
+      res.text += rest;
+      if (on_text) on_text(rest);
     }
   }
   res.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();

@@ -30,6 +30,27 @@ struct GenerateResult {
   double prefill_s = 0, decode_s = 0;
 };
 
+// Generated tokens -> text that is safe to show: never splits a UTF-8 character (bytes that never
+// form one become U+FFFD), cuts the text at the first stop string and holds back a tail that may
+// still grow into one. Shared by Generate and the batch engine, so both emit the same text.
+class TextOutput {
+ public:
+  TextOutput(const Tokenizer& tok, const std::vector<std::string>& stop)
+      : dec_(tok, /*skip_special=*/true), stop_(stop) {}
+  // Text that became final with `token` (possibly empty). After a stop string appears, stopped()
+  // is true and the text before it has been returned.
+  std::string Push(int32_t token);
+  // The held-back rest at the end of generation (empty after a stop).
+  std::string Finish();
+  bool stopped() const { return stopped_; }
+
+ private:
+  StreamingDecoder dec_;
+  const std::vector<std::string>& stop_;
+  std::string pending_;  // decoded, not yet emitted (may start a stop string)
+  bool stopped_ = false;
+};
+
 // Called with each piece of new text (valid UTF-8); return false to stop early.
 using TextCallback = std::function<bool(const std::string&)>;
 

@@ -18,5 +18,6 @@ void RegisterPerplexity(CLI::App& app, int* rc);
 void RegisterQuantize(CLI::App& app, int* rc);
 void RegisterSynth(CLI::App& app, int* rc);
 void RegisterBench(CLI::App& app, int* rc);
+void RegisterServe(CLI::App& app, int* rc);
 
 }  // namespace moxie::cli

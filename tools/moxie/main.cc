@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   moxie::cli::RegisterQuantize(app, &rc);
   moxie::cli::RegisterSynth(app, &rc);
   moxie::cli::RegisterBench(app, &rc);
+  moxie::cli::RegisterServe(app, &rc);
   moxie::cli::RegisterTokenize(app, &rc);
   moxie::cli::RegisterDetokenize(app, &rc);
   if (argc > 1 && argv[1][0] != '-') {
