@@ -1,0 +1,243 @@
+// BatchEngine: outputs under continuous batching equal the single-sequence generation loop
+// (batch-invariant numerics), and the slot/queue bookkeeping holds under cancel and overload.
+#include "runtime/batch_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "formats/tokenizer.h"
+#include "runtime/generate.h"
+#include "tests/test_util.h"
+
+namespace moxie {
+namespace {
+
+const char* DemoDir() { return MOXIE_DEMO_MODEL_DIR; }
+
+struct Collected {
+  std::string text;
+  EngineEvent done;
+  bool error = false;
+  int n_logprobs = 0;
+};
+
+Collected Drain(RequestHandle& h) {
+  Collected c;
+  EngineEvent ev;
+  for (;;) {
+    if (!h.Next(&ev, std::chrono::milliseconds(60000))) {
+      ADD_FAILURE() << "no event within 60 s";
+      c.error = true;
+      return c;
+    }
+    if (ev.kind == EngineEvent::Kind::kText) {
+      c.text += ev.text;
+      c.n_logprobs += static_cast<int>(ev.logprobs.size());
+    } else {
+      c.error = ev.kind == EngineEvent::Kind::kError;
+      if (c.error) ADD_FAILURE() << ev.error.message();
+      c.done = ev;
+      return c;
+    }
+  }
+}
+
+class BatchEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto m = LoadModel(DemoDir());
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    model_ = m->release();
+    auto t = Tokenizer::FromPath(DemoDir());
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    tok_ = t->release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tok_;
+  }
+  // The reference: the plain generation loop, one sequence alone.
+  static GenerateResult Alone(const std::vector<int32_t>& prompt, int max_tokens,
+                              const std::vector<std::string>& stop = {}) {
+    SessionOptions so;
+    so.n_threads = 2;
+    so.max_ctx = 256;
+    auto s = Session::Create(*model_, so);
+    EXPECT_TRUE(s.ok());
+    GenerateOptions g;
+    g.max_tokens = max_tokens;
+    g.stop = stop;
+    g.sampler.temperature = 0;
+    auto r = Generate(**s, *tok_, prompt, g, nullptr);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return *r;
+  }
+  static EngineRequest Greedy(const std::string& text, int max_tokens) {
+    EngineRequest r;
+    r.prompt = tok_->Encode(text, {.add_special = true});
+    r.max_tokens = max_tokens;
+    r.sampler.temperature = 0;
+    return r;
+  }
+  static Model* model_;
+  static Tokenizer* tok_;
+};
+Model* BatchEngineTest::model_ = nullptr;
+Tokenizer* BatchEngineTest::tok_ = nullptr;
+
+TEST_F(BatchEngineTest, GreedyOutputsUnderLoadEqualTheSingleSequenceLoop) {
+  const std::vector<std::string> prompts = {
+      "The jury said",
+      "It was a cold morning in the city, and the committee",
+      "He",
+      "The president of the company announced that the plans for the new building would be",
+      "Music and art",
+      "In 1961 the state legislature",
+  };
+  BatchEngineOptions o;
+  o.n_slots = 4;  // fewer slots than requests: some wait in the queue and join mid-flight
+  o.ctx = 256;
+  o.n_threads = 2;
+  o.max_step_tokens = 16;  // forces chunked prefill mixed with decode steps
+  o.prefill_chunk_while_decoding = 5;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto h = (*e)->Submit(Greedy(prompts[i], 12 + static_cast<int>(i) * 3));
+    ASSERT_OK(h.status());
+    hs.push_back(*h);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Collected c = Drain(*hs[i]);
+    const auto ref = Alone(Greedy(prompts[i], 1).prompt, 12 + static_cast<int>(i) * 3);
+    EXPECT_EQ(c.text, ref.text) << "prompt " << i;
+    EXPECT_EQ(c.done.completion_tokens, static_cast<int>(ref.tokens.size())) << "prompt " << i;
+    EXPECT_EQ(c.done.finish_reason, ref.finish_reason == "eos" ? "stop" : ref.finish_reason);
+    EXPECT_EQ(c.done.prompt_tokens, static_cast<int>(ref.prompt_tokens));
+  }
+  const EngineStats st = (*e)->Stats();
+  EXPECT_EQ(st.requests_finished, prompts.size());
+  EXPECT_EQ(st.active_slots, 0);
+  // Several sequences shared steps (that is what batching is).
+  uint64_t multi = st.steps - st.batch_buckets[0];
+  EXPECT_GT(multi, 0u);
+}
+
+TEST_F(BatchEngineTest, StopStringsAndPrefixReuseMatchTheLoop) {
+  BatchEngineOptions o;
+  o.n_slots = 2;
+  o.ctx = 256;
+  o.n_threads = 2;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  const auto ref = Alone(Greedy("The jury said", 1).prompt, 40);
+  ASSERT_GT(ref.text.size(), 6u);
+  // A stop string taken from the middle of the reference output cuts the text right before it.
+  const std::string stop = ref.text.substr(ref.text.size() / 2, 3);
+  const auto ref_stop = Alone(Greedy("The jury said", 1).prompt, 40, {stop});
+  EngineRequest r = Greedy("The jury said", 40);
+  r.stop = {stop};
+  auto h = (*e)->Submit(r);
+  ASSERT_OK(h.status());
+  const Collected c = Drain(**h);
+  EXPECT_EQ(c.text, ref_stop.text);
+  EXPECT_EQ(c.done.finish_reason, "stop");
+  // The same prompt again reuses the slot's cached prefix and still gives the same text.
+  auto h2 = (*e)->Submit(Greedy("The jury said", 40));
+  ASSERT_OK(h2.status());
+  const Collected c2 = Drain(**h2);
+  EXPECT_EQ(c2.text, ref.text);
+  EXPECT_GT(c2.done.cached_tokens, 0);
+}
+
+TEST_F(BatchEngineTest, LogprobsComeWithEveryToken) {
+  BatchEngineOptions o;
+  o.n_slots = 1;
+  o.ctx = 128;
+  o.n_threads = 2;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  EngineRequest r = Greedy("The jury said", 10);
+  r.top_logprobs = 3;
+  auto h = (*e)->Submit(r);
+  ASSERT_OK(h.status());
+  EngineEvent ev;
+  int n = 0;
+  while ((*h)->Next(&ev, std::chrono::milliseconds(60000)) && ev.kind == EngineEvent::Kind::kText) {
+    for (const auto& lp : ev.logprobs) {
+      ++n;
+      ASSERT_EQ(lp.top.size(), 3u);
+      // Greedy: the chosen token is the most likely one; logprobs are <= 0 and sorted.
+      EXPECT_EQ(lp.top[0].first, lp.token);
+      EXPECT_FLOAT_EQ(lp.top[0].second, lp.logprob);
+      EXPECT_LE(lp.top[0].second, 0.0f);
+      EXPECT_GE(lp.top[0].second, lp.top[1].second);
+      EXPECT_GE(lp.top[1].second, lp.top[2].second);
+    }
+  }
+  ASSERT_EQ(ev.kind, EngineEvent::Kind::kDone);
+  EXPECT_EQ(n, ev.completion_tokens);
+}
+
+TEST_F(BatchEngineTest, CancelFreesTheSlotAndAFullQueueRefuses) {
+  BatchEngineOptions o;
+  o.n_slots = 1;
+  o.ctx = 256;
+  o.n_threads = 2;
+  o.max_queue = 1;
+  o.ctx = 512;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  EngineRequest longreq = Greedy("The jury said", 480);
+  longreq.eos_tokens.clear();
+  auto a = (*e)->Submit(longreq);
+  ASSERT_OK(a.status());
+  EngineEvent ev;
+  ASSERT_TRUE((*a)->Next(&ev, std::chrono::milliseconds(60000)));  // running now
+  auto b = (*e)->Submit(Greedy("He", 4));  // waits in the queue
+  ASSERT_OK(b.status());
+  auto c = (*e)->Submit(Greedy("He", 4));  // queue full
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+  (*a)->Cancel();
+  const Collected cb = Drain(**b);  // the slot came free
+  EXPECT_FALSE(cb.error);
+  for (int i = 0; i < 100 && (*e)->Stats().active_slots != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const EngineStats st = (*e)->Stats();
+  EXPECT_EQ(st.active_slots, 0);
+  EXPECT_EQ(st.requests_cancelled, 1u);
+  EXPECT_EQ(st.requests_rejected, 1u);
+}
+
+TEST_F(BatchEngineTest, BadRequestsAreRefusedWithReasons) {
+  BatchEngineOptions o;
+  o.n_slots = 1;
+  o.ctx = 32;
+  o.n_threads = 1;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  EngineRequest r = Greedy("The jury said", 4);
+  r.prompt.assign(40, r.prompt[0]);
+  auto h = (*e)->Submit(r);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("context holds 32"), std::string::npos);
+  r = Greedy("x", 4);
+  r.prompt = {model_->info().n_vocab};
+  EXPECT_FALSE((*e)->Submit(r).ok());
+  r = Greedy("x", 0);
+  EXPECT_FALSE((*e)->Submit(r).ok());
+  r = Greedy("x", 4);
+  r.sampler.top_p = 0;
+  EXPECT_FALSE((*e)->Submit(r).ok());
+  o.max_step_tokens = 0;
+  EXPECT_FALSE(BatchEngine::Create(*model_, *tok_, o).ok());
+}
+
+}  // namespace
+}  // namespace moxie
