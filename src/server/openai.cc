@@ -122,7 +122,9 @@ OptErr ParseCommon(const Json& b, const ServedModel& m, ParsedRequest* p) {
       if (x.empty()) return Bad("stop", "'stop' strings must not be empty");
     }
   }
-  p->engine.eos_tokens = m.eos_tokens;
+  bool ignore_eos = false;  // vLLM / llama-server extension
+  if ((e = GetBool(b, "ignore_eos", &ignore_eos))) return e;
+  if (!ignore_eos) p->engine.eos_tokens = m.eos_tokens;
   p->engine.timeout_s = m.timeout_s;
   return std::nullopt;
 }

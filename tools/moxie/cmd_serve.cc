@@ -48,6 +48,14 @@ void RegisterServe(CLI::App& app, int* rc) {
   cmd->add_option("--alias", alias, "Model name in /v1/models and responses (default: file name)");
   cmd->add_option("--chat-template", tmpl_file, "Use this .jinja chat template instead of the model's");
   cmd->callback([rc] {
+    // SIGINT/SIGTERM stop the server cleanly; a vanished client must not kill us with SIGPIPE.
+    // Blocked before any thread starts, so every thread inherits the mask and sigwait sees them.
+    std::signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     model = ModelOrDefault(model);
     http.max_body_bytes = max_body_kib * 1024;
     auto m = LoadModel(model);
@@ -99,13 +107,6 @@ void RegisterServe(CLI::App& app, int* rc) {
     served.timeout_s = timeout_s;
     served.created = static_cast<int64_t>(std::time(nullptr));
 
-    // SIGINT/SIGTERM stop the server cleanly; a vanished client must not kill us with SIGPIPE.
-    std::signal(SIGPIPE, SIG_IGN);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);  // inherited by the server's threads
 
     server::HttpServer srv(**engine, served, http);
     if (Status st = srv.Bind(); !st.ok()) {

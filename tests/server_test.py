@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `moxie serve` over real HTTP on loopback (standard library only).
+
+Usage: server_test.py MOXIE_BINARY TEST_DATA_DIR DEMO_MODEL_DIR [--soak SECONDS]
+
+Starts the real server on a free port with the demo model (and a random-weight fixture model),
+then checks: routes and response shapes, greedy output equal to `moxie run`, 16 concurrent
+streaming clients with outputs equal to the single-client ones, error handling (malformed JSON,
+wrong types, body over the limit, API key, unknown route, full queue), a client that disconnects
+mid-stream (slot freed, seen in /metrics), a client that never reads (others unaffected), and a
+bounded load loop with flat RSS.
+"""
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+MOXIE, DATA, DEMO = sys.argv[1], sys.argv[2], sys.argv[3]
+SOAK = 20.0
+if "--soak" in sys.argv:
+    SOAK = float(sys.argv[sys.argv.index("--soak") + 1])
+FAILURES = []
+
+
+def check(cond, msg):
+    if not cond:
+        FAILURES.append(msg)
+        print("FAIL:", msg, flush=True)
+
+
+class Server:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([MOXIE, "serve", "--port", "0", "-t", "2", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            rest = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            raise RuntimeError("server did not start: " + line + rest)
+        self.port = int(m.group(1))
+        # Keep draining stderr so the server never blocks on a full pipe.
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=120):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read().decode("utf-8")
+        c.close()
+        return r.status, r.getheaders(), text
+
+    def post(self, path, body, **kw):
+        status, headers, text = self.request("POST", path, body, **kw)
+        try:
+            return status, json.loads(text), dict(headers)
+        except ValueError:
+            return status, text, dict(headers)
+
+    def stream(self, path, body, headers=None):
+        """Returns (status, list of parsed data chunks, saw_done)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        c.request("POST", path, body=json.dumps(body), headers=h)
+        r = c.getresponse()
+        chunks, done = [], False
+        if r.status != 200:
+            return r.status, json.loads(r.read()), False
+        buf = b""
+        while True:
+            piece = r.read1(65536) if hasattr(r, "read1") else r.read(1)
+            if not piece:
+                break
+            buf += piece
+            while b"\n\n" in buf:
+                event, buf = buf.split(b"\n\n", 1)
+                for line in event.split(b"\n"):
+                    if not line.startswith(b"data: "):
+                        continue
+                    payload = line[6:].decode("utf-8")
+                    if payload == "[DONE]":
+                        done = True
+                    else:
+                        chunks.append(json.loads(payload))
+        c.close()
+        return r.status, chunks, done
+
+    def metrics(self, headers=None):
+        _, _, text = self.request("GET", "/metrics", headers=headers)
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = -9
+        check(rc == 0, f"server exit code on SIGTERM: {rc}")
+
+
+def moxie_run(prompt, n):
+    out = subprocess.run([MOXIE, "run", "-m", DEMO, "-p", prompt, "-n", str(n), "--temp", "0",
+                          "-t", "2", "--json"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["text"]
+
+
+def stream_text(chunks, chat):
+    if chat:
+        return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    return "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
+
+
+def test_routes_and_greedy(s):
+    status, _, body = s.request("GET", "/health")
+    check(status == 200 and json.loads(body)["status"] == "ok", "GET /health")
+    status, _, body = s.request("GET", "/v1/models")
+    models = json.loads(body)
+    check(status == 200 and models["object"] == "list" and models["data"][0]["id"] == "demo",
+          f"GET /v1/models: {body}")
+    # Completions, greedy: the same text as `moxie run` for the same prompt.
+    for prompt in ["The jury said", "It was a cold morning and"]:
+        status, r, _ = s.post("/v1/completions", {"model": "demo", "prompt": prompt,
+                                                  "max_tokens": 24, "temperature": 0})
+        check(status == 200, f"completions status {status}: {r}")
+        want = moxie_run(prompt, 24)
+        check(r["choices"][0]["text"] == want,
+              f"completions greedy text {r['choices'][0]['text']!r} != moxie run {want!r}")
+        check(r["object"] == "text_completion" and r["usage"]["completion_tokens"] <= 24,
+              f"completions shape: {r}")
+        check(r["usage"]["total_tokens"] == r["usage"]["prompt_tokens"] +
+              r["usage"]["completion_tokens"], "usage adds up")
+        # Streamed: the same text in pieces.
+        status, chunks, done = s.stream("/v1/completions", {"prompt": prompt, "max_tokens": 24,
+                                                            "temperature": 0, "stream": True})
+        check(status == 200 and done, "completions stream ends with [DONE]")
+        check(stream_text(chunks, False) == want, "completions stream text == moxie run")
+    # Chat, non-stream and stream agree.
+    msgs = [{"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Tell me about the jury."}]
+    status, r, _ = s.post("/v1/chat/completions", {"messages": msgs, "max_tokens": 20,
+                                                   "temperature": 0})
+    check(status == 200 and r["object"] == "chat.completion", f"chat: {status} {r}")
+    text = r["choices"][0]["message"]["content"]
+    check(r["choices"][0]["message"]["role"] == "assistant", "chat role")
+    check(r["choices"][0]["finish_reason"] in ("stop", "length"), "chat finish_reason")
+    status, chunks, done = s.stream("/v1/chat/completions",
+                                    {"messages": msgs, "max_tokens": 20, "temperature": 0,
+                                     "stream": True, "stream_options": {"include_usage": True}})
+    check(status == 200 and done, "chat stream [DONE]")
+    check(chunks[0]["choices"][0]["delta"].get("role") == "assistant", "first delta has the role")
+    check(stream_text(chunks, True) == text, "chat stream text == non-stream text")
+    check(chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] ==
+          r["usage"]["completion_tokens"], f"include_usage chunk: {chunks[-1]}")
+    finals = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    check(len(finals) == 1, "one chunk carries finish_reason")
+    # Logprobs.
+    status, r, _ = s.post("/v1/chat/completions", {"messages": msgs, "max_tokens": 5,
+                                                   "temperature": 0, "logprobs": True,
+                                                   "top_logprobs": 3})
+    lp = r["choices"][0]["logprobs"]["content"]
+    check(len(lp) == r["usage"]["completion_tokens"] and all(len(t["top_logprobs"]) == 3
+                                                              for t in lp), "chat logprobs")
+    check(all(t["logprob"] <= 0 and t["token"] == t["top_logprobs"][0]["token"] for t in lp),
+          "greedy token is the top logprob")
+    # Stop strings are cut and finish with "stop".
+    full = moxie_run("The jury said", 30)
+    stop = full[len(full) // 2: len(full) // 2 + 3]
+    status, r, _ = s.post("/v1/completions", {"prompt": "The jury said", "max_tokens": 30,
+                                              "temperature": 0, "stop": [stop]})
+    check(r["choices"][0]["text"] == full[:full.find(stop)] and
+          r["choices"][0]["finish_reason"] == "stop", f"stop string {stop!r}: {r}")
+    # Same seed, same sampled text.
+    body = {"prompt": "The jury said", "max_tokens": 16, "temperature": 1.0, "seed": 42}
+    a = s.post("/v1/completions", body)[1]["choices"][0]["text"]
+    b = s.post("/v1/completions", body)[1]["choices"][0]["text"]
+    check(a == b, "seeded sampling is reproducible")
+
+
+def test_concurrent(s):
+    prompts = [f"Story number {i}: the {w}" for i, w in
+               enumerate(["jury", "city", "river", "house", "war", "music", "law", "church",
+                          "school", "road", "army", "farm", "court", "press", "bank", "train"])]
+    single = []
+    for p in prompts:
+        _, r, _ = s.post("/v1/completions", {"prompt": p, "max_tokens": 24, "temperature": 0})
+        single.append(r["choices"][0]["text"])
+    results = [None] * len(prompts)
+
+    def client(i):
+        st, chunks, done = s.stream("/v1/completions", {"prompt": prompts[i], "max_tokens": 24,
+                                                        "temperature": 0, "stream": True})
+        results[i] = (st, stream_text(chunks, False), done)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for i, r in enumerate(results):
+        check(r is not None and r[0] == 200 and r[2], f"concurrent client {i} finished: {r}")
+        if r:
+            check(r[1] == single[i], f"concurrent client {i}: {r[1]!r} != single {single[i]!r}")
+    m = s.metrics()
+    batched = m['moxie_batch_tokens_count'] - m['moxie_batch_tokens_bucket{le="1"}']
+    check(batched > 0, "steps with several tokens happened (requests were batched)")
+
+
+def test_errors(s):
+    st, r, _ = s.post("/v1/chat/completions", None, raw="{not json")
+    check(st == 400 and "malformed JSON" in r["error"]["message"], f"malformed JSON: {st} {r}")
+    st, r, _ = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                               "max_tokens": "many"})
+    check(st == 400 and r["error"]["param"] == "max_tokens", f"wrong type names field: {r}")
+    st, r, _ = s.post("/v1/completions", {"prompt": 12})
+    check(st == 400 and r["error"]["param"] == "prompt", f"prompt type: {r}")
+    st, r, _ = s.post("/v1/completions", {"prompt": "x", "temperature": 9})
+    check(st == 400 and r["error"]["param"] == "temperature", f"temperature range: {r}")
+    st, r, _ = s.post("/v1/completions", None, raw="x" * (5 << 20))
+    check(st == 413 and "error" in r, f"body over the limit: {st}")
+    st, _, body = s.request("GET", "/v1/nothing")
+    check(st == 404 and "error" in json.loads(body), f"unknown route: {st}")
+    st, r, _ = s.post("/v1/completions", {"prompt": "word " * 2000})
+    check(st == 400 and r["error"]["code"] == "context_length_exceeded", f"too long: {r}")
+
+
+def test_disconnect_and_slow_client(s):
+    base = s.metrics()
+    # A client that reads one chunk and hangs up: its request is cancelled, its slot freed.
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    body = json.dumps({"prompt": "The jury said", "max_tokens": 400, "temperature": 1.0,
+                       "stream": True, "seed": 1, "ignore_eos": True}).encode()
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    got = sock.recv(4096)
+    check(b"200" in got.split(b"\r\n")[0], "stream started")
+    sock.close()
+    freed = False
+    for _ in range(200):
+        m = s.metrics()
+        if m["moxie_slots_active"] == 0 and \
+                m["moxie_requests_cancelled_total"] > base["moxie_requests_cancelled_total"]:
+            freed = True
+            break
+        time.sleep(0.05)
+    check(freed, "disconnected client's slot is freed and counted as cancelled")
+    # A client that never reads its stream does not block the others.
+    slow = socket.create_connection(("127.0.0.1", s.port))
+    body = json.dumps({"prompt": "The jury said", "max_tokens": 400, "temperature": 1.0,
+                       "stream": True, "seed": 2}).encode()
+    slow.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    t0 = time.time()
+    for i in range(4):
+        st, r, _ = s.post("/v1/completions", {"prompt": f"Other {i}", "max_tokens": 16,
+                                              "temperature": 0}, timeout=60)
+        check(st == 200, f"request beside a slow client: {st}")
+    check(time.time() - t0 < 30, "requests beside a slow client finish promptly")
+    slow.close()
+
+
+def test_api_key_and_queue():
+    s = Server("-m", DEMO, "--api-key", "sekrit", "--parallel", "1", "--max-queue", "0",
+               "--alias", "demo")
+    try:
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1})
+        check(st == 401 and r["error"]["type"] == "authentication_error", f"missing key: {st}")
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1},
+                          headers={"Authorization": "Bearer wrong"})
+        check(st == 401, f"wrong key: {st}")
+        st, _, _ = s.request("GET", "/health")
+        check(st == 200, "/health needs no key")
+        st, _, _ = s.request("GET", "/metrics")
+        check(st == 401, "/metrics needs the key")
+        auth = {"Authorization": "Bearer sekrit"}
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, headers=auth)
+        check(st == 200, f"right key: {st} {r}")
+        # One slot, no queue: a second request while one runs gets 503 with Retry-After.
+        holder = threading.Thread(target=s.post, args=("/v1/completions", {
+            "prompt": "The jury said", "max_tokens": 400, "temperature": 1.0, "seed": 3,
+            "ignore_eos": True}),
+            kwargs={"headers": auth})
+        holder.start()
+        for _ in range(500):  # until the holder runs
+            if s.metrics(headers=auth)["moxie_slots_active"] == 1:
+                break
+            time.sleep(0.01)
+        st, r, h = s.post("/v1/completions", {"prompt": "y", "max_tokens": 1}, headers=auth)
+        got503 = st == 503 and h.get("Retry-After") == "1" and "error" in r
+        check(got503, "full queue answers 503 with Retry-After")
+        holder.join()
+    finally:
+        s.stop()
+
+
+def test_random_model():
+    """A random-weight model emits arbitrary tokens (odd bytes): always 200 and valid UTF-8."""
+    s = Server("-m", os.path.join(DATA, "models", "qwen3moe"), "--parallel", "2")
+    try:
+        for seed in range(4):
+            st, r, _ = s.post("/v1/completions", {"prompt": "hello", "max_tokens": 40,
+                                                  "temperature": 1.5, "seed": seed,
+                                                  "logprobs": 2})
+            check(st == 200, f"random model completion: {st} {r}")
+            st, chunks, done = s.stream("/v1/completions", {"prompt": "hello", "max_tokens": 40,
+                                                            "temperature": 1.5, "seed": seed,
+                                                            "stream": True})
+            check(st == 200 and done, "random model stream")
+    finally:
+        s.stop()
+
+
+def test_soak(s):
+    """Bounded load loop: mixed requests for SOAK seconds; no errors, RSS flat."""
+    errors = []
+
+    def worker(k, stop_at):
+        i = 0
+        while time.time() < stop_at:
+            i += 1
+            body = {"prompt": f"Load {k} {i}", "max_tokens": 8 + (i % 16), "temperature": 0.7,
+                    "seed": i}
+            if i % 2:
+                st, chunks, done = s.stream("/v1/completions", dict(body, stream=True))
+                if st != 200 or not done:
+                    errors.append((st, chunks))
+            else:
+                st, r, _ = s.post("/v1/chat/completions", {
+                    "messages": [{"role": "user", "content": f"Hi {k} {i}"}],
+                    "max_tokens": 8, "seed": i})
+                if st != 200:
+                    errors.append((st, r))
+
+    worker(99, time.time() + min(3.0, SOAK / 4))  # warm up: caches, thread pools, arenas
+    rss0 = s.rss_kib()
+    stop_at = time.time() + SOAK
+    threads = [threading.Thread(target=worker, args=(k, stop_at)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rss1 = s.rss_kib()
+    check(not errors, f"load loop errors: {errors[:3]}")
+    growth = rss1 - rss0
+    print(f"soak {SOAK:.0f} s: RSS {rss0} -> {rss1} KiB", flush=True)
+    check(growth < max(16 * 1024, rss0 // 10), f"RSS grew {growth} KiB during the load loop")
+
+
+def main():
+    s = Server("-m", DEMO, "--parallel", "4", "--alias", "demo")
+    try:
+        for test in (test_routes_and_greedy, test_concurrent, test_errors,
+                     test_disconnect_and_slow_client, test_soak):
+            print("--", test.__name__, flush=True)
+            test(s)
+        m = s.metrics()
+        check(m["moxie_requests_failed_total"] == 0, "no failed requests")
+        check(any(k.startswith("moxie_expert_selections_total") and v > 0 for k, v in m.items()),
+              "expert selection counts in /metrics")
+    finally:
+        s.stop()
+    print("-- test_api_key_and_queue", flush=True)
+    test_api_key_and_queue()
+    print("-- test_random_model", flush=True)
+    test_random_model()
+    if FAILURES:
+        print(f"{len(FAILURES)} failure(s)")
+        sys.exit(1)
+    print("all server checks passed")
+
+
+if __name__ == "__main__":
+    main()
