@@ -281,7 +281,7 @@ def test_disconnect_and_slow_client(s):
 
 def test_api_key_and_queue():
     s = Server("-m", DEMO, "--api-key", "sekrit", "--parallel", "1", "--max-queue", "0",
-               "--alias", "demo")
+               "--alias", "demo", "-c", "4096")
     try:
         st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1})
         check(st == 401 and r["error"]["type"] == "authentication_error", f"missing key: {st}")
@@ -295,20 +295,22 @@ def test_api_key_and_queue():
         auth = {"Authorization": "Bearer sekrit"}
         st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, headers=auth)
         check(st == 200, f"right key: {st} {r}")
-        # One slot, no queue: a second request while one runs gets 503 with Retry-After.
-        holder = threading.Thread(target=s.post, args=("/v1/completions", {
-            "prompt": "The jury said", "max_tokens": 400, "temperature": 1.0, "seed": 3,
-            "ignore_eos": True}),
-            kwargs={"headers": auth})
-        holder.start()
-        for _ in range(500):  # until the holder runs
-            if s.metrics(headers=auth)["moxie_slots_active"] == 1:
-                break
-            time.sleep(0.01)
+        # One slot, no queue: a second request while one runs gets 503 with Retry-After. The
+        # holder is a long stream (thousands of tokens) that we read from, so it is surely
+        # running when the second request arrives; hanging up cancels it.
+        holder = socket.create_connection(("127.0.0.1", s.port))
+        body = json.dumps({"prompt": "The jury said", "max_tokens": 4000, "temperature": 1.0,
+                           "seed": 3, "ignore_eos": True, "stream": True}).encode()
+        holder.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Authorization: Bearer sekrit\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got = b""
+        while got.count(b"data: ") < 3:  # the stream is under way
+            got += holder.recv(4096)
         st, r, h = s.post("/v1/completions", {"prompt": "y", "max_tokens": 1}, headers=auth)
         got503 = st == 503 and h.get("Retry-After") == "1" and "error" in r
+        holder.close()
         check(got503, "full queue answers 503 with Retry-After")
-        holder.join()
     finally:
         s.stop()
 
