@@ -1,9 +1,44 @@
 #include "core/thread_pool.h"
 
-namespace moxie {
+#include <pthread.h>
+#include <sched.h>
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  for (int t = 1; t < n_threads_; ++t) threads_.emplace_back([this, t] { WorkerLoop(t); });
+namespace moxie {
+namespace {
+
+void PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, bool pin) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  if (pin) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) cpus_.push_back(c);
+      }
+    }
+    pin_ = !cpus_.empty();
+  }
+  for (int t = 1; t < n_threads_; ++t) {
+    threads_.emplace_back([this, t] {
+      if (pin_) PinTo(cpus_[static_cast<size_t>(t) % cpus_.size()]);
+      WorkerLoop(t);
+    });
+  }
+}
+
+void ThreadPool::PinCaller() {
+  const auto self = std::this_thread::get_id();
+  if (self == pinned_caller_) return;
+  PinTo(cpus_[0]);
+  pinned_caller_ = self;
 }
 
 ThreadPool::~ThreadPool() {
@@ -23,6 +58,7 @@ void ThreadPool::RunRange(int tid) {
 }
 
 void ThreadPool::Run(size_t n, RangeFn fn, void* ctx) {
+  if (pin_) PinCaller();
   job_fn_ = fn;
   job_ctx_ = ctx;
   job_n_ = n;

@@ -18,12 +18,17 @@ namespace moxie {
 class ThreadPool {
  public:
   // n_threads >= 1; the calling thread is worker 0, so n_threads - 1 threads are spawned.
-  explicit ThreadPool(int n_threads);
+  // pin: each worker is bound to one CPU of the process's affinity set (worker i -> the i-th
+  // allowed CPU, wrapping), and so is whichever thread calls ParallelFor (-> the first CPU), so
+  // the OS never migrates them mid-step; off by default (on a shared machine a pinned thread
+  // cannot dodge a busy core).
+  explicit ThreadPool(int n_threads, bool pin = false);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  bool pinned() const { return pin_; }
 
   // Calls fn(begin, end, thread_index) for each non-empty static range of [0, n).
   template <typename Fn>
@@ -47,8 +52,12 @@ class ThreadPool {
   void WorkerLoop(int tid);
   void RunRange(int tid);
   void Participate();
+  void PinCaller();
 
   int n_threads_;
+  bool pin_ = false;
+  std::vector<int> cpus_;            // allowed CPUs, when pinning
+  std::thread::id pinned_caller_{};  // the ParallelFor caller last pinned
   std::vector<std::thread> threads_;
   // Job description, published by `generation_` (release) and read by workers (acquire).
   RangeFn job_fn_ = nullptr;

@@ -1,6 +1,9 @@
 #include "core/thread_pool.h"
 
+#include <sched.h>
+
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "tests/test_util.h"
@@ -27,6 +30,36 @@ TEST(ThreadPool, StaticRangesCoverEveryIndexOnce) {
       for (size_t i = 1; i < n; ++i) EXPECT_LE(owner[i - 1], owner[i]);
     }
   }
+}
+
+TEST(ThreadPool, PinnedWorkersRunOnOneAllowedCpuEach) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  const int n_allowed = CPU_COUNT(&allowed);
+  const int nt = std::min(n_allowed, 4);
+  std::vector<int> counts(static_cast<size_t>(nt), 0);
+  std::thread caller([&] {  // pinning binds the ParallelFor caller too: keep it off the test thread
+    ThreadPool pool(nt, /*pin=*/true);
+    ASSERT_TRUE(pool.pinned());
+    for (int rep = 0; rep < 20; ++rep) {
+      pool.ParallelFor(static_cast<size_t>(nt), [&](size_t b, size_t e, int) {
+        cpu_set_t mine;
+        CPU_ZERO(&mine);
+        ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine), 0);
+        // Each thread is bound to exactly one CPU, one the process may use.
+        ASSERT_EQ(CPU_COUNT(&mine), 1);
+        for (int c = 0; c < CPU_SETSIZE; ++c) {
+          if (CPU_ISSET(c, &mine)) {
+            EXPECT_TRUE(CPU_ISSET(c, &allowed));
+          }
+        }
+        for (size_t i = b; i < e; ++i) ++counts[i];
+      });
+    }
+  });
+  caller.join();
+  for (int c : counts) EXPECT_EQ(c, 20);
 }
 
 }  // namespace

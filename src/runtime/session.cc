@@ -15,7 +15,7 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   std::unique_ptr<Session> s(new Session(model));
   int nt = o.n_threads;
   if (nt == 0) nt = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  s->pool_ = std::make_unique<ThreadPool>(nt);
+  s->pool_ = std::make_unique<ThreadPool>(nt, o.pin_threads);
   s->ctx_.pool = s->pool_.get();
   s->ctx_.kernels = &BestKernels();
   s->ctx_.quantized_activations = o.quantized_activations;

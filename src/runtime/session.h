@@ -23,6 +23,7 @@ struct SessionOptions {
   // Quantized weights: 8-bit activations (default, as llama.cpp) or f32 activations against the
   // dequantized weights (exact to the dequantized model; slower).
   bool quantized_activations = true;
+  bool pin_threads = false;  // bind the threads to CPUs (ThreadPool)
 };
 
 class Session {

@@ -31,6 +31,7 @@ void RegisterServe(CLI::App& app, int* rc) {
   cmd->add_option("-c,--ctx", eng.ctx, "Context size per slot in tokens (0: min(model, 4096))")
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("-t,--threads", eng.n_threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_flag("--pin", eng.pin_threads, "Bind each thread to one CPU");
   cmd->add_option("--step-tokens", eng.max_step_tokens,
                   "Most tokens in one forward step (decode tokens + prefill chunks)")
       ->check(CLI::Range(1, 65536));

@@ -73,6 +73,7 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
   cmd->add_option("--seed", g->seed, "Sampling seed (-1 = random)");
   cmd->add_option("--stop", g->stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", g->ignore_eos, "Do not stop at EOS tokens");
+  cmd->add_flag("--pin", g->pin, "Bind each thread to one CPU");
 }
 
 std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tokenizer& t) {
@@ -108,6 +109,7 @@ Result<TextModel> LoadTextModel(const std::string& dir, const GenOptionsCli& g) 
   SessionOptions so;
   so.n_threads = g.threads;
   so.max_ctx = g.ctx;
+  so.pin_threads = g.pin;
   MOXIE_ASSIGN_OR_RETURN(tm.session, Session::Create(*tm.model, so));
   tm.gen.max_tokens = g.n_predict;
   tm.gen.stop = g.stop;

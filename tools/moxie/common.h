@@ -34,6 +34,7 @@ struct GenOptionsCli {
   bool ignore_eos = false;
   SamplerConfig sampler;
   int64_t seed = -1;
+  bool pin = false;
 };
 void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
 
