@@ -138,6 +138,17 @@ def test_routes_and_greedy(s):
     models = json.loads(body)
     check(status == 200 and models["object"] == "list" and models["data"][0]["id"] == "demo",
           f"GET /v1/models: {body}")
+    status, _, body = s.request("GET", "/v1/models/demo")
+    check(status == 200 and json.loads(body)["id"] == "demo", f"GET /v1/models/demo: {body}")
+    status, _, body = s.request("GET", "/v1/models/other")
+    check(status == 404 and json.loads(body)["error"]["code"] == "model_not_found",
+          f"GET /v1/models/other: {status} {body}")
+    status, headers, _ = s.request("OPTIONS", "/v1/chat/completions",
+                                   headers={"Origin": "http://ui.example",
+                                            "Access-Control-Request-Method": "POST"})
+    h = {k.lower(): v for k, v in headers}
+    check(status == 204 and h.get("access-control-allow-origin") == "*" and
+          "Authorization" in h.get("access-control-allow-headers", ""), f"CORS preflight: {status} {h}")
     # Completions, greedy: the same text as `moxie run` for the same prompt.
     for prompt in ["The jury said", "It was a cold morning and"]:
         status, r, _ = s.post("/v1/completions", {"model": "demo", "prompt": prompt,
@@ -240,6 +251,9 @@ def test_errors(s):
     check(st == 413 and "error" in r, f"body over the limit: {st}")
     st, _, body = s.request("GET", "/v1/nothing")
     check(st == 404 and "error" in json.loads(body), f"unknown route: {st}")
+    st, r, _ = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                               "response_format": {"type": "json_schema"}})
+    check(st == 400 and r["error"]["param"] == "response_format", f"response_format: {r}")
     st, r, _ = s.post("/v1/completions", {"prompt": "word " * 2000})
     check(st == 400 and r["error"]["code"] == "context_length_exceeded", f"too long: {r}")
 
@@ -292,6 +306,8 @@ def test_api_key_and_queue():
         check(st == 200, "/health needs no key")
         st, _, _ = s.request("GET", "/metrics")
         check(st == 401, "/metrics needs the key")
+        st, _, _ = s.request("OPTIONS", "/v1/completions")
+        check(st == 204, "CORS preflight needs no key")
         auth = {"Authorization": "Bearer sekrit"}
         st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, headers=auth)
         check(st == 200, f"right key: {st} {r}")

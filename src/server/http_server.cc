@@ -82,8 +82,20 @@ void HttpServer::Routes() {
   s.set_read_timeout(30, 0);
   s.set_write_timeout(10, 0);  // a client that stops reading a stream is dropped after this
 
+  // Browser front ends call the API cross-origin (as with llama-server and vLLM).
+  s.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+  s.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    res.set_header("Access-Control-Max-Age", "86400");
+  });
+
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (opts_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // Preflight requests carry no credentials; /health is for load balancers.
+    if (opts_.api_key.empty() || req.path == "/health" || req.method == "OPTIONS") {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     const std::string want = "Bearer " + opts_.api_key;
     const std::string got = req.get_header_value("Authorization");
     // Length-independent comparison time is not needed on loopback, but cheap.
@@ -150,6 +162,17 @@ void HttpServer::Routes() {
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(Dump(ModelsBody(model_)), "application/json");
+    Count("/v1/models", 200);
+  });
+  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[1] != model_.name) {
+      SendError(res, ApiError{404, "the model '" + std::string(req.matches[1]) +
+                                       "' does not exist (this server serves '" + model_.name + "')",
+                              "invalid_request_error", "model", "model_not_found"});
+      Count("/v1/models", 404);
+      return;
+    }
+    res.set_content(Dump(ModelsBody(model_)["data"][0]), "application/json");
     Count("/v1/models", 200);
   });
 

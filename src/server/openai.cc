@@ -73,6 +73,17 @@ OptErr ParseCommon(const Json& b, const ServedModel& m, ParsedRequest* p) {
       p->include_usage = so.at("include_usage").get<bool>();
     }
   }
+  if (Present(b, "response_format")) {
+    const Json& rf = b.at("response_format");
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string()) {
+      return Bad("response_format", "'response_format' must be an object with a 'type'");
+    }
+    if (rf["type"] != "text") {
+      return Bad("response_format", "response_format type '" + rf["type"].get<std::string>() +
+                                        "' is not supported (constrained decoding is not "
+                                        "implemented); use 'text'");
+    }
+  }
   int64_t n = 1;
   if ((e = GetInt(b, "n", 1, 128, &n))) return e;
   if (n != 1) return Bad("n", "only n = 1 is supported");
