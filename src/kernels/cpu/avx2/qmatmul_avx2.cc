@@ -21,6 +21,7 @@
 // writes them) for the Q4_K/Q5_K minimums, as the reference does, and for Q6_K's -32 offset.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -92,10 +93,19 @@ inline float E8M0Half(uint8_t e) {
 // Weights with Q8_0 activations: each 32-element block decodes to 32 signed bytes and an f32
 // scale; its dot with an activation block is maddubs(|w|, sign(x, w)) summed to 8 int32 lanes.
 
+// The f16 scales (first 2 bytes) of block b of 8 rows, as 8 floats.
+template <size_t kBytes>
+inline __m256 F16Scales8(const uint8_t* const rows[8], size_t b) {
+  const size_t o = b * kBytes;
+  uint16_t h[8];
+  for (int r = 0; r < 8; ++r) std::memcpy(&h[r], rows[r] + o, 2);
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
 struct WQ8_0 {
   static constexpr size_t kBytes = 34;
   static __m256i Quants(const uint8_t* b) { return LoadU256(b + 2); }
-  static float Scale(const uint8_t* b) { return LoadF16(b); }
+  static __m256 Scales8(const uint8_t* const rows[8], size_t b) { return F16Scales8<34>(rows, b); }
 };
 
 struct WQ4_0 {
@@ -106,7 +116,7 @@ struct WQ4_0 {
         _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
     return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
   }
-  static float Scale(const uint8_t* b) { return LoadF16(b); }
+  static __m256 Scales8(const uint8_t* const rows[8], size_t b) { return F16Scales8<18>(rows, b); }
 };
 
 struct WMxfp4 {
@@ -120,79 +130,211 @@ struct WMxfp4 {
         _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
     return _mm256_shuffle_epi8(lut, nib);
   }
-  static float Scale(const uint8_t* b) { return E8M0Half(b[0]); }
+  static __m256 Scales8(const uint8_t* const rows[8], size_t b) {
+    const size_t o = b * kBytes;
+    return _mm256_setr_ps(E8M0Half(rows[0][o]), E8M0Half(rows[1][o]), E8M0Half(rows[2][o]),
+                          E8M0Half(rows[3][o]), E8M0Half(rows[4][o]), E8M0Half(rows[5][o]),
+                          E8M0Half(rows[6][o]), E8M0Half(rows[7][o]));
+  }
 };
 
-// R rows x T tokens; acc[r][t] gets d_w·d_x · (8 lanes of the block's integer dot) per block.
-template <typename W, int R, int T>
-void TileQ8_0(const uint8_t* w, size_t row_bytes, const uint8_t* xq, size_t xq_stride, size_t nb,
-              float* y, size_t ldy) {
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+// Sums the 8 int32 lanes of each of q[0..7] into lane i of the result (exact: integer adds, so
+// the grouping does not matter). Unpacks and adds only: Zen 1 runs vphaddd partly on the one pipe
+// that also does the integer multiplies.
+inline __m256i Reduce8(const __m256i q[8]) {
+  __m256i a[4];
+  for (int i = 0; i < 4; ++i) {  // [q0 lanes 0+2, q1 0+2, q0 1+3, q1 1+3] per 128-bit half
+    a[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(q[2 * i], q[2 * i + 1]),
+                            _mm256_unpackhi_epi32(q[2 * i], q[2 * i + 1]));
   }
+  const __m256i b0 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[0], a[1]),
+                                      _mm256_unpackhi_epi64(a[0], a[1]));  // [r0..r3] per half
+  const __m256i b1 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[2], a[3]),
+                                      _mm256_unpackhi_epi64(a[2], a[3]));  // [r4..r7] per half
+  const __m128i lo = _mm_add_epi32(_mm256_castsi256_si128(b0), _mm256_extracti128_si256(b0, 1));
+  const __m128i hi = _mm_add_epi32(_mm256_castsi256_si128(b1), _mm256_extracti128_si256(b1, 1));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+// 8 rows (pointers; a tile past the last row repeats it) x T tokens. Per block and token the 8
+// rows' exact integer dots land in the 8 lanes of one vector, and lane r accumulates
+// acc_r = fma(f32(isum), d_w·d_x, acc_r) in block order: the same operations for a (row, token)
+// whatever T, the tile's other rows or the call's other tokens are.
+template <typename W, int T>
+void Tile8xT(const uint8_t* const rows[8], const uint8_t* xq, size_t xq_stride, size_t nb,
+             float* y, size_t ldy, int n_valid) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nb; ++b) {
-    __m256i wq[R], aw[R];
-    float dw[R];
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = w + r * row_bytes + b * W::kBytes;
+    __m256i wq[8], aw[8];
+    for (int r = 0; r < 8; ++r) {
+      const uint8_t* blk = rows[r] + b * W::kBytes;
       PrefetchAhead<1>(blk);  // one line per 34/18/17-byte block: enough
       wq[r] = W::Quants(blk);
       aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned bytes (-128 -> 128)
-      dw[r] = W::Scale(blk);
     }
+    const __m256 dw = W::Scales8(rows, b);
     for (int t = 0; t < T; ++t) {
       const uint8_t* yb = xq + t * xq_stride + b * kQ8_0Bytes;
       const __m256i yv = LoadU256(yb + 2);
-      const float dy = LoadF16(yb);
-      for (int r = 0; r < R; ++r) {
+      __m256i q[8];
+      for (int r = 0; r < 8; ++r) {
         // |w|·(±x) pairs fit int16: |x| <= 127 (the quantizers' range), |w| <= 128.
-        const __m256i p16 = _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wq[r]));
-        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), p, acc[r][t]);
+        q[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(yv, wq[r])), ones);
       }
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(yb)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Reduce8(q)), d, acc[t]);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = HSum(acc[r][t]);
+  for (int t = 0; t < T; ++t) {
+    if (n_valid == 8) {
+      _mm256_storeu_ps(y + t * ldy, acc[t]);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, acc[t]);
+      for (int r = 0; r < n_valid; ++r) y[t * ldy + r] = tmp[r];
+    }
   }
 }
 
-// Rows r..r+R-1 against all tokens, T at a time (the tail with fewer).
-template <typename W, int R, int T>
-void RowsQ8_0(const uint8_t* w, size_t row_bytes, const uint8_t* xq, size_t xq_stride, size_t n_tok,
-              size_t nb, float* y, size_t ldy) {
+// Rows r0..r0+7 (clamped to the last row) against all tokens, kT at a time (the tail with fewer).
+template <typename W, int kT>
+void Rows8(const uint8_t* const rows[8], const uint8_t* xq, size_t xq_stride, size_t n_tok,
+           size_t nb, float* y, size_t ldy, int n_valid) {
   size_t t = 0;
-  for (; t + T <= n_tok; t += T) {
-    TileQ8_0<W, R, T>(w, row_bytes, xq + t * xq_stride, xq_stride, nb, y + t * ldy, ldy);
+  for (; t + kT <= n_tok; t += kT) {
+    Tile8xT<W, kT>(rows, xq + t * xq_stride, xq_stride, nb, y + t * ldy, ldy, n_valid);
   }
-  if constexpr (T > 1) {
+  if constexpr (kT > 1) {
     if (t < n_tok)
-      RowsQ8_0<W, R, T - 1>(w, row_bytes, xq + t * xq_stride, xq_stride, n_tok - t, nb, y + t * ldy,
-                            ldy);
+      Rows8<W, kT - 1>(rows, xq + t * xq_stride, xq_stride, n_tok - t, nb, y + t * ldy, ldy,
+                       n_valid);
+  }
+}
+
+// Row-interleaved tiles for many tokens (ik_llama.cpp's Q8_0_R8 idea, built on the fly): the 8
+// rows of a group are transposed per block so that vector k holds bytes 4k..4k+3 of every row
+// (row i in 32-bit lane i). A token's 4 activation bytes broadcast to all lanes then give each
+// row's partial dot in its own lane: no horizontal sums, and the multiply unit (one pipe on Zen 1)
+// is the bottleneck. Lane i ends with the same exact integer block dot as Tile8xT, followed by
+// the same fma, so the two paths give the same bits.
+struct alignas(32) R8Block {
+  float d[8];       // the 8 rows' scales
+  __m256i w[8];     // signed quants, vector k = bytes 4k..4k+3 of rows 0..7
+  __m256i aw[8];    // |w| (unsigned)
+};
+constexpr size_t kR8ChunkBlocks = 32;  // 17 KiB of repacked weights: stays in L1
+constexpr size_t kR8MinTokens = 4;     // below this, the repack costs more than it saves
+
+template <typename W>
+void RepackR8(const uint8_t* const rows[8], size_t b0, size_t n, R8Block* out) {
+  for (size_t j = 0; j < n; ++j) {
+    const size_t b = b0 + j;
+    __m256i r[8];
+    for (int i = 0; i < 8; ++i) {
+      const uint8_t* blk = rows[i] + b * W::kBytes;
+      PrefetchAhead<1>(blk);
+      r[i] = W::Quants(blk);
+    }
+    _mm256_store_ps(out[j].d, W::Scales8(rows, b));
+    // 8x8 transpose of 32-bit units.
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);      // units 0,1 | 4,5
+      t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);  // units 2,3 | 6,7
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 0..3 (h = 0), 4..7 (h = 1)
+      const __m256i* th = t + 4 * h;
+      u[4 * h + 0] = _mm256_unpacklo_epi64(th[0], th[2]);  // unit 0 | 4 of 4 rows
+      u[4 * h + 1] = _mm256_unpackhi_epi64(th[0], th[2]);  // unit 1 | 5
+      u[4 * h + 2] = _mm256_unpacklo_epi64(th[1], th[3]);  // unit 2 | 6
+      u[4 * h + 3] = _mm256_unpackhi_epi64(th[1], th[3]);  // unit 3 | 7
+    }
+    for (int k = 0; k < 4; ++k) {
+      const __m256i wk = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+      const __m256i wk4 = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+      _mm256_store_si256(&out[j].w[k], wk);
+      _mm256_store_si256(&out[j].w[k + 4], wk4);
+      _mm256_store_si256(&out[j].aw[k], _mm256_sign_epi8(wk, wk));
+      _mm256_store_si256(&out[j].aw[k + 4], _mm256_sign_epi8(wk4, wk4));
+    }
+  }
+}
+
+// One repacked chunk (blocks b0..b0+n of the group) x T tokens; acc starts from y unless `first`.
+template <int T>
+void TileR8(const R8Block* blk, size_t n, const uint8_t* xq, size_t xq_stride, size_t b0,
+            float* y, size_t ldy, bool first) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + t * ldy);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t j = 0; j < n; ++j) {
+    const R8Block& B = blk[j];
+    const __m256 dw = _mm256_load_ps(B.d);
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + (b0 + j) * kQ8_0Bytes;
+      const __m256i yl = _mm256_broadcastsi128_si256(LoadU128(yb + 2));
+      const __m256i yh = _mm256_broadcastsi128_si256(LoadU128(yb + 18));
+      auto dot = [&](int k, __m256i yk) {
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(B.aw[k], _mm256_sign_epi8(yk, B.w[k])), ones);
+      };
+      const __m256i s0 = _mm256_add_epi32(dot(0, _mm256_shuffle_epi32(yl, 0x00)),
+                                          dot(1, _mm256_shuffle_epi32(yl, 0x55)));
+      const __m256i s1 = _mm256_add_epi32(dot(2, _mm256_shuffle_epi32(yl, 0xAA)),
+                                          dot(3, _mm256_shuffle_epi32(yl, 0xFF)));
+      const __m256i s2 = _mm256_add_epi32(dot(4, _mm256_shuffle_epi32(yh, 0x00)),
+                                          dot(5, _mm256_shuffle_epi32(yh, 0x55)));
+      const __m256i s3 = _mm256_add_epi32(dot(6, _mm256_shuffle_epi32(yh, 0xAA)),
+                                          dot(7, _mm256_shuffle_epi32(yh, 0xFF)));
+      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(yb)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+template <int kT>
+void RowsR8(const R8Block* blk, size_t n, const uint8_t* xq, size_t xq_stride, size_t n_tok,
+            size_t b0, float* y, size_t ldy, bool first) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) {
+    TileR8<kT>(blk, n, xq + t * xq_stride, xq_stride, b0, y + t * ldy, ldy, first);
+  }
+  if constexpr (kT > 1) {
+    if (t < n_tok)
+      RowsR8<kT - 1>(blk, n, xq + t * xq_stride, xq_stride, n_tok - t, b0, y + t * ldy, ldy,
+                     first);
   }
 }
 
 template <typename W>
 void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                     size_t n_rows, float* y, size_t ldy) {
+  constexpr int kT = 4;
   const size_t nb = n_in / 32;
   const size_t row_bytes = nb * W::kBytes;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
   size_t r = 0;
-  if (n_tok == 1) {  // mat-vec: memory-bound; 4 rows = 4 independent FMA chains
-    for (; r + 4 <= n_rows; r += 4) {
-      TileQ8_0<W, 4, 1>(wb + r * row_bytes, row_bytes, xb, xq_stride, nb, y + r, ldy);
-    }
-  } else {
-    for (; r + 2 <= n_rows; r += 2) {
-      RowsQ8_0<W, 2, 4>(wb + r * row_bytes, row_bytes, xb, xq_stride, n_tok, nb, y + r, ldy);
+  if (n_tok >= kR8MinTokens) {
+    R8Block buf[kR8ChunkBlocks];
+    for (; r + 8 <= n_rows; r += 8) {
+      const uint8_t* rows[8];
+      for (size_t i = 0; i < 8; ++i) rows[i] = wb + (r + i) * row_bytes;
+      for (size_t b0 = 0; b0 < nb; b0 += kR8ChunkBlocks) {
+        const size_t n = std::min(kR8ChunkBlocks, nb - b0);
+        RepackR8<W>(rows, b0, n, buf);
+        RowsR8<kT>(buf, n, xb, xq_stride, n_tok, b0, y + r, ldy, b0 == 0);
+      }
     }
   }
-  for (; r < n_rows; ++r) {
-    RowsQ8_0<W, 1, 4>(wb + r * row_bytes, row_bytes, xb, xq_stride, n_tok, nb, y + r, ldy);
+  for (; r < n_rows; r += 8) {
+    const uint8_t* rows[8];
+    for (size_t i = 0; i < 8; ++i) rows[i] = wb + std::min(r + i, n_rows - 1) * row_bytes;
+    const int n_valid = static_cast<int>(std::min<size_t>(8, n_rows - r));
+    Rows8<W, kT>(rows, xb, xq_stride, n_tok, nb, y + r, ldy, n_valid);
   }
 }
 
