@@ -31,7 +31,10 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     const QuantizeActFn qa = kt.QuantizeAct(w.dtype);
     for (size_t t = 0; t < n_tok; ++t) qa(x + t * ldx, xq.data() + t * stride, n_in);
     const uint8_t* xqp = xq.data();
-    ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
+    // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits).
+    constexpr size_t kRowGroup = 8;
+    ctx.ParallelFor((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
+      const size_t r0 = g0 * kRowGroup, r1 = std::min(n_out, g1 * kRowGroup);
       qmm(xqp, stride, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
       if (bias != nullptr) {
         for (size_t t = 0; t < n_tok; ++t) {

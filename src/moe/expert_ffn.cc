@@ -1,5 +1,6 @@
 #include "moe/expert_ffn.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -147,12 +148,13 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
           acc += span;
           continue;
         }
-        // Rows of group i inside [lo, hi), rounded to multiples of 4 rows at inner boundaries.
+        // Rows of group i inside [lo, hi), rounded to multiples of 8 rows (the AVX2 kernels'
+        // tile height) at inner boundaries.
         auto to_row = [&](double v) {
           if (v <= acc) return size_t{0};
           if (v >= acc + span) return b[i].ff;
           const size_t r = static_cast<size_t>((v - acc) / c);
-          return std::min(b[i].ff, (r + 2) / 4 * 4);
+          return std::min(b[i].ff, (r + 4) / 8 * 8);
         };
         const size_t r0 = to_row(lo), r1 = to_row(hi);
         acc += span;
@@ -171,7 +173,9 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
   for (size_t i = 0; i < G; ++i) Prepare(kt, qact, {&groups[i].w->down}, b[i].h, b[i].n, b[i].ff, arena, &b[i].ha);
   // Phase B: down rows split by output row; each thread accumulates its rows over the groups in
   // order.
-  ctx.ParallelFor(H, [&](size_t r0, size_t r1, int) {
+  constexpr size_t kRowGroup = 8;  // ranges in whole 8-row groups, as in Linear
+  ctx.ParallelFor((H + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
+    const size_t r0 = g0 * kRowGroup, r1 = std::min(H, g1 * kRowGroup);
     if (r1 <= r0) return;
     for (size_t i = 0; i < G; ++i) {
       const ExpertGroup& gr = groups[i];
