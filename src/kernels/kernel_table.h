@@ -28,6 +28,17 @@ using QuantizeActFn = void (*)(const float* x, void* xq, size_t n_in);
 using QMatmulFn = void (*)(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
                            size_t n_in, size_t n_rows, float* y, size_t ldy);
 
+// Attention over an f32 KV cache, for one (query, head): K and V rows j < n at k + j·ldk and
+// v + j·ldv (floats).
+//   s[j] = scale · dot(q, K_j) over d elements         (AttnScoresFn)
+//   o[i] += Σ_j p[j] · V_j[i] for i < d, j in order    (AttnValuesFn)
+// Each dot's reduction order depends only on d, so a score does not depend on n or on which other
+// queries share the step.
+using AttnScoresFn = void (*)(const float* q, const float* k, size_t ldk, size_t n, size_t d,
+                              float scale, float* s);
+using AttnValuesFn = void (*)(const float* p, const float* v, size_t ldv, size_t n, size_t d,
+                              float* o);
+
 struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value
   const char* isa = "ref";
@@ -35,6 +46,8 @@ struct KernelTable {
   // 8-bit-activation path for quantized dtypes (nullptr: use matmul, f32 activations).
   QMatmulFn qmatmul[kSlots] = {};
   QuantizeActFn quantize_act[kSlots] = {};
+  AttnScoresFn attn_scores = nullptr;
+  AttnValuesFn attn_values = nullptr;
 
   // nullptr if the dtype has no matmul kernel.
   MatmulFn Matmul(DType w) const {

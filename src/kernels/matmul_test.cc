@@ -1,5 +1,6 @@
 // Every ISA variant against the scalar reference, on shapes with tails; dtype conversions.
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "core/dtype.h"
@@ -55,6 +56,44 @@ TEST_P(MatmulIsaTest, Avx2MatchesReference) {
         }
         const double tol = 2.0 * n_in * 1.2e-7 * mag + 1e-30;
         EXPECT_NEAR(ya[t * rows + r], yr[t * rows + r], tol) << "n_in " << n_in << " row " << r;
+      }
+    }
+  }
+}
+
+// Attention scores and value sums: AVX2 against the reference over head sizes with 32-, 8- and
+// 1-element tails, strided K/V rows; each score independent of how many keys share the call.
+TEST(AttentionIsa, Avx2MatchesReference) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  for (size_t d : {1, 7, 8, 33, 64, 100, 128, 192}) {
+    for (size_t n : {1, 2, 5, 37}) {
+      const size_t ld = d + 3;
+      std::vector<float> q(d), k(n * ld), v(n * ld), p(n);
+      for (auto& e : q) e = nd(rng);
+      for (auto& e : k) e = nd(rng);
+      for (auto& e : v) e = nd(rng);
+      for (auto& e : p) e = std::fabs(nd(rng));
+      std::vector<float> sr(n), sa(n);
+      RefKernels().attn_scores(q.data(), k.data(), ld, n, d, 0.125f, sr.data());
+      avx2->attn_scores(q.data(), k.data(), ld, n, d, 0.125f, sa.data());
+      for (size_t j = 0; j < n; ++j) {
+        double mag = 0;
+        for (size_t i = 0; i < d; ++i) mag += std::fabs(static_cast<double>(q[i]) * k[j * ld + i]);
+        ASSERT_NEAR(sa[j], sr[j], 1e-6 * mag * 0.125 + 1e-30) << "d " << d << " n " << n << " key " << j;
+        float one;
+        avx2->attn_scores(q.data(), k.data() + j * ld, ld, 1, d, 0.125f, &one);
+        EXPECT_EQ(std::memcmp(&one, &sa[j], 4), 0) << "d " << d << " key " << j << " alone";
+      }
+      std::vector<float> orf(d, 0.5f), oa(d, 0.5f);
+      RefKernels().attn_values(p.data(), v.data(), ld, n, d, orf.data());
+      avx2->attn_values(p.data(), v.data(), ld, n, d, oa.data());
+      for (size_t i = 0; i < d; ++i) {
+        double mag = 0.5;
+        for (size_t j = 0; j < n; ++j) mag += std::fabs(static_cast<double>(p[j]) * v[j * ld + i]);
+        ASSERT_NEAR(oa[i], orf[i], 1e-6 * mag) << "d " << d << " n " << n << " column " << i;
       }
     }
   }

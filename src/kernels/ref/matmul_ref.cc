@@ -125,10 +125,37 @@ void RowToF32(DType t, const void* src, float* dst, int64_t n) {
   DequantizeRow(static_cast<QuantType>(GgmlTypeOf(t)), src, dst, n);
 }
 
+namespace {
+
+void AttnScoresRef(const float* q, const float* k, size_t ldk, size_t n, size_t d, float scale,
+                   float* s) {
+  for (size_t j = 0; j < n; ++j) {
+    const float* kj = k + j * ldk;
+    float acc = 0.f;
+    for (size_t i = 0; i < d; ++i) acc += q[i] * kj[i];
+    s[j] = acc * scale;
+  }
+}
+
+void AttnValuesRef(const float* p, const float* v, size_t ldv, size_t n, size_t d, float* o) {
+  for (size_t j = 0; j < n; ++j) {
+    const float* vj = v + j * ldv;
+    for (size_t i = 0; i < d; ++i) o[i] += p[j] * vj[i];
+  }
+}
+
+}  // namespace
+
+void AddAttentionRef(KernelTable* t) {
+  t->attn_scores = AttnScoresRef;
+  t->attn_values = AttnValuesRef;
+}
+
 const KernelTable& RefKernels() {
   static const KernelTable table = [] {
     KernelTable t;
     t.isa = "ref";
+    AddAttentionRef(&t);
     t.Set(DType::kF32, MatmulF32);
     t.Set(DType::kF16, MatmulF16);
     t.Set(DType::kBF16, MatmulBf16);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
 namespace moxie {
@@ -15,6 +16,7 @@ size_t AttendScratchFloats(int max_ctx, int n_threads) {
 void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
                   const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena) {
   const int n_threads = ctx.n_threads();
+  const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
   float* scores_all = arena.Alloc(static_cast<size_t>(kv.max_ctx) * n_threads);
   const int group = p.n_head / p.n_kv_head;
   const size_t n_pairs = static_cast<size_t>(batch.n_tok) * static_cast<size_t>(p.n_head);
@@ -28,28 +30,24 @@ void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batc
       const int pos = batch.pos[t];
       const int j0 = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
       const float* qh = q + static_cast<size_t>(t) * ldq + static_cast<size_t>(h) * p.dk;
+      const size_t n = static_cast<size_t>(pos - j0 + 1);
+      // K and V rows of one sequence are contiguous, k_width / v_width floats apart.
+      const float* k0 = kv.KRow(seq, j0) + static_cast<size_t>(g) * p.dk;
+      const float* v0 = kv.VRow(seq, j0) + static_cast<size_t>(g) * p.dv;
+      kt.attn_scores(qh, k0, static_cast<size_t>(kv.k_width), n, static_cast<size_t>(p.dk),
+                     p.scale, sc);
       float m = -INFINITY;
-      for (int j = j0; j <= pos; ++j) {
-        const float* kj = kv.KRow(seq, j) + static_cast<size_t>(g) * p.dk;
-        float s = 0.f;
-        for (int d = 0; d < p.dk; ++d) s += qh[d] * kj[d];
-        s *= p.scale;
-        sc[j] = s;
-        m = std::max(m, s);
-      }
+      for (size_t j = 0; j < n; ++j) m = std::max(m, sc[j]);
       float sum = 0.f;
-      for (int j = j0; j <= pos; ++j) {
+      for (size_t j = 0; j < n; ++j) {
         sc[j] = std::exp(sc[j] - m);
         sum += sc[j];
       }
       const float inv = 1.0f / sum;
+      for (size_t j = 0; j < n; ++j) sc[j] *= inv;
       float* o = out + static_cast<size_t>(t) * ldo + static_cast<size_t>(h) * p.dv;
       std::memset(o, 0, static_cast<size_t>(p.dv) * sizeof(float));
-      for (int j = j0; j <= pos; ++j) {
-        const float w = sc[j] * inv;
-        const float* vj = kv.VRow(seq, j) + static_cast<size_t>(g) * p.dv;
-        for (int d = 0; d < p.dv; ++d) o[d] += w * vj[d];
-      }
+      kt.attn_values(sc, v0, static_cast<size_t>(kv.v_width), n, static_cast<size_t>(p.dv), o);
     }
   });
 }

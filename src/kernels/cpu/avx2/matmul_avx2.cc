@@ -2,6 +2,7 @@
 // CPUID check, so the rest of the binary stays baseline x86-64.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -76,6 +77,58 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   }
 }
 
+// s[j] = scale · dot(q, K_j): 4 x 8 lanes over 32-element chunks, then 8 lanes, then a scalar
+// tail, each in a fixed order (a function of d only). Four keys at a time for the FMA latency.
+inline float DotF32(const float* a, const float* b, size_t d) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    for (int c = 0; c < 4; ++c) {
+      acc[c] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * c), _mm256_loadu_ps(b + i + 8 * c),
+                               acc[c]);
+    }
+  }
+  for (; i + 8 <= d; i += 8) {
+    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  }
+  float s = HSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void AttnScoresAvx2(const float* q, const float* k, size_t ldk, size_t n, size_t d, float scale,
+                    float* s) {
+  for (size_t j = 0; j < n; ++j) s[j] = DotF32(q, k + j * ldk, d) * scale;
+}
+
+// o[i] += Σ_j p[j]·V_j[i], j in order for every i (32 columns at a time in registers).
+void AttnValuesAvx2(const float* p, const float* v, size_t ldv, size_t n, size_t d, float* o) {
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    __m256 acc[4];
+    for (int c = 0; c < 4; ++c) acc[c] = _mm256_loadu_ps(o + i + 8 * c);
+    for (size_t j = 0; j < n; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const float* vj = v + j * ldv + i;
+      for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+    }
+    for (int c = 0; c < 4; ++c) _mm256_storeu_ps(o + i + 8 * c, acc[c]);
+  }
+  for (; i + 8 <= d; i += 8) {
+    __m256 acc = _mm256_loadu_ps(o + i);
+    for (size_t j = 0; j < n; ++j) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * ldv + i), acc);
+    }
+    _mm256_storeu_ps(o + i, acc);
+  }
+  for (; i < d; ++i) {
+    float acc = o[i];
+    for (size_t j = 0; j < n; ++j) acc = std::fma(p[j], v[j * ldv + i], acc);
+    o[i] = acc;
+  }
+}
+
 }  // namespace
 
 void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
@@ -86,6 +139,8 @@ const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
     KernelTable t;
     t.isa = "avx2";
+    t.attn_scores = AttnScoresAvx2;
+    t.attn_values = AttnValuesAvx2;
     t.Set(DType::kF32, Matmul<LoadF32>);
     t.Set(DType::kF16, Matmul<LoadF16>);
     t.Set(DType::kBF16, Matmul<LoadBf16>);
