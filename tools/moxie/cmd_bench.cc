@@ -146,10 +146,13 @@ void RegisterBench(CLI::App& app, int* rc) {
     }
     nlohmann::ordered_json j;
     std::vector<double> pp, tg;
+    PhaseTimes pphases;
     for (int r = 0; r < reps && p > 0; ++r) {
       s.Reset(0);
+      ForwardOptions fo;
+      fo.times = &pphases;
       const double a = Now();
-      Status st = s.Feed(0, prompt.data(), p, false, logits.data());
+      Status st = s.Feed(0, prompt.data(), p, false, logits.data(), fo);
       if (!st.ok() && !fail(st)) return;
       pp.push_back(p / (Now() - a));
     }
@@ -252,6 +255,10 @@ void RegisterBench(CLI::App& app, int* rc) {
                                    {"experts_per_layer", r.experts_per_layer}};
       }
       j["batched"] = bj;
+      j["phases_prefill_s"] = {{"attention", pphases.attention}, {"router", pphases.router},
+                               {"experts", pphases.experts},     {"shared", pphases.shared},
+                               {"dense", pphases.dense},         {"lm_head", pphases.lm_head},
+                               {"other", pphases.other}};
       j["phases_decode_s"] = {{"attention", phases.attention}, {"router", phases.router}, {"experts", phases.experts},
                               {"shared", phases.shared},       {"dense", phases.dense},   {"lm_head", phases.lm_head},
                               {"other", phases.other}};
@@ -277,6 +284,14 @@ void RegisterBench(CLI::App& app, int* rc) {
         std::printf("| tg%d x B=%d (aggregate; %.1f experts/layer) | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", n, r.b,
                     r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max, r.roofline,
                     r.roofline > 0 ? 100 * r.tok_s.median / r.roofline : 0);
+      }
+      if (const double pp_total = pphases.total(); pp_total > 0) {
+        std::printf("\nprefill time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, "
+                    "dense %.0f %%, lm_head %.0f %%, other %.0f %%\n",
+                    100 * pphases.attention / pp_total, 100 * pphases.router / pp_total,
+                    100 * pphases.experts / pp_total, 100 * pphases.shared / pp_total,
+                    100 * pphases.dense / pp_total, 100 * pphases.lm_head / pp_total,
+                    100 * pphases.other / pp_total);
       }
       if (ptotal > 0) {
         std::printf("\ndecode time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, dense %.0f %%, "
