@@ -23,7 +23,10 @@ void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batc
   ctx.ParallelFor(n_pairs, [&](size_t b, size_t e, int tid) {
     float* sc = scores_all + static_cast<size_t>(tid) * kv.max_ctx;
     for (size_t i = b; i < e; ++i) {
-      const int t = static_cast<int>(i / p.n_head);
+      // Tokens in zigzag order (0, T-1, 1, T-2, ...): a causal batch's cost grows with the
+      // position, so contiguous static ranges of this order get balanced work.
+      const size_t z = i / static_cast<size_t>(p.n_head), n_tok = static_cast<size_t>(batch.n_tok);
+      const int t = static_cast<int>(z % 2 == 0 ? z / 2 : n_tok - 1 - z / 2);
       const int h = static_cast<int>(i % p.n_head);
       const int g = h / group;
       const int seq = batch.seq[t];
