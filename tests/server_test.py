@@ -261,7 +261,7 @@ def test_errors(s):
 def test_disconnect_and_slow_client(s):
     base = s.metrics()
     # A client that reads one chunk and hangs up: its request is cancelled, its slot freed.
-    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     body = json.dumps({"prompt": "The jury said", "max_tokens": 400, "temperature": 1.0,
                        "stream": True, "seed": 1, "ignore_eos": True}).encode()
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -279,7 +279,7 @@ def test_disconnect_and_slow_client(s):
         time.sleep(0.05)
     check(freed, "disconnected client's slot is freed and counted as cancelled")
     # A client that never reads its stream does not block the others.
-    slow = socket.create_connection(("127.0.0.1", s.port))
+    slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     body = json.dumps({"prompt": "The jury said", "max_tokens": 400, "temperature": 1.0,
                        "stream": True, "seed": 2}).encode()
     slow.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -320,9 +320,14 @@ def test_api_key_and_queue():
         holder.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
                        b"Authorization: Bearer sekrit\r\nContent-Type: application/json\r\n"
                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        holder.settimeout(60)
         got = b""
         while got.count(b"data: ") < 3:  # the stream is under way
-            got += holder.recv(4096)
+            piece = holder.recv(4096)
+            if not piece or not got.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in got:
+                break
+            got += piece
+        check(got.startswith(b"HTTP/1.1 200"), f"holder stream started: {got[:200]!r}")
         st, r, h = s.post("/v1/completions", {"prompt": "y", "max_tokens": 1}, headers=auth)
         got503 = st == 503 and h.get("Retry-After") == "1" and "error" in r
         holder.close()

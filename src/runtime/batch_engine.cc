@@ -284,37 +284,42 @@ void BatchEngine::Release(Slot& s) {
 
 void BatchEngine::Finish(Slot& s, const std::string& reason) {
   const std::string rest = s.out->Finish();
-  if (!rest.empty() || !s.lp.empty()) {
-    EngineEvent ev;
-    ev.text = rest;
-    ev.logprobs = std::move(s.lp);
-    s.req->Push(std::move(ev));
+  std::shared_ptr<RequestHandle> h = s.req;
+  EngineEvent text;
+  const bool has_text = !rest.empty() || !s.lp.empty();
+  if (has_text) {
+    text.text = rest;
+    text.logprobs = std::move(s.lp);
   }
   EngineEvent done;
   done.kind = EngineEvent::Kind::kDone;
   done.finish_reason = reason;
-  done.prompt_tokens = static_cast<int>(s.req->req_.prompt.size());
+  done.prompt_tokens = static_cast<int>(h->req_.prompt.size());
   done.completion_tokens = s.generated;
   done.cached_tokens = s.cached;
-  s.req->Push(std::move(done));
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.requests_finished;
   }
+  // The slot is free before the caller can see the end: a client that sends its next request
+  // the moment this one completes must find it free.
   Release(s);
+  if (has_text) h->Push(std::move(text));
+  h->Push(std::move(done));
 }
 
 void BatchEngine::Fail(Slot& s, const Status& st) {
-  EngineEvent ev;
-  ev.kind = EngineEvent::Kind::kError;
-  ev.error = st;
-  s.req->Push(std::move(ev));
+  std::shared_ptr<RequestHandle> h = s.req;
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.requests_failed;
   }
   s.kv_tokens.clear();  // contents unknown after a failed step
   Release(s);
+  EngineEvent ev;
+  ev.kind = EngineEvent::Kind::kError;
+  ev.error = st;
+  h->Push(std::move(ev));
 }
 
 TokenLogprob BatchEngine::Logprob(const float* lg, int32_t tok, int top_n) {

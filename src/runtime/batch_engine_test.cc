@@ -215,6 +215,23 @@ TEST_F(BatchEngineTest, CancelFreesTheSlotAndAFullQueueRefuses) {
   EXPECT_EQ(st.requests_rejected, 1u);
 }
 
+// A client that sends its next request the moment the previous one completes finds the slot free
+// (the slot is released before the last event is delivered).
+TEST_F(BatchEngineTest, ASlotIsFreeWhenItsRequestEnds) {
+  BatchEngineOptions o;
+  o.n_slots = 1;
+  o.ctx = 64;
+  o.n_threads = 1;
+  o.max_queue = 0;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  for (int i = 0; i < 30; ++i) {
+    auto h = (*e)->Submit(Greedy("He", 2));
+    ASSERT_OK(h.status());
+    EXPECT_FALSE(Drain(**h).error);
+  }
+}
+
 TEST_F(BatchEngineTest, BadRequestsAreRefusedWithReasons) {
   BatchEngineOptions o;
   o.n_slots = 1;
