@@ -11,6 +11,7 @@
 #include <random>
 #include <map>
 #include <set>
+#include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -72,6 +73,28 @@ std::string Mb(double b) {
   char s[32];
   std::snprintf(s, sizeof s, "%.1f MiB", b / 1048576.0);
   return s;
+}
+
+nlohmann::ordered_json PhasesJson(const PhaseTimes& t) {
+  return {{"attention", t.attention}, {"router", t.router}, {"experts", t.experts}, {"shared", t.shared},
+          {"dense", t.dense},         {"lm_head", t.lm_head}, {"other", t.other}};
+}
+
+void PrintPhases(const std::string& what, const PhaseTimes& t) {
+  const double tot = t.total();
+  if (tot <= 0) return;
+  std::printf("%s time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, dense %.0f %%, "
+              "lm_head %.0f %%, other %.0f %%\n",
+              what.c_str(), 100 * t.attention / tot, 100 * t.router / tot, 100 * t.experts / tot, 100 * t.shared / tot,
+              100 * t.dense / tot, 100 * t.lm_head / tot, 100 * t.other / tot);
+}
+
+// "roofline | share" cells; dashes without a bandwidth probe.
+std::string RoofCells(double tok_s, double roof) {
+  if (roof <= 0) return "- | -";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f | %.0f %%", roof, 100 * tok_s / roof);
+  return buf;
 }
 
 }  // namespace
@@ -177,6 +200,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       int b;
       Stats tok_s;
       double roofline = 0, experts_per_layer = 0, bytes_step = 0;
+      PhaseTimes phases;
     };
     std::vector<BRow> brows;
     for (int b : bs) {
@@ -184,6 +208,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::vector<int32_t> toks(static_cast<size_t>(b)), pos(static_cast<size_t>(b)), seq(static_cast<size_t>(b));
       std::vector<double> v;
       UnionCounter uc(info);
+      PhaseTimes bph;
       for (int r = 0; r < reps; ++r) {
         const double a = Now();
         for (int i = 0; i < n; ++i) {
@@ -199,12 +224,13 @@ void RegisterBench(CLI::App& app, int* rc) {
           batch.seq = seq.data();
           ForwardOptions fo;
           fo.observer = &uc;
+          fo.times = &bph;
           Status st = s.Forward(batch, logits.data(), fo);
           if (!st.ok() && !fail(st)) return;
         }
         v.push_back(static_cast<double>(b) * n / (Now() - a));
       }
-      BRow row{b, Summarise(v)};
+      BRow row{b, Summarise(v), 0, 0, 0, bph};
       const double steps = static_cast<double>(reps) * n;
       row.bytes_step = dense_bytes + uc.expert_bytes_ / steps;
       row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
@@ -226,7 +252,6 @@ void RegisterBench(CLI::App& app, int* rc) {
         type = dt;
       }
     }
-    const double ptotal = phases.total();
     if (out == "json") {
       j["model"] = model;
       j["family"] = info.family;
@@ -252,16 +277,12 @@ void RegisterBench(CLI::App& app, int* rc) {
         bj[std::to_string(r.b)] = {{"tok_s", r.tok_s.median},     {"tok_s_min", r.tok_s.min},
                                    {"tok_s_max", r.tok_s.max},    {"roofline_tok_s", r.roofline},
                                    {"roofline_share", r.roofline > 0 ? r.tok_s.median / r.roofline : 0},
-                                   {"experts_per_layer", r.experts_per_layer}};
+                                   {"experts_per_layer", r.experts_per_layer},
+                                   {"phases_s", PhasesJson(r.phases)}};
       }
       j["batched"] = bj;
-      j["phases_prefill_s"] = {{"attention", pphases.attention}, {"router", pphases.router},
-                               {"experts", pphases.experts},     {"shared", pphases.shared},
-                               {"dense", pphases.dense},         {"lm_head", pphases.lm_head},
-                               {"other", pphases.other}};
-      j["phases_decode_s"] = {{"attention", phases.attention}, {"router", phases.router}, {"experts", phases.experts},
-                              {"shared", phases.shared},       {"dense", phases.dense},   {"lm_head", phases.lm_head},
-                              {"other", phases.other}};
+      j["phases_prefill_s"] = PhasesJson(pphases);
+      j["phases_decode_s"] = PhasesJson(phases);
       j["load_s"] = load_s;
       j["peak_rss_bytes"] = peak_rss;
       j["weight_bytes"] = info.weight_bytes;
@@ -277,29 +298,17 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share |\n|---|---|---|---|---|---|\n");
       if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | |\n", p, pps.median, pps.min, pps.max);
       if (n > 0) {
-        std::printf("| tg%d | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", n, tgs.median, tgs.min, tgs.max, roof1,
-                    roof1 > 0 ? 100 * tgs.median / roof1 : 0);
+        std::printf("| tg%d | %.2f | %.2f | %.2f | %s |\n", n, tgs.median, tgs.min, tgs.max,
+                    RoofCells(tgs.median, roof1).c_str());
       }
       for (const auto& r : brows) {
-        std::printf("| tg%d x B=%d (aggregate; %.1f experts/layer) | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", n, r.b,
-                    r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max, r.roofline,
-                    r.roofline > 0 ? 100 * r.tok_s.median / r.roofline : 0);
+        std::printf("| tg%d x B=%d (aggregate; %.1f experts/layer) | %.2f | %.2f | %.2f | %s |\n", n, r.b,
+                    r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max,
+                    RoofCells(r.tok_s.median, r.roofline).c_str());
       }
-      if (const double pp_total = pphases.total(); pp_total > 0) {
-        std::printf("\nprefill time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, "
-                    "dense %.0f %%, lm_head %.0f %%, other %.0f %%\n",
-                    100 * pphases.attention / pp_total, 100 * pphases.router / pp_total,
-                    100 * pphases.experts / pp_total, 100 * pphases.shared / pp_total,
-                    100 * pphases.dense / pp_total, 100 * pphases.lm_head / pp_total,
-                    100 * pphases.other / pp_total);
-      }
-      if (ptotal > 0) {
-        std::printf("\ndecode time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, dense %.0f %%, "
-                    "lm_head %.0f %%, other %.0f %%\n",
-                    100 * phases.attention / ptotal, 100 * phases.router / ptotal, 100 * phases.experts / ptotal,
-                    100 * phases.shared / ptotal, 100 * phases.dense / ptotal, 100 * phases.lm_head / ptotal,
-                    100 * phases.other / ptotal);
-      }
+      PrintPhases("prefill", pphases);
+      PrintPhases("decode", phases);
+      for (const auto& r : brows) PrintPhases("decode B=" + std::to_string(r.b), r.phases);
       std::printf("load %.2f s, peak RSS %s\n", load_s, Mb(static_cast<double>(peak_rss)).c_str());
     }
     *rc = 0;
