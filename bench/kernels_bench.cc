@@ -1,5 +1,5 @@
 // Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul), reference vs
-// AVX2: expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on expert-sized weights
+// AVX2, per weight layout (Q8_0_R8 = Q8_0 interleaved 8 rows at load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on expert-sized weights
 // (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
 //
 //   moxie_kernels_bench [--benchmark_filter=...] [--benchmark_format=json] ...
@@ -33,7 +33,7 @@ constexpr size_t kStreamBytes = size_t{64} << 20;
 
 // Quantized random weights, `copies` times (each copy a distinct allocation-sized slice).
 std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
-  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  const QuantType q = WeightQuantType(dt);
   const size_t row_bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in));
   const size_t bytes = row_bytes * s.n_rows;
   std::vector<uint8_t> w(bytes * copies);
@@ -44,6 +44,10 @@ std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) 
     for (auto& v : row) v = nd(rng);
     (void)QuantizeRow(q, row.data(), w.data() + r * row_bytes, static_cast<int64_t>(s.n_in));
   }
+  if (dt == DType::kQ8_0R8) {  // the load-time layout of Q8_0 (8 rows interleaved)
+    std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
+    RepackQ8_0ToR8(plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
+  }
   for (size_t c = 1; c < copies; ++c)
     std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
   return w;
@@ -51,7 +55,7 @@ std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) 
 
 void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, WeightShape s,
                 size_t n_tok, bool stream) {
-  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  const QuantType q = WeightQuantType(dt);
   const size_t bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in)) * s.n_rows;
   const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
   const std::vector<uint8_t> w = MakeWeights(dt, s, copies);
@@ -81,7 +85,7 @@ void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, Weight
 }
 
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {
-  const QuantType q = static_cast<QuantType>(GgmlTypeOf(dt));
+  const QuantType q = WeightQuantType(dt);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   std::vector<float> x(n_in);
@@ -98,7 +102,7 @@ void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, si
 void RegisterAll() {
   std::vector<const KernelTable*> tables = {&RefKernels()};
   if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
-  for (DType dt : {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ4_0}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ6_K, DType::kQ4_0}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 4, 8, 32}) {
         for (bool stream : {true, false}) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/npy.h"
+#include "kernels/kernel_table.h"
 #include "moe/routing_trace.h"
 #include "runtime/session.h"
 #include "tests/test_util.h"
@@ -37,9 +38,11 @@ struct Loaded {
   std::unique_ptr<Session> session;
 };
 
-Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true) {
+Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true, bool repack = true) {
   Loaded l;
-  auto m = LoadModel(path);
+  LoadOptions lo;
+  lo.repack = repack;
+  auto m = LoadModel(path, lo);
   EXPECT_TRUE(m.ok()) << m.status().message();
   if (!m.ok()) return l;
   l.model = std::move(m).value();
@@ -147,10 +150,12 @@ TEST_P(FixtureTest, Q8_0GgufMatchesReferences) {
   const std::string gguf = dir + "/model.q8_0.gguf";
   if (!std::filesystem::exists(gguf)) GTEST_SKIP() << name << " has no Q8_0 GGUF (bf16 fixture)";
   const auto ids = Ids(ReadJson(dir + "/reference/sequences.json")["prompt"]["ids"]);
-  auto run = [&](bool q8_act) {
-    Loaded l = LoadPath(gguf, 2, q8_act);
+  int relaid = -1;
+  auto run = [&](bool q8_act, bool repack = true) {
+    Loaded l = LoadPath(gguf, 2, q8_act, repack);
     EXPECT_TRUE(l.session);
     if (!l.session) return std::vector<float>{};
+    if (repack) relaid = l.model->info().relaid_tensors;
     const size_t V = static_cast<size_t>(l.model->info().n_vocab);
     std::vector<float> logits(ids.size() * V);
     EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
@@ -159,6 +164,13 @@ TEST_P(FixtureTest, Q8_0GgufMatchesReferences) {
   const std::vector<float> exact = run(false), q8 = run(true);
   ASSERT_FALSE(exact.empty());
   ASSERT_FALSE(q8.empty());
+  // Weights re-laid out at load (Q8_0_R8) give the same bits as the file's layout.
+  const std::vector<float> q8_plain = run(true, false);
+  ASSERT_EQ(q8_plain.size(), q8.size());
+  EXPECT_EQ(std::memcmp(q8_plain.data(), q8.data(), q8.size() * 4), 0) << "repacked != plain Q8_0";
+  if (Avx2Kernels() != nullptr) {
+    EXPECT_GT(relaid, 0) << "no weight was re-laid out";
+  }
   const size_t V = exact.size() / ids.size();
   auto f32 = ReadNpyF32(dir + "/reference/prompt.prefill.npy");
   auto llama = ReadNpyF32(dir + "/reference/q8_0/llama.cpp.prompt.prefill.npy");

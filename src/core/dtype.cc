@@ -13,6 +13,7 @@ const char* DTypeName(DType t) {
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
     case DType::kQ8_0: return "Q8_0";
+    case DType::kQ8_0R8: return "Q8_0_R8";
     case DType::kQ4_0: return "Q4_0";
     case DType::kQ4_K: return "Q4_K";
     case DType::kQ5_K: return "Q5_K";
@@ -24,7 +25,7 @@ const char* DTypeName(DType t) {
 
 int DTypeBlock(DType t) {
   switch (t) {
-    case DType::kQ8_0: case DType::kQ4_0: case DType::kMXFP4: return 32;
+    case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kMXFP4: return 32;
     case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: return 256;
     default: return 1;
   }
@@ -32,7 +33,7 @@ int DTypeBlock(DType t) {
 
 size_t DTypeBlockBytes(DType t) {
   switch (t) {
-    case DType::kQ8_0: return 34;
+    case DType::kQ8_0: case DType::kQ8_0R8: return 34;
     case DType::kQ4_0: return 18;
     case DType::kMXFP4: return 17;
     case DType::kQ4_K: return 144;

@@ -15,6 +15,11 @@ namespace moxie {
 enum class DType : uint8_t {
   kF32 = 0, kF16 = 1, kBF16 = 2, kI32 = 3, kI64 = 4, kU8 = 5,
   kQ8_0 = 16, kQ4_0 = 17, kQ4_K = 18, kQ5_K = 19, kQ6_K = 20, kMXFP4 = 21,
+  // Q8_0 rows interleaved in groups of 8 (built at load, never stored in a file): per group and
+  // block, the 8 rows' f16 scales (16 bytes), then 8 x 32 quant bytes where bytes 32k + 4i..+3 are
+  // quants 4k..4k+3 of row i. Same 34 bytes per 32 weights; a group of 8 rows occupies the bytes
+  // of 8 Q8_0 rows, so row(r) for r % 8 == 0 still points at its group. Only rows % 8 == 0.
+  kQ8_0R8 = 22,
 };
 
 const char* DTypeName(DType t);

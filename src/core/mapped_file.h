@@ -21,6 +21,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages inside [p, p + n) from this process's resident set (the page cache
+  // keeps them; a later read faults them back in). For data that was copied elsewhere. Ranges
+  // outside the mapping are ignored.
+  void Release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

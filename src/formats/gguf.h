@@ -68,6 +68,7 @@ class GgufFile {
                                                  size_t size);
 
   const std::string& path() const { return path_; }
+  const MappedFile& mapping() const { return *file_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   const std::map<std::string, GgufValue>& kv() const { return kv_; }

@@ -25,6 +25,9 @@ class GgufWeights : public WeightSource {
     return v;
   }
   std::string Describe() const override { return f_->path(); }
+  void Release(const WeightRef& ref) const override {
+    f_->mapping().Release(ref.view.data, ref.view.nbytes());
+  }
 
   const GgufFile& file() const { return *f_; }
   void Add(const std::string& name, const GgufTensorInfo& t, DType dt, bool supported) {

@@ -30,6 +30,9 @@ class WeightSource {
   virtual void FillRowF32(const WeightRef& ref, int64_t row, float* out) const {
     (void)ref, (void)row, (void)out;
   }
+  // The loader copied this tensor's bytes elsewhere (e.g. re-laid out for the kernels): a mapped
+  // source may drop them from the resident set. The view stays readable.
+  virtual void Release(const WeightRef& ref) const { (void)ref; }
 };
 
 }  // namespace moxie

@@ -24,7 +24,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
   if (qmm != nullptr) {
     // 8-bit activations: quantized once here, shared by every thread's rows. The buffer only
     // grows (the first, largest batch sizes it), so steady-state decode does not allocate.
-    const QuantType q = static_cast<QuantType>(GgmlTypeOf(w.dtype));
+    const QuantType q = WeightQuantType(w.dtype);
     const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(n_in));
     thread_local std::vector<uint8_t> xq;
     if (xq.size() < stride * n_tok) xq.resize(stride * n_tok);
@@ -44,7 +44,10 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     });
     return;
   }
-  ctx.ParallelFor(n_out, [&](size_t r0, size_t r1, int) {
+  // Interleaved layouts are addressed by whole 8-row groups.
+  const size_t unit = w.dtype == DType::kQ8_0R8 ? 8 : 1;
+  ctx.ParallelFor((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
+    const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
     mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
     if (bias != nullptr) {
       for (size_t t = 0; t < n_tok; ++t) {

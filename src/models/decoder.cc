@@ -88,7 +88,7 @@ Status DecoderModel::LoadEmbeddingsAndHead(TensorLoader& loader) {
   MOXIE_ASSIGN_OR_RETURN(embed_, loader.Weight("model.embed_tokens.weight", {V, H}));
   MOXIE_ASSIGN_OR_RETURN(final_norm_, loader.F32("model.norm.weight", {H}));
   if (loader.Has("lm_head.weight") || !common_.tie_embeddings) {
-    MOXIE_ASSIGN_OR_RETURN(lm_head_, loader.Weight("lm_head.weight", {V, H}));
+    MOXIE_ASSIGN_OR_RETURN(lm_head_, loader.Matmul("lm_head.weight", {V, H}));
   } else {
     lm_head_ = embed_;
   }
@@ -104,6 +104,7 @@ Status DecoderModel::Finalize(const TensorLoader& loader) {
   info_.expert_bytes.clear();
   info_.expert_bytes_total = 0;
   info_.tensors_by_dtype = loader.tensors_by_dtype();
+  info_.relaid_tensors = loader.relaid();
   info_.unused_tensors = loader.Unused();
   info_.moe_layers.clear();
   info_.dense_layers.clear();

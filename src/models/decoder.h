@@ -51,6 +51,7 @@ class DecoderModel : public Model {
   ModelInfo info_;
   CommonConfig common_;
   std::unique_ptr<WeightSource> source_;  // keeps the mappings alive
+  OwnedWeights owned_;                    // weights the loader re-laid out
   std::unique_ptr<Rope> rope_;            // shared by the attention blocks
   std::unique_ptr<ResidentExpertStore> experts_;
   TensorView embed_;                      // [V, H]

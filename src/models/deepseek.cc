@@ -116,7 +116,7 @@ Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekCon
   return rc;
 }
 
-Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, bool v3) {
+Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, bool v3, const LoadOptions& opts) {
   CommonConfig c;
   MOXIE_RETURN_IF_ERROR(ParseCommonConfig(cfg, &c));
   DeepSeekConfig d;
@@ -133,7 +133,7 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique
                                                      d.rope_interleave ? RopeLayout::kInterleaved
                                                                        : RopeLayout::kNeox));
   m->rope_ = std::make_unique<Rope>(rope);
-  TensorLoader loader(*m->source_, cfg.path());
+  TensorLoader loader(*m->source_, cfg.path(), opts, &m->owned_);
   MOXIE_RETURN_IF_ERROR(m->LoadEmbeddingsAndHead(loader));
 
   MlaConfig mc;
@@ -209,11 +209,11 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadDeepSeekV2(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
-  return LoadDeepSeek(cfg, std::move(src), false);
+Result<std::unique_ptr<Model>> LoadDeepSeekV2(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, const LoadOptions& opts) {
+  return LoadDeepSeek(cfg, std::move(src), false, opts);
 }
-Result<std::unique_ptr<Model>> LoadDeepSeekV3(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
-  return LoadDeepSeek(cfg, std::move(src), true);
+Result<std::unique_ptr<Model>> LoadDeepSeekV3(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, const LoadOptions& opts) {
+  return LoadDeepSeek(cfg, std::move(src), true, opts);
 }
 
 }  // namespace moxie

@@ -20,10 +20,10 @@ Result<GqaWeights> LoadGqaWeights(TensorLoader& loader, int layer, const CommonC
                          "no head_dim field");
   }
   GqaWeights w;
-  MOXIE_ASSIGN_OR_RETURN(w.wq, loader.Weight(p + "q_proj.weight", {qw, H}));
-  MOXIE_ASSIGN_OR_RETURN(w.wk, loader.Weight(p + "k_proj.weight", {kw, H}));
-  MOXIE_ASSIGN_OR_RETURN(w.wv, loader.Weight(p + "v_proj.weight", {kw, H}));
-  MOXIE_ASSIGN_OR_RETURN(w.wo, loader.Weight(p + "o_proj.weight", {H, qw}));
+  MOXIE_ASSIGN_OR_RETURN(w.wq, loader.Matmul(p + "q_proj.weight", {qw, H}));
+  MOXIE_ASSIGN_OR_RETURN(w.wk, loader.Matmul(p + "k_proj.weight", {kw, H}));
+  MOXIE_ASSIGN_OR_RETURN(w.wv, loader.Matmul(p + "v_proj.weight", {kw, H}));
+  MOXIE_ASSIGN_OR_RETURN(w.wo, loader.Matmul(p + "o_proj.weight", {H, qw}));
   if (opt.qkv_bias) {
     MOXIE_ASSIGN_OR_RETURN(w.bq, loader.F32(p + "q_proj.bias", {qw}));
     MOXIE_ASSIGN_OR_RETURN(w.bk, loader.F32(p + "k_proj.bias", {kw}));
@@ -45,9 +45,9 @@ Result<GqaWeights> LoadGqaWeights(TensorLoader& loader, int layer, const CommonC
 Result<ExpertWeights> LoadSwiGlu(TensorLoader& loader, const std::string& prefix, int64_t n_ff,
                                  int64_t n_embd) {
   ExpertWeights w;
-  MOXIE_ASSIGN_OR_RETURN(w.gate, loader.Weight(prefix + "gate_proj.weight", {n_ff, n_embd}));
-  MOXIE_ASSIGN_OR_RETURN(w.up, loader.Weight(prefix + "up_proj.weight", {n_ff, n_embd}));
-  MOXIE_ASSIGN_OR_RETURN(w.down, loader.Weight(prefix + "down_proj.weight", {n_embd, n_ff}));
+  MOXIE_ASSIGN_OR_RETURN(w.gate, loader.Matmul(prefix + "gate_proj.weight", {n_ff, n_embd}));
+  MOXIE_ASSIGN_OR_RETURN(w.up, loader.Matmul(prefix + "up_proj.weight", {n_ff, n_embd}));
+  MOXIE_ASSIGN_OR_RETURN(w.down, loader.Matmul(prefix + "down_proj.weight", {n_embd, n_ff}));
   return w;
 }
 

@@ -12,7 +12,8 @@
 namespace moxie {
 
 using FamilyLoader = Result<std::unique_ptr<Model>> (*)(const ConfigReader& cfg,
-                                                      std::unique_ptr<WeightSource> src);
+                                                      std::unique_ptr<WeightSource> src,
+                                                      const LoadOptions& opts);
 
 // "model.layers.{l}."
 std::string LayerPrefix(int layer);

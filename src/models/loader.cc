@@ -1,6 +1,15 @@
 #include "models/loader.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
 #include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
 
 namespace moxie {
 
@@ -40,6 +49,58 @@ Result<TensorView> TensorLoader::Weight(const std::string& name,
   return r->view;
 }
 
+uint8_t* OwnedWeights::Alloc(size_t n) {
+  // Large buffers on 2 MiB boundaries, offered to transparent huge pages: fewer page faults
+  // while the loader fills them, fewer TLB misses while the kernels stream them.
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t align = n >= kHuge ? kHuge : 64;
+  const size_t bytes = std::max<size_t>(align, (n + align - 1) / align * align);
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, bytes));
+  MOXIE_CHECK(p != nullptr);
+  if (align == kHuge) ::madvise(p, bytes, MADV_HUGEPAGE);
+  bufs_.emplace_back(p);
+  return p;
+}
+
+void OwnedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
+
+Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vector<int64_t>& shape,
+                                        int64_t row_unit) {
+  if (auto it = relaid_.find(name); it != relaid_.end()) return it->second;
+  MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
+  const TensorView& v = r->view;
+  if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
+  const KernelTable& kt = BestKernels();
+  const bool fast = std::strcmp(kt.isa, "ref") != 0 && kt.QMatmul(DType::kQ8_0R8) != nullptr;
+  if (!opts_.repack || owned_ == nullptr || !fast || v.dtype != DType::kQ8_0 || v.data == nullptr ||
+      shape.size() < 2 || row_unit <= 0 || row_unit % 8 != 0) {
+    return v;
+  }
+  const int64_t n_in = shape.back();
+  const int64_t n_rows = v.numel() / n_in;
+  uint8_t* dst = owned_->Alloc(v.nbytes());
+  // Whole 8-row groups per thread (large tensors only: thread start-up costs ~50 us).
+  const int64_t groups = n_rows / 8, row_bytes = static_cast<int64_t>(RowBytes(v.dtype, n_in));
+  const int nt = v.nbytes() >= (size_t{8} << 20)
+                     ? static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 16))
+                     : 1;
+  auto part = [&](int i) {
+    const int64_t g0 = groups * i / nt, g1 = groups * (i + 1) / nt;
+    if (g1 > g0) {
+      RepackQ8_0ToR8(static_cast<const uint8_t*>(v.data) + g0 * 8 * row_bytes, (g1 - g0) * 8, n_in,
+                     dst + g0 * 8 * row_bytes);
+    }
+  };
+  std::vector<std::thread> th;
+  for (int i = 1; i < nt; ++i) th.emplace_back(part, i);
+  part(0);
+  for (auto& t : th) t.join();
+  src_.Release(*r);
+  TensorView out{dst, DType::kQ8_0R8, v.shape};
+  relaid_[name] = out;
+  return out;
+}
+
 Result<std::vector<float>> TensorLoader::F32(const std::string& name,
                                              const std::vector<int64_t>& shape) {
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
@@ -58,9 +119,9 @@ Result<std::vector<ExpertWeights>> TensorLoader::Experts(const std::string& pref
   // Stacked (GGUF ffn_*_exps): "<prefix>.gate_proj" [E, I, H], ".up_proj" [E, I, H], ".down_proj"
   // [E, H, I]; each expert is a slice of its own.
   if (Has(prefix + ".gate_proj") && !Has(prefix + ".0." + names.gate + ".weight")) {
-    MOXIE_ASSIGN_OR_RETURN(TensorView g, Weight(prefix + ".gate_proj", {n_expert, n_ff, n_embd}));
-    MOXIE_ASSIGN_OR_RETURN(TensorView u, Weight(prefix + ".up_proj", {n_expert, n_ff, n_embd}));
-    MOXIE_ASSIGN_OR_RETURN(TensorView d, Weight(prefix + ".down_proj", {n_expert, n_embd, n_ff}));
+    MOXIE_ASSIGN_OR_RETURN(TensorView g, Matmul(prefix + ".gate_proj", {n_expert, n_ff, n_embd}));
+    MOXIE_ASSIGN_OR_RETURN(TensorView u, Matmul(prefix + ".up_proj", {n_expert, n_ff, n_embd}));
+    MOXIE_ASSIGN_OR_RETURN(TensorView d, Matmul(prefix + ".down_proj", {n_expert, n_embd, n_ff}));
     for (int e = 0; e < n_expert; ++e) {
       out[static_cast<size_t>(e)] = ExpertWeights{g.Slice0(e), u.Slice0(e), d.Slice0(e)};
     }
@@ -68,8 +129,8 @@ Result<std::vector<ExpertWeights>> TensorLoader::Experts(const std::string& pref
   }
   const std::string fused_gu = prefix + ".gate_up_proj";
   if (!Has(prefix + ".0." + names.gate + ".weight") && Has(fused_gu)) {
-    MOXIE_ASSIGN_OR_RETURN(TensorView gu, Weight(fused_gu, {n_expert, 2 * n_ff, n_embd}));
-    MOXIE_ASSIGN_OR_RETURN(TensorView dn, Weight(prefix + ".down_proj", {n_expert, n_embd, n_ff}));
+    MOXIE_ASSIGN_OR_RETURN(TensorView gu, Matmul(fused_gu, {n_expert, 2 * n_ff, n_embd}, n_ff));
+    MOXIE_ASSIGN_OR_RETURN(TensorView dn, Matmul(prefix + ".down_proj", {n_expert, n_embd, n_ff}));
     for (int e = 0; e < n_expert; ++e) {
       TensorView ge = gu.Slice0(e);  // [2I, H]: gate rows first, then up rows
       auto& w = out[static_cast<size_t>(e)];
@@ -82,9 +143,9 @@ Result<std::vector<ExpertWeights>> TensorLoader::Experts(const std::string& pref
   for (int e = 0; e < n_expert; ++e) {
     const std::string p = prefix + "." + std::to_string(e) + ".";
     auto& w = out[static_cast<size_t>(e)];
-    MOXIE_ASSIGN_OR_RETURN(w.gate, Weight(p + names.gate + ".weight", {n_ff, n_embd}));
-    MOXIE_ASSIGN_OR_RETURN(w.up, Weight(p + names.up + ".weight", {n_ff, n_embd}));
-    MOXIE_ASSIGN_OR_RETURN(w.down, Weight(p + names.down + ".weight", {n_embd, n_ff}));
+    MOXIE_ASSIGN_OR_RETURN(w.gate, Matmul(p + names.gate + ".weight", {n_ff, n_embd}));
+    MOXIE_ASSIGN_OR_RETURN(w.up, Matmul(p + names.up + ".weight", {n_ff, n_embd}));
+    MOXIE_ASSIGN_OR_RETURN(w.down, Matmul(p + names.down + ".weight", {n_embd, n_ff}));
   }
   return out;
 }

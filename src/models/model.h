@@ -70,6 +70,7 @@ struct ModelInfo {
   // embedding table and the unchosen experts.
   int64_t DecodeBytesPerToken() const;
   std::map<std::string, int> tensors_by_dtype;
+  int relaid_tensors = 0;  // weights the loader re-laid out for the kernels (LoadOptions::repack)
   int max_position = 0;
   int bos_token = -1;
   int eos_token = -1;
@@ -92,7 +93,13 @@ class Model {
 
 // Loads a Hugging Face folder (config.json + safetensors). Errors name file, tensor and field;
 // an unknown model_type lists the supported ones.
-Result<std::unique_ptr<Model>> LoadModel(const std::string& path);
+struct LoadOptions {
+  // Lay Q8_0 matmul weights out as Q8_0_R8 (8 rows interleaved) at load when the CPU kernels
+  // have a fast path for it: same results, faster kernels; the load reads every such weight once
+  // and its mapped pages are released. Off = use the file's bytes in place.
+  bool repack = true;
+};
+Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOptions& opts = {});
 std::vector<std::string> SupportedModelTypes();
 
 }  // namespace moxie

@@ -11,7 +11,7 @@
 
 namespace moxie {
 
-Result<std::unique_ptr<Model>> LoadQwen3Moe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src) {
+Result<std::unique_ptr<Model>> LoadQwen3Moe(const ConfigReader& cfg, std::unique_ptr<WeightSource> src, const LoadOptions& opts) {
   CommonConfig c;
   MOXIE_RETURN_IF_ERROR(ParseCommonConfig(cfg, &c));
   int64_t n_expert = 0, k = 0, n_ff = 0, n_ff_dense = 0, step = 1;
@@ -39,7 +39,7 @@ Result<std::unique_ptr<Model>> LoadQwen3Moe(const ConfigReader& cfg, std::unique
   m->info_.model_type = "qwen3_moe";
   MOXIE_ASSIGN_OR_RETURN(Rope rope, Rope::FromConfig(cfg, static_cast<int>(c.head_dim), RopeLayout::kNeox));
   m->rope_ = std::make_unique<Rope>(rope);
-  TensorLoader loader(*m->source_, cfg.path());
+  TensorLoader loader(*m->source_, cfg.path(), opts, &m->owned_);
   MOXIE_RETURN_IF_ERROR(m->LoadEmbeddingsAndHead(loader));
   GqaConfig gc;
   gc.n_embd = static_cast<int>(c.n_embd);

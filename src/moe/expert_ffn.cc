@@ -46,7 +46,7 @@ bool UsesQ8(const KernelTable& kt, bool qact, const TensorView& w) {
 }
 
 uint32_t ActFormat(const TensorView& w) {
-  return ActivationGgmlType(static_cast<QuantType>(GgmlTypeOf(w.dtype)));
+  return ActivationGgmlType(WeightQuantType(w.dtype));
 }
 
 size_t ActFloats(size_t rows, size_t n_in, uint32_t fmt) {

@@ -104,6 +104,8 @@ void RegisterBench(CLI::App& app, int* rc) {
   static std::string model, batches = "1", out = "md";
   static int p = 512, n = 128, threads = 0, reps = 5;
   static bool no_bw = false;
+  static bool no_repack = false;
+  static bool pin = false;
   static uint64_t seed = 1;
   cmd->add_option("-m,--model", model, "Model folder or GGUF (default: the demo model)");
   cmd->add_option("-p,--n-prompt", p, "Prefill length (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -113,6 +115,8 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_option("-b,--batch", batches, "Sequences decoded together, e.g. 1,4,8");
   cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
+  cmd->add_flag("--no-repack", no_repack, "Use Q8_0 weights as stored (no row-interleaved layout at load)");
+  cmd->add_flag("--pin", pin, "Bind each thread to one CPU");
   cmd->add_option("--seed", seed, "Seed of the random token ids");
   cmd->callback([rc] {
     model = ModelOrDefault(model);
@@ -131,7 +135,9 @@ void RegisterBench(CLI::App& app, int* rc) {
     }
     const int nt = threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     const double t0 = Now();
-    auto m = LoadModel(model);
+    LoadOptions lo;
+    lo.repack = !no_repack;
+    auto m = LoadModel(model, lo);
     if (!m.ok()) {
       *rc = Fail(m.status());
       return;
@@ -142,6 +148,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     for (int b : bs) max_b = std::max(max_b, b);
     SessionOptions so;
     so.n_threads = nt;
+    so.pin_threads = pin;
     so.n_seq = max_b;
     so.max_ctx = std::min(info.max_position, std::max(p, n) + 1);
     so.max_batch = std::max({1, max_b, std::min(p, 512)});
@@ -257,6 +264,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["family"] = info.family;
       j["type"] = type;
       j["threads"] = nt;
+      j["pinned"] = pin;
+      j["relaid_tensors"] = info.relaid_tensors;
       j["isa"] = BestKernels().isa;
       j["n_prompt"] = p;
       j["n_gen"] = n;
@@ -288,9 +297,13 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["weight_bytes"] = info.weight_bytes;
       std::printf("%s\n", j.dump(1).c_str());
     } else {
-      std::printf("model %s (%s, %s), %d threads, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
-                  info.family.c_str(), type.c_str(), nt, BestKernels().isa, Mb(static_cast<double>(info.weight_bytes)).c_str(),
-                  Mb(bytes_tok).c_str());
+      std::printf("model %s (%s, %s), %d threads%s, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
+                  info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,
+                  Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
+      if (info.relaid_tensors > 0) {
+        std::printf("%d Q8_0 weights laid out 8 rows interleaved at load (--no-repack: as stored)\n",
+                    info.relaid_tensors);
+      }
       if (bw.best_gb_s > 0) {
         std::printf("memory bandwidth (streaming read, %d threads): %.1f GB/s best, %.1f median\n", nt, bw.best_gb_s,
                     bw.median_gb_s);

@@ -32,6 +32,9 @@ void RegisterServe(CLI::App& app, int* rc) {
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("-t,--threads", eng.n_threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_flag("--pin", eng.pin_threads, "Bind each thread to one CPU");
+  static bool no_repack = false;
+  cmd->add_flag("--no-repack", no_repack,
+                "Use Q8_0 weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
   cmd->add_option("--step-tokens", eng.max_step_tokens,
                   "Most tokens in one forward step (decode tokens + prefill chunks)")
       ->check(CLI::Range(1, 65536));
@@ -59,7 +62,9 @@ void RegisterServe(CLI::App& app, int* rc) {
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     model = ModelOrDefault(model);
     http.max_body_bytes = max_body_kib * 1024;
-    auto m = LoadModel(model);
+    LoadOptions lo;
+    lo.repack = !no_repack;
+    auto m = LoadModel(model, lo);
     if (!m.ok()) {
       *rc = Fail(m.status());
       return;

@@ -35,6 +35,7 @@ struct GenOptionsCli {
   SamplerConfig sampler;
   int64_t seed = -1;
   bool pin = false;
+  bool no_repack = false;
 };
 void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
 

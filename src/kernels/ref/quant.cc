@@ -688,4 +688,45 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
   return sumf;
 }
 
+QuantType WeightQuantType(DType t) {
+  if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
+  const int g = GgmlTypeOf(t);
+  MOXIE_CHECK(g >= 0 && GetQuantInfo(static_cast<uint32_t>(g)) != nullptr);
+  return static_cast<QuantType>(g);
+}
+
+namespace {
+constexpr int64_t kR8GroupBlockBytes = 8 * 34;  // 16 bytes of scales + 256 of quants
+}  // namespace
+
+void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
+  const int64_t nb = n_in / 32, row_bytes = nb * 34;
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t g = 0; g < n_rows / 8; ++g) {
+    const uint8_t* sg = s + g * 8 * row_bytes;
+    uint8_t* dg = d + g * 8 * row_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = dg + b * kR8GroupBlockBytes;
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* blk = sg + i * row_bytes + b * 34;
+        std::memcpy(o + 2 * i, blk, 2);
+        for (int k = 0; k < 8; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk + 2 + 4 * k, 4);
+      }
+    }
+  }
+}
+
+void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
+  const auto* g = static_cast<const uint8_t*>(group);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kR8GroupBlockBytes;
+    uint8_t* blk = d + b * 34;
+    std::memcpy(blk, o + 2 * i, 2);
+    for (int k = 0; k < 8; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
+  }
+}
+
 }  // namespace moxie

@@ -40,6 +40,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
+
 #include "core/status.h"
 
 namespace moxie {
@@ -114,5 +116,14 @@ void QuantizeActivationRow(QuantType weight_type, const float* x, void* dst, int
 void DequantizeActivationRow(QuantType weight_type, const void* xq, float* dst, int64_t n);
 // Dot product of a weight row (type t) with an activation row quantized for t.
 float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n);
+
+// The quant format a weight dtype's activations follow: its own ggml type, Q8_0 for Q8_0_R8.
+QuantType WeightQuantType(DType t);
+
+// Q8_0_R8 (see DType::kQ8_0R8): n_rows (a multiple of 8) Q8_0 rows of n_in elements at src, in
+// the interleaved layout at dst (the same number of bytes; src and dst must not overlap).
+void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+// Row i (0..7) of the 8-row group at `group`, back in plain Q8_0 blocks (nb blocks at dst).
+void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
 
 }  // namespace moxie

@@ -341,6 +341,90 @@ void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* 
   }
 }
 
+// Q8_0_R8 weights (interleaved at load, DType::kQ8_0R8): the TileR8 arithmetic straight from
+// memory, one sequential stream per 8-row group, no repack and no horizontal sums. Per block, lane
+// i of the 8 int32 partial sums is row i's exact integer dot (integer adds in any order), then
+// acc_i = fma(f32(isum), d_w·d_x, acc_i) in block order: the same bits as Tile8xT and TileR8, so a
+// Q8_0 model gives the same logits repacked or not, alone or batched.
+constexpr size_t kR8GroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
+constexpr size_t kPrefetchR8 = 1024;
+
+template <int T>
+void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+                  size_t ldy) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kR8GroupBlock;
+    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o);
+    __m256i sum[T];
+    for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m256i wk = LoadU256(o + 16 + 32 * k);
+      const __m256i awk = _mm256_sign_epi8(wk, wk);
+      for (int t = 0; t < T; ++t) {
+        int32_t v;
+        std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
+        const __m256i yk = _mm256_set1_epi32(v);
+        sum[t] = _mm256_add_epi32(
+            sum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(awk, _mm256_sign_epi8(yk, wk)), ones));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(LoadU128(o));
+    for (int t = 0; t < T; ++t) {
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+template <int kT>
+void GroupR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, size_t n_tok,
+                   float* y, size_t ldy) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) TileR8Stored<kT>(g, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy);
+  if constexpr (kT > 1) {
+    if (t < n_tok) GroupR8Stored<kT - 1>(g, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy);
+  }
+}
+
+// Many tokens: chunks of a group expanded to R8Block (f32 scales, |w| precomputed: a copy, no
+// transpose) and run by TileR8, whose weights then stay in L1 across all the tokens.
+void ExpandR8(const uint8_t* g, size_t b0, size_t n, R8Block* out) {
+  for (size_t j = 0; j < n; ++j) {
+    const uint8_t* o = g + (b0 + j) * kR8GroupBlock;
+    _mm256_store_ps(out[j].d, _mm256_cvtph_ps(LoadU128(o)));
+    for (int k = 0; k < 8; ++k) {
+      const __m256i wk = LoadU256(o + 16 + 32 * k);
+      _mm256_store_si256(&out[j].w[k], wk);
+      _mm256_store_si256(&out[j].aw[k], _mm256_sign_epi8(wk, wk));
+    }
+  }
+}
+
+void QMatmulQ8_0R8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                      size_t n_rows, float* y, size_t ldy) {
+  constexpr int kT = 4;
+  const size_t nb = n_in / 32;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (size_t r = 0; r < n_rows; r += 8) {  // n_rows is a multiple of 8 for this layout
+    const uint8_t* g = wb + r * nb * kQ8_0Bytes;
+    if (n_tok < kR8MinTokens) {
+      GroupR8Stored<kT>(g, nb, xb, xq_stride, n_tok, y + r, ldy);
+      continue;
+    }
+    R8Block buf[kR8ChunkBlocks];
+    for (size_t b0 = 0; b0 < nb; b0 += kR8ChunkBlocks) {
+      const size_t n = std::min(kR8ChunkBlocks, nb - b0);
+      ExpandR8(g, b0, n, buf);
+      RowsR8<kT>(buf, n, xb, xq_stride, n_tok, b0, y + r, ldy, b0 == 0);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // K-quants with Q8_K activations. One row x T tokens: a super-block is decoded once (unsigned
 // bytes per 32 elements, int16 scales) and dotted with each token's 256 activations.
@@ -640,6 +724,7 @@ void QuantizeActQ8KAvx2(const float* x, void* xq, size_t n_in) {
 
 void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ8_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ8_0>);
+  t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulQ8_0R8Act);
   t->SetQ(DType::kQ4_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ4_0>);
   t->SetQ(DType::kMXFP4, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WMxfp4>);
   t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);
