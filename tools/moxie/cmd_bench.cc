@@ -246,7 +246,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     // Peak RSS before the bandwidth probe (whose 1 GiB buffer would otherwise count).
     const int64_t peak_rss = PeakRssBytes();
     Bandwidth bw;
-    if (!no_bw) bw = MeasureReadBandwidth(nt, 1024, 3);
+    if (!no_bw) bw = MeasureReadBandwidth(nt, 1024, 5);
     const double roof1 = bw.best_gb_s > 0 ? bw.best_gb_s * 1e9 / bytes_tok : 0;
     for (auto& r : brows) {
       r.roofline = bw.best_gb_s > 0 ? r.b * bw.best_gb_s * 1e9 / r.bytes_step : 0;
