@@ -61,6 +61,42 @@ TEST_P(MatmulIsaTest, Avx2MatchesReference) {
   }
 }
 
+// A (row, token) result is the same bits whatever the other rows and tokens of the call (the
+// AVX2 float kernels tile rows and tokens in registers; Linear splits rows across threads).
+TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  const DType dt = GetParam();
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd;
+  for (size_t n_in : {8, 33, 264}) {
+    const size_t rows = 13, toks = 7;
+    std::vector<float> x(toks * n_in), wf(rows * n_in);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : wf) v = nd(rng);
+    const auto w = MakeWeights(dt, wf);
+    std::vector<float> all(toks * rows);
+    avx2->Matmul(dt)(x.data(), n_in, toks, w.data(), n_in, rows, all.data(), rows);
+    const size_t row_bytes = n_in * DTypeSize(dt);
+    for (size_t r0 = 0; r0 < rows; r0 += 5) {
+      const size_t nr = std::min<size_t>(5, rows - r0);
+      for (size_t t0 = 0; t0 < toks; ++t0) {
+        for (size_t nt : {size_t{1}, size_t{2}, toks - t0}) {
+          if (t0 + nt > toks) continue;
+          std::vector<float> part(nt * nr);
+          avx2->Matmul(dt)(x.data() + t0 * n_in, n_in, nt, w.data() + r0 * row_bytes, n_in, nr, part.data(), nr);
+          for (size_t t = 0; t < nt; ++t) {
+            for (size_t r = 0; r < nr; ++r) {
+              ASSERT_EQ(part[t * nr + r], all[(t0 + t) * rows + r0 + r])
+                  << DTypeName(dt) << " n_in " << n_in << " row " << r0 + r << " token " << t0 + t << " of " << nt;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // Attention scores and value sums: AVX2 against the reference over head sizes with 32-, 8- and
 // 1-element tails, strided K/V rows; each score independent of how many keys share the call.
 TEST(AttentionIsa, Avx2MatchesReference) {

@@ -47,23 +47,45 @@ struct LoadF16 {
   static constexpr size_t kBytes = 2;
 };
 
-template <typename L>
-inline float Dot(const float* x, const uint8_t* w, size_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+// Register tiles of R rows x T tokens. Every (row, token) result is the same sequence of
+// operations whatever the tile: one 8-lane accumulator over the 8-element chunks in order, the
+// lane sum, then the scalar tail with fma, so a row's output does not depend on which other rows
+// and tokens share the call (batch invariance). A loaded weight vector (one bf16/f16 conversion)
+// serves T tokens and an activation vector R rows: FMA-bound instead of load/convert-bound.
+template <typename L, int R, int T>
+void Tile(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_t n, float* y,
+          size_t ldy) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
   size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), L::Load8(w + i * L::kBytes), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), L::Load8(w + (i + 8) * L::kBytes), a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), L::Load8(w + (i + 16) * L::kBytes), a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), L::Load8(w + (i + 24) * L::kBytes), a3);
-  }
   for (; i + 8 <= n; i += 8) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), L::Load8(w + i * L::kBytes), a0);
+    __m256 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = L::Load8(w + r * row_bytes + i * L::kBytes);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(xv[t], wv, acc[r][t]);
+    }
   }
-  float acc = HSum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; i < n; ++i) acc += x[i] * L::Load1(w + i * L::kBytes);
-  return acc;
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float s = HSum(acc[r][t]);
+      for (size_t j = i; j < n; ++j) s = std::fma(x[t * ldx + j], L::Load1(w + r * row_bytes + j * L::kBytes), s);
+      y[t * ldy + r] = s;
+    }
+  }
+}
+
+// R rows against all tokens, kT at a time (the tail with fewer).
+template <typename L, int R, int kT>
+void RowsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, size_t row_bytes, size_t n,
+                   float* y, size_t ldy) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) Tile<L, R, kT>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
+  if constexpr (kT > 1) {
+    if (t < n_tok) RowsAllTokens<L, R, kT - 1>(x + t * ldx, ldx, n_tok - t, w, row_bytes, n, y + t * ldy, ldy);
+  }
 }
 
 template <typename L>
@@ -71,10 +93,15 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
             float* y, size_t ldy) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const size_t row_bytes = n_in * L::kBytes;
-  for (size_t r = 0; r < n_rows; ++r) {
-    const uint8_t* wr = wb + r * row_bytes;
-    for (size_t t = 0; t < n_tok; ++t) y[t * ldy + r] = Dot<L>(x + t * ldx, wr, n_in);
+  size_t r = 0;
+  if (n_tok == 1) {  // decode: 8 rows in flight (8 independent FMA chains, 8 weight streams)
+    for (; r + 8 <= n_rows; r += 8) Tile<L, 8, 1>(x, ldx, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+  } else {
+    for (; r + 4 <= n_rows; r += 4) {
+      RowsAllTokens<L, 4, 3>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+    }
   }
+  for (; r < n_rows; ++r) RowsAllTokens<L, 1, 3>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
 
 // s[j] = scale · dot(q, K_j): 4 x 8 lanes over 32-element chunks, then 8 lanes, then a scalar
