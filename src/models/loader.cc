@@ -1,10 +1,13 @@
 #include "models/loader.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -56,13 +59,34 @@ uint8_t* OwnedWeights::Alloc(size_t n) {
   const size_t align = n >= kHuge ? kHuge : 64;
   const size_t bytes = std::max<size_t>(align, (n + align - 1) / align * align);
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, bytes));
-  MOXIE_CHECK(p != nullptr);
+  if (p == nullptr) return nullptr;
   if (align == kHuge) ::madvise(p, bytes, MADV_HUGEPAGE);
   bufs_.emplace_back(p);
   return p;
 }
 
 void OwnedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
+
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes (-1 if unknown).
+int64_t MemAvailableBytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int64_t kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    long long v = 0;
+    if (std::sscanf(line, "MemAvailable: %lld kB", &v) == 1) {
+      kib = v;
+      break;
+    }
+  }
+  std::fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+}  // namespace
 
 Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vector<int64_t>& shape,
                                         int64_t row_unit) {
@@ -76,9 +100,20 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
       shape.size() < 2 || row_unit <= 0 || row_unit % 8 != 0) {
     return v;
   }
+  // The copy lives in anonymous memory, which (unlike the mapping) cannot be paged back to the
+  // file: re-lay a tensor out only while it leaves a margin of RAM (1 GiB or 10 %), so a model
+  // near or above the machine's memory still loads (the rest stays in the file's layout).
+  const int64_t avail = MemAvailableBytes();
+  if (avail >= 0) {
+    const auto pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    const int64_t total = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+    const int64_t margin = std::max<int64_t>(int64_t{1} << 30, total / 10);
+    if (avail - static_cast<int64_t>(v.nbytes()) < margin) return v;
+  }
   const int64_t n_in = shape.back();
   const int64_t n_rows = v.numel() / n_in;
   uint8_t* dst = owned_->Alloc(v.nbytes());
+  if (dst == nullptr) return v;
   // Whole 8-row groups per thread (large tensors only: thread start-up costs ~50 us).
   const int64_t groups = n_rows / 8, row_bytes = static_cast<int64_t>(RowBytes(v.dtype, n_in));
   const int nt = v.nbytes() >= (size_t{8} << 20)
@@ -92,7 +127,12 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
     }
   };
   std::vector<std::thread> th;
-  for (int i = 1; i < nt; ++i) th.emplace_back(part, i);
+  int started = 1;
+  try {
+    for (; started < nt; ++started) th.emplace_back(part, started);
+  } catch (const std::system_error&) {  // no more threads: the caller does the rest
+  }
+  for (int i = started; i < nt; ++i) part(i);
   part(0);
   for (auto& t : th) t.join();
   src_.Release(*r);

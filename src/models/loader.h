@@ -20,7 +20,7 @@ namespace moxie {
 // Weight bytes the loader made (re-laid-out copies); the model keeps them alive.
 class OwnedWeights {
  public:
-  uint8_t* Alloc(size_t n);  // 64-byte aligned
+  uint8_t* Alloc(size_t n);  // 64-byte aligned; nullptr when out of memory
  private:
   struct Free {
     void operator()(uint8_t* p) const;
