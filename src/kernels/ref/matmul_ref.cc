@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/kernel_table.h"
 #include "kernels/ref/quant.h"
@@ -97,58 +98,31 @@ void QMatmulRef(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
   }
 }
 
-// Q8_0_R8: each row is unpacked to plain Q8_0 blocks a chunk at a time, then exactly the Q8_0
-// arithmetic above, so both layouts give the same bits.
-constexpr size_t kR8Chunk = 1024;  // elements per unpacked chunk (a multiple of 32)
+// Q8_0_R8: each row is unpacked to plain Q8_0 blocks, then the Q8_0 kernels above run on it, so
+// both layouts give the same bits by construction. The buffer only grows (no steady-state
+// allocation).
+const uint8_t* UnpackR8Row(const void* w, size_t n_in, size_t r) {
+  thread_local std::vector<uint8_t> row;
+  const size_t nb = n_in / 32, row_bytes = nb * 34;
+  if (row.size() < row_bytes) row.resize(row_bytes);
+  UnpackQ8_0R8Row(static_cast<const uint8_t*>(w) + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8),
+                  static_cast<int64_t>(nb), row.data());
+  return row.data();
+}
 
 void MatmulQ8_0R8(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in,
                   size_t n_rows, float* y, size_t ldy) {
-  uint8_t q[kR8Chunk / 32 * 34];
-  float buf[kR8Chunk];
-  const size_t nb = n_in / 32, row_bytes = nb * 34;
+  MOXIE_CHECK(n_rows % 8 == 0);
   for (size_t r = 0; r < n_rows; ++r) {
-    const uint8_t* g = static_cast<const uint8_t*>(w) + (r / 8) * 8 * row_bytes;
-    for (size_t t = 0; t < n_tok; ++t) y[t * ldy + r] = 0.f;
-    for (size_t c = 0; c < n_in; c += kR8Chunk) {
-      const size_t n = std::min(kR8Chunk, n_in - c);
-      UnpackQ8_0R8Row(g + c / 32 * 8 * 34, static_cast<int>(r % 8), static_cast<int64_t>(n / 32), q);
-      DequantizeRow(QuantType::kQ8_0, q, buf, static_cast<int64_t>(n));
-      for (size_t t = 0; t < n_tok; ++t) {
-        const float* xt = x + t * ldx + c;
-        float acc = 0.f;
-        for (size_t i = 0; i < n; ++i) acc += xt[i] * buf[i];
-        y[t * ldy + r] += acc;
-      }
-    }
+    MatmulQuant<QuantType::kQ8_0>(x, ldx, n_tok, UnpackR8Row(w, n_in, r), n_in, 1, y + r, ldy);
   }
 }
 
 void QMatmulQ8_0R8Ref(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                       size_t n_rows, float* y, size_t ldy) {
-  // Per (row, token): sumf += sumi * (d_w * d_x) over blocks in order, as DotRowQ8 for Q8_0.
-  const size_t nb = n_in / 32, row_bytes = nb * 34;
+  MOXIE_CHECK(n_rows % 8 == 0);
   for (size_t r = 0; r < n_rows; ++r) {
-    const uint8_t* g = static_cast<const uint8_t*>(w) + (r / 8) * 8 * row_bytes;
-    const size_t i = r % 8;
-    for (size_t t = 0; t < n_tok; ++t) {
-      const uint8_t* a = static_cast<const uint8_t*>(xq) + t * xq_stride;
-      float sumf = 0.f;
-      for (size_t b = 0; b < nb; ++b) {
-        const uint8_t* o = g + b * 8 * 34;
-        const uint8_t* yb = a + b * 34;
-        uint16_t dw, dx;
-        std::memcpy(&dw, o + 2 * i, 2);
-        std::memcpy(&dx, yb, 2);
-        int sumi = 0;
-        for (int k = 0; k < 8; ++k) {
-          for (int j = 0; j < 4; ++j) {
-            sumi += static_cast<int8_t>(o[16 + 32 * k + 4 * i + j]) * static_cast<int8_t>(yb[2 + 4 * k + j]);
-          }
-        }
-        sumf += static_cast<float>(sumi) * (F16ToF32(dw) * F16ToF32(dx));
-      }
-      y[t * ldy + r] = sumf;
-    }
+    QMatmulRef<QuantType::kQ8_0>(xq, xq_stride, n_tok, UnpackR8Row(w, n_in, r), n_in, 1, y + r, ldy);
   }
 }
 

@@ -400,9 +400,10 @@ void QMatmulQ8_0R8Act(const void* xq, size_t xq_stride, size_t n_tok, const void
   // inputs) stays in L1 across the passes. Measured against expanding chunks to R8Block (|w|
   // precomputed) for many tokens: 15-25 % faster at 4-32 tokens (moxie_kernels_bench, Zen 1).
   constexpr int kT = 4;
+  MOXIE_CHECK(n_rows % 8 == 0);  // the layout exists only in whole 8-row groups
   const size_t nb = n_in / 32;
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r < n_rows; r += 8) {  // n_rows is a multiple of 8 for this layout
+  for (size_t r = 0; r < n_rows; r += 8) {
     GroupR8Stored<kT>(wb + r * nb * kQ8_0Bytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r,
                       ldy);
   }
