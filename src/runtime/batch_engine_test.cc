@@ -186,7 +186,6 @@ TEST_F(BatchEngineTest, LogprobsComeWithEveryToken) {
 TEST_F(BatchEngineTest, CancelFreesTheSlotAndAFullQueueRefuses) {
   BatchEngineOptions o;
   o.n_slots = 1;
-  o.ctx = 256;
   o.n_threads = 2;
   o.max_queue = 1;
   o.ctx = 512;
