@@ -20,7 +20,23 @@ enum class DType : uint8_t {
   // quants 4k..4k+3 of row i. Same 34 bytes per 32 weights; a group of 8 rows occupies the bytes
   // of 8 Q8_0 rows, so row(r) for r % 8 == 0 still points at its group. Only rows % 8 == 0.
   kQ8_0R8 = 22,
+  // Q4_K rows interleaved in groups of 8 (built at load, never stored in a file): per group and
+  // 256-element super-block, 1152 bytes = the bytes of the 8 rows' Q4_K blocks:
+  //   [0, 16) the 8 rows' d (f16), [16, 32) their dmin (f16),
+  //   [32, 64) scale low nibbles: byte j = lo4(sc[j]) | lo4(sc[j + 32]) << 4,
+  //   [64, 96) min low nibbles, the same with mn,
+  //   [96, 128) high bits: byte j = hi2(sc[j]) | hi2(sc[j + 32]) << 2 | hi2(mn[j]) << 4 |
+  //             hi2(mn[j + 32]) << 6,
+  //   where sc[8s + i] / mn[8s + i] are the 6-bit scale / min of sub-block s (32 elements) of row i;
+  //   [128, 1152) 32 units of 32 bytes: unit 4s + m holds, in bytes 4i..4i+3, elements
+  //   32s + 4m + e (low nibble) and 32s + 4m + 16 + e (high nibble), e = 0..3, of row i.
+  // Only rows % 8 == 0.
+  kQ4_KR8 = 23,
 };
+
+// Rows interleaved per group by a load-time layout (8 for the *_R8 types, else 1): such tensors
+// are addressed in whole groups.
+inline int RowInterleave(DType t) { return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 ? 8 : 1; }
 
 const char* DTypeName(DType t);
 size_t DTypeSize(DType t);  // bytes per element (scalar types only; 0 for block types)

@@ -45,7 +45,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     return;
   }
   // Interleaved layouts are addressed by whole 8-row groups.
-  const size_t unit = w.dtype == DType::kQ8_0R8 ? 8 : 1;
+  const auto unit = static_cast<size_t>(RowInterleave(w.dtype));
   ctx.ParallelFor((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
     const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
     mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);

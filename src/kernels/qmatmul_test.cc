@@ -259,72 +259,107 @@ TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
   }
 }
 
-// Q8_0_R8 (8 rows interleaved at load): the layout round-trips, and every kernel on it gives the
-// same bits as the same kernel family on plain Q8_0 rows (reference vs reference, AVX2 vs AVX2,
-// 8-bit and f32 activations), for token counts on both sides of the many-token path.
-TEST(Q8_0R8, RepackRoundTripsAndKernelsMatchPlainQ8_0) {
+// The load-time layouts (8 rows interleaved): Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8.
+struct R8Case {
+  DType plain, r8;
+  size_t block;
+  void (*repack)(const void*, int64_t, int64_t, void*);
+  void (*unpack)(const void*, int, int64_t, void*);
+};
+const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row},
+                           {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row}};
+
+// The layout round-trips, and every kernel on it gives the same bits as the same kernel family on
+// the plain rows (reference vs reference, AVX2 vs AVX2, 8-bit and f32 activations), for token
+// counts on both sides of the many-token paths.
+TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
   std::mt19937 rng(21);
-  for (size_t n_in : {size_t{32}, size_t{96}, size_t{1056}, size_t{2048}}) {
-    for (size_t n_rows : {size_t{8}, size_t{16}, size_t{40}}) {
-      std::vector<uint8_t> wst;
-      const uint8_t* w = MakeWeights(DType::kQ8_0, n_rows, n_in, &rng, &wst);
-      const size_t row_bytes = n_in / 32 * 34, nb = n_in / 32;
-      std::vector<uint8_t> r8(n_rows * row_bytes + 1);
-      uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
-      RepackQ8_0ToR8(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
-      // The layout itself: scales first, then 4-byte units of the 8 rows, and back.
-      for (size_t r = 0; r < n_rows; ++r) {
-        std::vector<uint8_t> back(row_bytes);
-        UnpackQ8_0R8Row(w8 + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), static_cast<int64_t>(nb),
-                        back.data());
-        ASSERT_EQ(std::memcmp(back.data(), w + r * row_bytes, row_bytes), 0) << "row " << r;
-        ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + 2 * (r % 8), w + r * row_bytes, 2), 0);
-      }
-      for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}}) {
-        const auto x = MakeActivations(DType::kQ8_0, n_tok, n_in, &rng);
-        std::vector<uint8_t> xst;
-        const uint8_t* xq = QuantizeRef(DType::kQ8_0, x, n_tok, n_in, &xst);
-        const size_t stride = nb * 34;
-        std::vector<const KernelTable*> tables{&RefKernels()};
-        if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
-        for (const KernelTable* kt : tables) {
-          std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
-          kt->QMatmul(DType::kQ8_0)(xq, stride, n_tok, w, n_in, n_rows, a.data(), n_rows);
-          kt->QMatmul(DType::kQ8_0R8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
-          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-              << kt->isa << " 8-bit n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
-          kt->Matmul(DType::kQ8_0)(x.data(), n_in, n_tok, w, n_in, n_rows, a.data(), n_rows);
-          kt->Matmul(DType::kQ8_0R8)(x.data(), n_in, n_tok, w8, n_in, n_rows, b.data(), n_rows);
-          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-              << kt->isa << " f32 n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
+  for (const R8Case& c : kR8Cases) {
+    for (size_t n_in : {size_t{256}, size_t{768}, size_t{2048}, size_t{32}, size_t{96}, size_t{1056}}) {
+      if (n_in % c.block != 0) continue;
+      for (size_t n_rows : {size_t{8}, size_t{16}, size_t{40}}) {
+        std::vector<uint8_t> wst;
+        const uint8_t* w = MakeWeights(c.plain, n_rows, n_in, &rng, &wst);
+        const size_t row_bytes = RowBytes(c.plain, static_cast<int64_t>(n_in)), nb = n_in / c.block;
+        std::vector<uint8_t> r8(n_rows * row_bytes + 1);
+        uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
+        c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
+        for (size_t r = 0; r < n_rows; ++r) {
+          std::vector<uint8_t> back(row_bytes);
+          c.unpack(w8 + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), static_cast<int64_t>(nb), back.data());
+          ASSERT_EQ(std::memcmp(back.data(), w + r * row_bytes, row_bytes), 0)
+              << DTypeName(c.r8) << " row " << r;
+          // Both layouts start a group's block with the rows' f16 scales.
+          ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + 2 * (r % 8), w + r * row_bytes, 2), 0);
+        }
+        const QuantType q = WeightQuantType(c.plain);
+        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}}) {
+          const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
+          std::vector<uint8_t> xst;
+          const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
+          const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(n_in));
+          std::vector<const KernelTable*> tables{&RefKernels()};
+          if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
+          for (const KernelTable* kt : tables) {
+            std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
+            kt->QMatmul(c.plain)(xq, stride, n_tok, w, n_in, n_rows, a.data(), n_rows);
+            kt->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+                << DTypeName(c.r8) << " " << kt->isa << " 8-bit n_in " << n_in << " n_rows " << n_rows
+                << " n_tok " << n_tok;
+            kt->Matmul(c.plain)(x.data(), n_in, n_tok, w, n_in, n_rows, a.data(), n_rows);
+            kt->Matmul(c.r8)(x.data(), n_in, n_tok, w8, n_in, n_rows, b.data(), n_rows);
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+                << DTypeName(c.r8) << " " << kt->isa << " f32 n_in " << n_in << " n_rows " << n_rows
+                << " n_tok " << n_tok;
+          }
         }
       }
     }
   }
 }
 
-// Linear on Q8_0_R8 with threads: whole groups per thread, same bits as one thread and as Q8_0.
-TEST(Q8_0R8, LinearThreadedEqualsPlain) {
+// Q4_K_R8 from arbitrary bytes (every scales pattern, any f16 bits): the 12-byte scales field is a
+// bijection onto its 16 six-bit values, so a file's blocks survive the re-layout exactly.
+TEST(R8Layouts, Q4_KRoundTripsArbitraryBytes) {
+  std::mt19937 rng(8);
+  const size_t n_rows = 16, n_in = 512, row_bytes = n_in / 256 * 144;
+  std::vector<uint8_t> w(n_rows * row_bytes), r8(w.size()), back(row_bytes);
+  for (auto& b : w) b = static_cast<uint8_t>(rng());
+  RepackQ4_KToR8(w.data(), n_rows, n_in, r8.data());
+  for (size_t r = 0; r < n_rows; ++r) {
+    UnpackQ4_KR8Row(r8.data() + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), 2, back.data());
+    ASSERT_EQ(std::memcmp(back.data(), w.data() + r * row_bytes, row_bytes), 0) << "row " << r;
+  }
+}
+
+// Linear on the R8 layouts with threads: whole groups per thread, same bits as one thread and as
+// the plain layout.
+TEST(R8Layouts, LinearThreadedEqualsPlain) {
   std::mt19937 rng(5);
-  const size_t n_out = 48, n_in = 256;
-  std::vector<uint8_t> wst;
-  const uint8_t* w = MakeWeights(DType::kQ8_0, n_out, n_in, &rng, &wst);
-  std::vector<uint8_t> r8(n_out * n_in / 32 * 34);
-  RepackQ8_0ToR8(w, n_out, n_in, r8.data());
-  const Shape sh{{static_cast<int64_t>(n_out), static_cast<int64_t>(n_in)}};
-  const TensorView plain{w, DType::kQ8_0, sh}, inter{r8.data(), DType::kQ8_0R8, sh};
-  ThreadPool pool(3);
-  for (bool qact : {true, false}) {
-    for (size_t n_tok : {size_t{1}, size_t{6}}) {
-      const auto x = MakeActivations(DType::kQ8_0, n_tok, n_in, &rng);
-      ExecContext one{nullptr, &BestKernels()}, many{&pool, &BestKernels()};
-      one.quantized_activations = many.quantized_activations = qact;
-      std::vector<float> y0(n_tok * n_out), y1(n_tok * n_out), y3(n_tok * n_out);
-      Linear(one, x.data(), n_in, n_tok, plain, nullptr, y0.data(), n_out);
-      Linear(one, x.data(), n_in, n_tok, inter, nullptr, y1.data(), n_out);
-      Linear(many, x.data(), n_in, n_tok, inter, nullptr, y3.data(), n_out);
-      EXPECT_EQ(std::memcmp(y0.data(), y1.data(), y1.size() * 4), 0) << "qact " << qact << " n_tok " << n_tok;
-      EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0) << "qact " << qact << " n_tok " << n_tok;
+  for (const R8Case& c : kR8Cases) {
+    const size_t n_out = 48, n_in = 512;
+    std::vector<uint8_t> wst;
+    const uint8_t* w = MakeWeights(c.plain, n_out, n_in, &rng, &wst);
+    std::vector<uint8_t> r8(n_out * RowBytes(c.plain, n_in));
+    c.repack(w, n_out, n_in, r8.data());
+    const Shape sh{{static_cast<int64_t>(n_out), static_cast<int64_t>(n_in)}};
+    const TensorView plain{w, c.plain, sh}, inter{r8.data(), c.r8, sh};
+    ThreadPool pool(3);
+    for (bool qact : {true, false}) {
+      for (size_t n_tok : {size_t{1}, size_t{6}}) {
+        const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
+        ExecContext one{nullptr, &BestKernels()}, many{&pool, &BestKernels()};
+        one.quantized_activations = many.quantized_activations = qact;
+        std::vector<float> y0(n_tok * n_out), y1(n_tok * n_out), y3(n_tok * n_out);
+        Linear(one, x.data(), n_in, n_tok, plain, nullptr, y0.data(), n_out);
+        Linear(one, x.data(), n_in, n_tok, inter, nullptr, y1.data(), n_out);
+        Linear(many, x.data(), n_in, n_tok, inter, nullptr, y3.data(), n_out);
+        EXPECT_EQ(std::memcmp(y0.data(), y1.data(), y1.size() * 4), 0)
+            << DTypeName(c.r8) << " qact " << qact << " n_tok " << n_tok;
+        EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0)
+            << DTypeName(c.r8) << " qact " << qact << " n_tok " << n_tok;
+      }
     }
   }
 }

@@ -94,10 +94,22 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
+  // The load-time layouts: Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8 (8 rows interleaved).
+  DType to;
+  void (*repack)(const void*, int64_t, int64_t, void*);
+  if (v.dtype == DType::kQ8_0) {
+    to = DType::kQ8_0R8;
+    repack = RepackQ8_0ToR8;
+  } else if (v.dtype == DType::kQ4_K) {
+    to = DType::kQ4_KR8;
+    repack = RepackQ4_KToR8;
+  } else {
+    return v;
+  }
   const KernelTable& kt = BestKernels();
-  const bool fast = std::strcmp(kt.isa, "ref") != 0 && kt.QMatmul(DType::kQ8_0R8) != nullptr;
-  if (!opts_.repack || owned_ == nullptr || !fast || v.dtype != DType::kQ8_0 || v.data == nullptr ||
-      shape.size() < 2 || row_unit <= 0 || row_unit % 8 != 0) {
+  const bool fast = std::strcmp(kt.isa, "ref") != 0 && kt.QMatmul(to) != nullptr;
+  if (!opts_.repack || owned_ == nullptr || !fast || v.data == nullptr || shape.size() < 2 ||
+      row_unit <= 0 || row_unit % 8 != 0) {
     return v;
   }
   // The copy lives in anonymous memory, which (unlike the mapping) cannot be paged back to the
@@ -122,8 +134,8 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   auto part = [&](int i) {
     const int64_t g0 = groups * i / nt, g1 = groups * (i + 1) / nt;
     if (g1 > g0) {
-      RepackQ8_0ToR8(static_cast<const uint8_t*>(v.data) + g0 * 8 * row_bytes, (g1 - g0) * 8, n_in,
-                     dst + g0 * 8 * row_bytes);
+      repack(static_cast<const uint8_t*>(v.data) + g0 * 8 * row_bytes, (g1 - g0) * 8, n_in,
+             dst + g0 * 8 * row_bytes);
     }
   };
   std::vector<std::thread> th;
@@ -136,7 +148,7 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   part(0);
   for (auto& t : th) t.join();
   src_.Release(*r);
-  TensorView out{dst, DType::kQ8_0R8, v.shape};
+  TensorView out{dst, to, v.shape};
   relaid_[name] = out;
   return out;
 }

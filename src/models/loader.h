@@ -39,7 +39,7 @@ class TensorLoader {
   // A float weight used in place (view into the mapping).
   Result<TensorView> Weight(const std::string& name, const std::vector<int64_t>& shape);
   // A weight only ever used as a matmul operand (Linear, expert FFNs): may come back in a layout
-  // of the kernels' choosing (Q8_0 -> Q8_0_R8 when LoadOptions::repack). `row_unit`: the rows of
+  // of the kernels' choosing (Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8 when LoadOptions::repack). `row_unit`: the rows of
   // each piece addressed on its own (0 = the next-to-last dim).
   Result<TensorView> Matmul(const std::string& name, const std::vector<int64_t>& shape,
                             int64_t row_unit = 0);

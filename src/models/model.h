@@ -94,7 +94,7 @@ class Model {
 // Loads a Hugging Face folder (config.json + safetensors). Errors name file, tensor and field;
 // an unknown model_type lists the supported ones.
 struct LoadOptions {
-  // Lay Q8_0 matmul weights out as Q8_0_R8 (8 rows interleaved) at load when the CPU kernels
+  // Lay Q8_0 / Q4_K matmul weights out as Q8_0_R8 / Q4_K_R8 (8 rows interleaved) at load when the CPU kernels
   // have a fast path for it: same results, faster kernels; the load reads every such weight once
   // and its mapped pages are released. Off = use the file's bytes in place.
   bool repack = true;

@@ -98,38 +98,48 @@ void QMatmulRef(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
   }
 }
 
-// Q8_0_R8: each row is unpacked to plain Q8_0 blocks, then the Q8_0 kernels above run on it, so
+// Q8_0_R8 / Q4_K_R8: each row is unpacked to plain blocks, then the kernels above run on it, so
 // both layouts give the same bits by construction. The buffer only grows (no steady-state
 // allocation).
+template <QuantType Q>
 const uint8_t* UnpackR8Row(const void* w, size_t n_in, size_t r) {
   thread_local std::vector<uint8_t> row;
-  const size_t nb = n_in / 32, row_bytes = nb * 34;
+  const size_t row_bytes = QuantRowBytes(Q, static_cast<int64_t>(n_in));
+  const auto nb = static_cast<int64_t>(n_in) / GetQuantInfo(static_cast<uint32_t>(Q))->block;
   if (row.size() < row_bytes) row.resize(row_bytes);
-  UnpackQ8_0R8Row(static_cast<const uint8_t*>(w) + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8),
-                  static_cast<int64_t>(nb), row.data());
+  const uint8_t* group = static_cast<const uint8_t*>(w) + (r / 8) * 8 * row_bytes;
+  if constexpr (Q == QuantType::kQ8_0) {
+    UnpackQ8_0R8Row(group, static_cast<int>(r % 8), nb, row.data());
+  } else {
+    static_assert(Q == QuantType::kQ4_K);
+    UnpackQ4_KR8Row(group, static_cast<int>(r % 8), nb, row.data());
+  }
   return row.data();
 }
 
-void MatmulQ8_0R8(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in,
-                  size_t n_rows, float* y, size_t ldy) {
+template <QuantType Q>
+void MatmulR8(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+              float* y, size_t ldy) {
   MOXIE_CHECK(n_rows % 8 == 0);
   for (size_t r = 0; r < n_rows; ++r) {
-    MatmulQuant<QuantType::kQ8_0>(x, ldx, n_tok, UnpackR8Row(w, n_in, r), n_in, 1, y + r, ldy);
+    MatmulQuant<Q>(x, ldx, n_tok, UnpackR8Row<Q>(w, n_in, r), n_in, 1, y + r, ldy);
   }
 }
 
-void QMatmulQ8_0R8Ref(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
-                      size_t n_rows, float* y, size_t ldy) {
+template <QuantType Q>
+void QMatmulR8Ref(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                  size_t n_rows, float* y, size_t ldy) {
   MOXIE_CHECK(n_rows % 8 == 0);
   for (size_t r = 0; r < n_rows; ++r) {
-    QMatmulRef<QuantType::kQ8_0>(xq, xq_stride, n_tok, UnpackR8Row(w, n_in, r), n_in, 1, y + r, ldy);
+    QMatmulRef<Q>(xq, xq_stride, n_tok, UnpackR8Row<Q>(w, n_in, r), n_in, 1, y + r, ldy);
   }
 }
 
 }  // namespace
 
 void AddQuantActMatmulsRef(KernelTable* t) {
-  t->SetQ(DType::kQ8_0R8, QuantizeActRef<QuantType::kQ8_0>, QMatmulQ8_0R8Ref);
+  t->SetQ(DType::kQ8_0R8, QuantizeActRef<QuantType::kQ8_0>, QMatmulR8Ref<QuantType::kQ8_0>);
+  t->SetQ(DType::kQ4_KR8, QuantizeActRef<QuantType::kQ4_K>, QMatmulR8Ref<QuantType::kQ4_K>);
   t->SetQ(DType::kQ8_0, QuantizeActRef<QuantType::kQ8_0>, QMatmulRef<QuantType::kQ8_0>);
   t->SetQ(DType::kQ4_0, QuantizeActRef<QuantType::kQ4_0>, QMatmulRef<QuantType::kQ4_0>);
   t->SetQ(DType::kQ4_K, QuantizeActRef<QuantType::kQ4_K>, QMatmulRef<QuantType::kQ4_K>);
@@ -140,7 +150,8 @@ void AddQuantActMatmulsRef(KernelTable* t) {
 
 void AddQuantMatmuls(KernelTable* t) {
   t->Set(DType::kQ8_0, MatmulQuant<QuantType::kQ8_0>);
-  t->Set(DType::kQ8_0R8, MatmulQ8_0R8);
+  t->Set(DType::kQ8_0R8, MatmulR8<QuantType::kQ8_0>);
+  t->Set(DType::kQ4_KR8, MatmulR8<QuantType::kQ4_K>);
   t->Set(DType::kQ4_0, MatmulQuant<QuantType::kQ4_0>);
   t->Set(DType::kQ4_K, MatmulQuant<QuantType::kQ4_K>);
   t->Set(DType::kQ5_K, MatmulQuant<QuantType::kQ5_K>);
@@ -153,7 +164,7 @@ void RowToF32(DType t, const void* src, float* dst, int64_t n) {
     ConvertToF32(t, src, dst, static_cast<size_t>(n));
     return;
   }
-  MOXIE_CHECK(t != DType::kQ8_0R8);  // rows of an interleaved group are not contiguous
+  MOXIE_CHECK(RowInterleave(t) == 1);  // rows of an interleaved group are not contiguous
   DequantizeRow(static_cast<QuantType>(GgmlTypeOf(t)), src, dst, n);
 }
 

@@ -690,6 +690,7 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
 
 QuantType WeightQuantType(DType t) {
   if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
+  if (t == DType::kQ4_KR8) return QuantType::kQ4_K;
   const int g = GgmlTypeOf(t);
   MOXIE_CHECK(g >= 0 && GetQuantInfo(static_cast<uint32_t>(g)) != nullptr);
   return static_cast<QuantType>(g);
@@ -726,6 +727,88 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
     uint8_t* blk = d + b * 34;
     std::memcpy(blk, o + 2 * i, 2);
     for (int k = 0; k < 8; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
+  }
+}
+
+namespace {
+constexpr int64_t kQ4KBytes = 144;
+constexpr int64_t kQ4KR8GroupBlockBytes = 8 * kQ4KBytes;
+
+// Nibble of element e (0..255) in a Q4_K block's qs[128]: 64-element chunks, low nibbles first.
+inline uint8_t Q4KNibble(const uint8_t* qs, int e) {
+  const uint8_t b = qs[32 * (e / 64) + e % 32];
+  return (e % 64) < 32 ? (b & 0x0F) : (b >> 4);
+}
+}  // namespace
+
+void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
+  const int64_t nb = n_in / kQK, row_bytes = nb * kQ4KBytes;
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t g = 0; g < n_rows / 8; ++g) {
+    const uint8_t* sg = s + g * 8 * row_bytes;
+    uint8_t* dg = d + g * 8 * row_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = dg + b * kQ4KR8GroupBlockBytes;
+      uint8_t sc[64], mn[64];
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* blk = sg + i * row_bytes + b * kQ4KBytes;
+        std::memcpy(o + 2 * i, blk, 2);
+        std::memcpy(o + 16 + 2 * i, blk + 2, 2);
+        for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
+        const uint8_t* qs = blk + 16;
+        for (int u = 0; u < 32; ++u) {
+          const int s0 = u / 4, m = u % 4;
+          for (int e = 0; e < 4; ++e) {
+            const int lo = 32 * s0 + 4 * m + e;
+            o[128 + 32 * u + 4 * i + e] =
+                static_cast<uint8_t>(Q4KNibble(qs, lo) | (Q4KNibble(qs, lo + 16) << 4));
+          }
+        }
+      }
+      for (int j = 0; j < 32; ++j) {
+        o[32 + j] = static_cast<uint8_t>((sc[j] & 15) | ((sc[j + 32] & 15) << 4));
+        o[64 + j] = static_cast<uint8_t>((mn[j] & 15) | ((mn[j + 32] & 15) << 4));
+        o[96 + j] = static_cast<uint8_t>((sc[j] >> 4) | ((sc[j + 32] >> 4) << 2) | ((mn[j] >> 4) << 4) |
+                                         ((mn[j + 32] >> 4) << 6));
+      }
+    }
+  }
+}
+
+void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {
+  const auto* g = static_cast<const uint8_t*>(group);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kQ4KR8GroupBlockBytes;
+    uint8_t* blk = d + b * kQ4KBytes;
+    std::memcpy(blk, o + 2 * i, 2);
+    std::memcpy(blk + 2, o + 16 + 2 * i, 2);
+    uint8_t sc[8], mn[8];
+    for (int s0 = 0; s0 < 8; ++s0) {
+      const int j = 8 * s0 + i, jj = j % 32, sh = j < 32 ? 0 : 2;
+      const int lo_sh = j < 32 ? 0 : 4;
+      sc[s0] = static_cast<uint8_t>(((o[32 + jj] >> lo_sh) & 15) | (((o[96 + jj] >> sh) & 3) << 4));
+      mn[s0] = static_cast<uint8_t>(((o[64 + jj] >> lo_sh) & 15) | (((o[96 + jj] >> (sh + 4)) & 3) << 4));
+    }
+    uint8_t* q = blk + 4;  // the inverse of ScaleMinK4
+    for (int j = 0; j < 4; ++j) {
+      q[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+      q[j + 4] = static_cast<uint8_t>(mn[j] | ((mn[j + 4] >> 4) << 6));
+      q[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4));
+    }
+    uint8_t* qs = blk + 16;
+    for (int e = 0; e < kQK; ++e) {
+      const int s0 = e / 32, w = e % 32, m = (w % 16) / 4, hi = w / 16, k = w % 4;
+      const uint8_t nib = (o[128 + 32 * (4 * s0 + m) + 4 * i + k] >> (4 * hi)) & 15;
+      uint8_t& byte = qs[32 * (e / 64) + e % 32];
+      if ((e % 64) < 32) {
+        byte = static_cast<uint8_t>((byte & 0xF0) | nib);
+      } else {
+        byte = static_cast<uint8_t>((byte & 0x0F) | (nib << 4));
+      }
+    }
   }
 }
 

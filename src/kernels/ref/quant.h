@@ -117,7 +117,8 @@ void DequantizeActivationRow(QuantType weight_type, const void* xq, float* dst, 
 // Dot product of a weight row (type t) with an activation row quantized for t.
 float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n);
 
-// The quant format a weight dtype's activations follow: its own ggml type, Q8_0 for Q8_0_R8.
+// The quant format a weight dtype's activations follow: its own ggml type, Q8_0 for Q8_0_R8,
+// Q4_K for Q4_K_R8.
 QuantType WeightQuantType(DType t);
 
 // Q8_0_R8 (see DType::kQ8_0R8): n_rows (a multiple of 8) Q8_0 rows of n_in elements at src, in
@@ -125,5 +126,9 @@ QuantType WeightQuantType(DType t);
 void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
 // Row i (0..7) of the 8-row group at `group`, back in plain Q8_0 blocks (nb blocks at dst).
 void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
+// Q4_K_R8 (see DType::kQ4_KR8): the same for Q4_K (n_in a multiple of 256). Every 12-byte scales
+// field maps to its 16 six-bit values one to one, so any block round-trips exactly.
+void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst);
 
 }  // namespace moxie
