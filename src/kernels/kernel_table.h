@@ -28,16 +28,18 @@ using QuantizeActFn = void (*)(const float* x, void* xq, size_t n_in);
 using QMatmulFn = void (*)(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
                            size_t n_in, size_t n_rows, float* y, size_t ldy);
 
-// Attention over an f32 KV cache, for one (query, head): K and V rows j < n at k + j·ldk and
+// Attention over an f32 KV cache, for m queries that share K/V (the heads of one GQA group, or
+// consecutive tokens of one sequence): query i at q + i·ldq, K and V rows j < n at k + j·ldk and
 // v + j·ldv (floats).
-//   s[j] = scale · dot(q, K_j) over d elements         (AttnScoresFn)
-//   o[i] += Σ_j p[j] · V_j[i] for i < d, j in order    (AttnValuesFn)
-// Each dot's reduction order depends only on d, so a score does not depend on n or on which other
-// queries share the step.
-using AttnScoresFn = void (*)(const float* q, const float* k, size_t ldk, size_t n, size_t d,
-                              float scale, float* s);
-using AttnValuesFn = void (*)(const float* p, const float* v, size_t ldv, size_t n, size_t d,
-                              float* o);
+//   s[i·lds + j] = scale · dot(q_i, K_j) over d elements        (AttnScoresFn)
+//   o[i·ldo + c] += Σ_j p[i·ldp + j] · V_j[c] for c < d, j in order (AttnValuesFn)
+// Each dot's reduction order depends only on d, and each output column accumulates over j in
+// order, so a result does not depend on m, n, or which other queries share the call (a range of
+// keys can be split over calls: values accumulate into o).
+using AttnScoresFn = void (*)(const float* q, size_t ldq, size_t m, const float* k, size_t ldk,
+                              size_t n, size_t d, float scale, float* s, size_t lds);
+using AttnValuesFn = void (*)(const float* p, size_t ldp, size_t m, const float* v, size_t ldv,
+                              size_t n, size_t d, float* o, size_t ldo);
 
 struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value

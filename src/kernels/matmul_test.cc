@@ -97,39 +97,56 @@ TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
   }
 }
 
-// Attention scores and value sums: AVX2 against the reference over head sizes with 32-, 8- and
-// 1-element tails, strided K/V rows; each score independent of how many keys share the call.
-TEST(AttentionIsa, Avx2MatchesReference) {
+// Attention scores and value sums for m queries sharing K/V: AVX2 against the reference over
+// head sizes with 8- and 1-element tails, strided queries and K/V rows; every score and output
+// column bit-identical whatever the number of queries or keys sharing the call, and a key range
+// split over two value calls equal to one call.
+TEST(AttentionIsa, Avx2MatchesReferenceAndIsTilingInvariant) {
   const KernelTable* avx2 = Avx2Kernels();
   if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
   std::mt19937 rng(9);
   std::normal_distribution<float> nd;
   for (size_t d : {1, 7, 8, 33, 64, 100, 128, 192}) {
     for (size_t n : {1, 2, 5, 37}) {
-      const size_t ld = d + 3;
-      std::vector<float> q(d), k(n * ld), v(n * ld), p(n);
-      for (auto& e : q) e = nd(rng);
-      for (auto& e : k) e = nd(rng);
-      for (auto& e : v) e = nd(rng);
-      for (auto& e : p) e = std::fabs(nd(rng));
-      std::vector<float> sr(n), sa(n);
-      RefKernels().attn_scores(q.data(), k.data(), ld, n, d, 0.125f, sr.data());
-      avx2->attn_scores(q.data(), k.data(), ld, n, d, 0.125f, sa.data());
-      for (size_t j = 0; j < n; ++j) {
-        double mag = 0;
-        for (size_t i = 0; i < d; ++i) mag += std::fabs(static_cast<double>(q[i]) * k[j * ld + i]);
-        ASSERT_NEAR(sa[j], sr[j], 1e-6 * mag * 0.125 + 1e-30) << "d " << d << " n " << n << " key " << j;
-        float one;
-        avx2->attn_scores(q.data(), k.data() + j * ld, ld, 1, d, 0.125f, &one);
-        EXPECT_EQ(std::memcmp(&one, &sa[j], 4), 0) << "d " << d << " key " << j << " alone";
-      }
-      std::vector<float> orf(d, 0.5f), oa(d, 0.5f);
-      RefKernels().attn_values(p.data(), v.data(), ld, n, d, orf.data());
-      avx2->attn_values(p.data(), v.data(), ld, n, d, oa.data());
-      for (size_t i = 0; i < d; ++i) {
-        double mag = 0.5;
-        for (size_t j = 0; j < n; ++j) mag += std::fabs(static_cast<double>(p[j]) * v[j * ld + i]);
-        ASSERT_NEAR(oa[i], orf[i], 1e-6 * mag) << "d " << d << " n " << n << " column " << i;
+      for (size_t m : {1, 2, 3, 4, 5, 9}) {
+        const size_t ld = d + 3, ldq = d + 5, lds = n + 2, ldo = d + 1;
+        std::vector<float> q(m * ldq), k(n * ld), v(n * ld), p(m * lds);
+        for (auto& e : q) e = nd(rng);
+        for (auto& e : k) e = nd(rng);
+        for (auto& e : v) e = nd(rng);
+        for (auto& e : p) e = std::fabs(nd(rng));
+        std::vector<float> sr(m * lds), sa(m * lds);
+        RefKernels().attn_scores(q.data(), ldq, m, k.data(), ld, n, d, 0.125f, sr.data(), lds);
+        avx2->attn_scores(q.data(), ldq, m, k.data(), ld, n, d, 0.125f, sa.data(), lds);
+        for (size_t i = 0; i < m; ++i) {
+          for (size_t j = 0; j < n; ++j) {
+            double mag = 0;
+            for (size_t c = 0; c < d; ++c) mag += std::fabs(static_cast<double>(q[i * ldq + c]) * k[j * ld + c]);
+            ASSERT_NEAR(sa[i * lds + j], sr[i * lds + j], 1e-6 * mag * 0.125 + 1e-30)
+                << "d " << d << " n " << n << " query " << i << " key " << j;
+            float one;
+            avx2->attn_scores(q.data() + i * ldq, ldq, 1, k.data() + j * ld, ld, 1, d, 0.125f, &one, 1);
+            EXPECT_EQ(std::memcmp(&one, &sa[i * lds + j], 4), 0) << "d " << d << " m " << m << " alone";
+          }
+        }
+        std::vector<float> orf(m * ldo, 0.5f), oa(m * ldo, 0.5f), o1(m * ldo, 0.5f);
+        RefKernels().attn_values(p.data(), lds, m, v.data(), ld, n, d, orf.data(), ldo);
+        avx2->attn_values(p.data(), lds, m, v.data(), ld, n, d, oa.data(), ldo);
+        const size_t split = n / 2;
+        for (size_t i = 0; i < m; ++i) {  // each query alone, keys in two calls
+          avx2->attn_values(p.data() + i * lds, lds, 1, v.data(), ld, split, d, o1.data() + i * ldo, ldo);
+          avx2->attn_values(p.data() + i * lds + split, lds, 1, v.data() + split * ld, ld, n - split, d,
+                            o1.data() + i * ldo, ldo);
+        }
+        for (size_t i = 0; i < m; ++i) {
+          for (size_t c = 0; c < d; ++c) {
+            double mag = 0.5;
+            for (size_t j = 0; j < n; ++j) mag += std::fabs(static_cast<double>(p[i * lds + j]) * v[j * ld + c]);
+            ASSERT_NEAR(oa[i * ldo + c], orf[i * ldo + c], 1e-6 * mag) << "d " << d << " n " << n << " column " << c;
+          }
+          EXPECT_EQ(std::memcmp(oa.data() + i * ldo, o1.data() + i * ldo, d * 4), 0)
+              << "d " << d << " n " << n << " m " << m << " query " << i << " tiled != alone";
+        }
       }
     }
   }

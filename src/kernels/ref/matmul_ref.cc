@@ -170,20 +170,26 @@ void RowToF32(DType t, const void* src, float* dst, int64_t n) {
 
 namespace {
 
-void AttnScoresRef(const float* q, const float* k, size_t ldk, size_t n, size_t d, float scale,
-                   float* s) {
-  for (size_t j = 0; j < n; ++j) {
-    const float* kj = k + j * ldk;
-    float acc = 0.f;
-    for (size_t i = 0; i < d; ++i) acc += q[i] * kj[i];
-    s[j] = acc * scale;
+void AttnScoresRef(const float* q, size_t ldq, size_t m, const float* k, size_t ldk, size_t n,
+                   size_t d, float scale, float* s, size_t lds) {
+  for (size_t i = 0; i < m; ++i) {
+    const float* qi = q + i * ldq;
+    for (size_t j = 0; j < n; ++j) {
+      const float* kj = k + j * ldk;
+      float acc = 0.f;
+      for (size_t c = 0; c < d; ++c) acc += qi[c] * kj[c];
+      s[i * lds + j] = acc * scale;
+    }
   }
 }
 
-void AttnValuesRef(const float* p, const float* v, size_t ldv, size_t n, size_t d, float* o) {
-  for (size_t j = 0; j < n; ++j) {
-    const float* vj = v + j * ldv;
-    for (size_t i = 0; i < d; ++i) o[i] += p[j] * vj[i];
+void AttnValuesRef(const float* p, size_t ldp, size_t m, const float* v, size_t ldv, size_t n,
+                   size_t d, float* o, size_t ldo) {
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      const float* vj = v + j * ldv;
+      for (size_t c = 0; c < d; ++c) o[i * ldo + c] += p[i * ldp + j] * vj[c];
+    }
   }
 }
 

@@ -734,11 +734,6 @@ namespace {
 constexpr int64_t kQ4KBytes = 144;
 constexpr int64_t kQ4KR8GroupBlockBytes = 8 * kQ4KBytes;
 
-// Nibble of element e (0..255) in a Q4_K block's qs[128]: 64-element chunks, low nibbles first.
-inline uint8_t Q4KNibble(const uint8_t* qs, int e) {
-  const uint8_t b = qs[32 * (e / 64) + e % 32];
-  return (e % 64) < 32 ? (b & 0x0F) : (b >> 4);
-}
 }  // namespace
 
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
@@ -757,14 +752,16 @@ void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
         std::memcpy(o + 2 * i, blk, 2);
         std::memcpy(o + 16 + 2 * i, blk + 2, 2);
         for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
-        const uint8_t* qs = blk + 16;
-        for (int u = 0; u < 32; ++u) {
-          const int s0 = u / 4, m = u % 4;
-          for (int e = 0; e < 4; ++e) {
-            const int lo = 32 * s0 + 4 * m + e;
-            o[128 + 32 * u + 4 * i + e] =
-                static_cast<uint8_t>(Q4KNibble(qs, lo) | (Q4KNibble(qs, lo + 16) << 4));
+        // Sub-block s (elements 32s..32s+31) is nibble s % 2 of qs[32 (s / 2) ..+31].
+        for (int s0 = 0; s0 < 8; ++s0) {
+          const uint8_t* src = blk + 16 + 32 * (s0 / 2);
+          uint8_t u[16];  // byte 4m + e of unit (s, m)
+          if (s0 % 2 == 0) {
+            for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src[x] & 15) | (src[x + 16] << 4));
+          } else {
+            for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src[x] >> 4) | (src[x + 16] & 0xF0));
           }
+          for (int m = 0; m < 4; ++m) std::memcpy(o + 128 + 32 * (4 * s0 + m) + 4 * i, u + 4 * m, 4);
         }
       }
       for (int j = 0; j < 32; ++j) {

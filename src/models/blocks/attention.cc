@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/kernel_table.h"
@@ -9,48 +10,105 @@
 
 namespace moxie {
 
+namespace {
+// Queries per attention tile (rows of a thread's score scratch).
+constexpr size_t kAttnTile = 8;
+// Consecutive batch tokens of one sequence that share K/V reads when every head has its own K/V.
+constexpr size_t kAttnTokenBlock = 4;
+}  // namespace
+
 size_t AttendScratchFloats(int max_ctx, int n_threads) {
-  return Arena::Round(static_cast<size_t>(max_ctx) * static_cast<size_t>(n_threads));
+  return Arena::Round(static_cast<size_t>(max_ctx) * kAttnTile * static_cast<size_t>(n_threads));
 }
 
+// Work is split in tiles of queries that read the same keys: the heads of one GQA group for one
+// token, or (one K/V head per query head) up to kAttnTokenBlock consecutive batch tokens of one
+// sequence for one head. A tile computes its queries' scores over the keys they all see in one
+// call (each key row read once for the tile), the rest per query; every score and output column
+// has the arithmetic of a lone query (see AttnScoresFn), so results do not depend on the tiling.
 void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
                   const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena) {
   const int n_threads = ctx.n_threads();
   const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
-  float* scores_all = arena.Alloc(static_cast<size_t>(kv.max_ctx) * n_threads);
-  const int group = p.n_head / p.n_kv_head;
-  const size_t n_pairs = static_cast<size_t>(batch.n_tok) * static_cast<size_t>(p.n_head);
-  ctx.ParallelFor(n_pairs, [&](size_t b, size_t e, int tid) {
-    float* sc = scores_all + static_cast<size_t>(tid) * kv.max_ctx;
-    for (size_t i = b; i < e; ++i) {
-      // Tokens in zigzag order (0, T-1, 1, T-2, ...): a causal batch's cost grows with the
-      // position, so contiguous static ranges of this order get balanced work.
-      const size_t z = i / static_cast<size_t>(p.n_head), n_tok = static_cast<size_t>(batch.n_tok);
-      const int t = static_cast<int>(z % 2 == 0 ? z / 2 : n_tok - 1 - z / 2);
-      const int h = static_cast<int>(i % p.n_head);
-      const int g = h / group;
-      const int seq = batch.seq[t];
-      const int pos = batch.pos[t];
-      const int j0 = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
-      const float* qh = q + static_cast<size_t>(t) * ldq + static_cast<size_t>(h) * p.dk;
-      const size_t n = static_cast<size_t>(pos - j0 + 1);
-      // K and V rows of one sequence are contiguous, k_width / v_width floats apart.
-      const float* k0 = kv.KRow(seq, j0) + static_cast<size_t>(g) * p.dk;
-      const float* v0 = kv.VRow(seq, j0) + static_cast<size_t>(g) * p.dv;
-      kt.attn_scores(qh, k0, static_cast<size_t>(kv.k_width), n, static_cast<size_t>(p.dk),
-                     p.scale, sc);
-      float m = -INFINITY;
-      for (size_t j = 0; j < n; ++j) m = std::max(m, sc[j]);
+  const size_t ctx_len = static_cast<size_t>(kv.max_ctx);
+  float* scores_all = arena.Alloc(ctx_len * kAttnTile * static_cast<size_t>(n_threads));
+  const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
+  const size_t n_tok = static_cast<size_t>(batch.n_tok), n_head = static_cast<size_t>(p.n_head);
+  const size_t dk = static_cast<size_t>(p.dk), dv = static_cast<size_t>(p.dv);
+  const size_t kw = static_cast<size_t>(kv.k_width), vw = static_cast<size_t>(kv.v_width);
+  auto first_key = [&](size_t t) { return p.window > 0 ? std::max(0, batch.pos[t] - p.window + 1) : 0; };
+  // One tile: tokens t0..t0+mt-1 (same sequence and first key) x heads h0..h0+mh-1 (same K/V
+  // head); mt == 1 or mh == 1, so the queries are evenly strided.
+  auto tile = [&](size_t t0, size_t mt, size_t h0, size_t mh, float* sc) {
+    const int seq = batch.seq[t0];
+    const int j0 = first_key(t0);
+    const size_t g = h0 / group, m = mt * mh;
+    const float* q0 = q + t0 * ldq + h0 * dk;
+    float* o0 = out + t0 * ldo + h0 * dv;
+    const size_t sq = mh > 1 ? dk : ldq, so = mh > 1 ? dv : ldo;
+    size_t n[kAttnTile], n_min = SIZE_MAX;
+    for (size_t i = 0; i < m; ++i) {
+      n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
+      n_min = std::min(n_min, n[i]);
+    }
+    // K and V rows of one sequence are contiguous, k_width / v_width floats apart.
+    const float* k0 = kv.KRow(seq, j0) + g * dk;
+    const float* v0 = kv.VRow(seq, j0) + g * dv;
+    kt.attn_scores(q0, sq, m, k0, kw, n_min, dk, p.scale, sc, ctx_len);
+    for (size_t i = 0; i < m; ++i) {
+      if (n[i] > n_min) {
+        kt.attn_scores(q0 + i * sq, sq, 1, k0 + n_min * kw, kw, n[i] - n_min, dk, p.scale,
+                       sc + i * ctx_len + n_min, ctx_len);
+      }
+      float* si = sc + i * ctx_len;
+      float mx = -INFINITY;
+      for (size_t j = 0; j < n[i]; ++j) mx = std::max(mx, si[j]);
       float sum = 0.f;
-      for (size_t j = 0; j < n; ++j) {
-        sc[j] = std::exp(sc[j] - m);
-        sum += sc[j];
+      for (size_t j = 0; j < n[i]; ++j) {
+        si[j] = std::exp(si[j] - mx);
+        sum += si[j];
       }
       const float inv = 1.0f / sum;
-      for (size_t j = 0; j < n; ++j) sc[j] *= inv;
-      float* o = out + static_cast<size_t>(t) * ldo + static_cast<size_t>(h) * p.dv;
-      std::memset(o, 0, static_cast<size_t>(p.dv) * sizeof(float));
-      kt.attn_values(sc, v0, static_cast<size_t>(kv.v_width), n, static_cast<size_t>(p.dv), o);
+      for (size_t j = 0; j < n[i]; ++j) si[j] *= inv;
+      std::memset(o0 + i * so, 0, dv * sizeof(float));
+    }
+    kt.attn_values(sc, ctx_len, m, v0, vw, n_min, dv, o0, so);
+    for (size_t i = 0; i < m; ++i) {
+      if (n[i] > n_min) {
+        kt.attn_values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * vw, vw, n[i] - n_min, dv,
+                       o0 + i * so, so);
+      }
+    }
+  };
+  // Tokens in zigzag order (0, T-1, 1, T-2, ...): a causal batch's cost grows with the position,
+  // so contiguous static ranges of this order get balanced work.
+  auto zigzag = [](size_t z, size_t count) { return z % 2 == 0 ? z / 2 : count - 1 - z / 2; };
+  if (group > 1) {
+    const size_t chunks = (group + kAttnTile - 1) / kAttnTile, per_tok = n_head / group * chunks;
+    ctx.ParallelFor(n_tok * per_tok, [&](size_t b, size_t e, int tid) {
+      float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * kAttnTile;
+      for (size_t i = b; i < e; ++i) {
+        const size_t t = zigzag(i / per_tok, n_tok), r = i % per_tok;
+        const size_t h0 = (r / chunks) * group + (r % chunks) * kAttnTile;
+        tile(t, 1, h0, std::min(kAttnTile, (r / chunks + 1) * group - h0), sc);
+      }
+    });
+    return;
+  }
+  // One K/V head per query head: blocks of batch tokens, split into runs of one sequence with
+  // the same first key.
+  const size_t n_blocks = (n_tok + kAttnTokenBlock - 1) / kAttnTokenBlock;
+  ctx.ParallelFor(n_blocks * n_head, [&](size_t b, size_t e, int tid) {
+    float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * kAttnTile;
+    for (size_t i = b; i < e; ++i) {
+      const size_t blk = zigzag(i / n_head, n_blocks), h = i % n_head;
+      const size_t t_end = std::min(n_tok, (blk + 1) * kAttnTokenBlock);
+      for (size_t t0 = blk * kAttnTokenBlock; t0 < t_end;) {
+        size_t mt = 1;
+        while (t0 + mt < t_end && batch.seq[t0 + mt] == batch.seq[t0] && first_key(t0 + mt) == first_key(t0)) ++mt;
+        tile(t0, mt, h, 1, sc);
+        t0 += mt;
+      }
     }
   });
 }

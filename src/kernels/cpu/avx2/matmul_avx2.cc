@@ -104,56 +104,101 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   for (; r < n_rows; ++r) RowsAllTokens<L, 1, 3>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
 
-// s[j] = scale · dot(q, K_j): 4 x 8 lanes over 32-element chunks, then 8 lanes, then a scalar
-// tail, each in a fixed order (a function of d only). Four keys at a time for the FMA latency.
-inline float DotF32(const float* a, const float* b, size_t d) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    for (int c = 0; c < 4; ++c) {
-      acc[c] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * c), _mm256_loadu_ps(b + i + 8 * c),
-                               acc[c]);
+// Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
+// horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
+// only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
+// chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
+template <int MQ, int NK>
+inline void ScoreTile(const float* q, size_t ldq, const float* k, size_t ldk, size_t d, float scale,
+                      float* s, size_t lds) {
+  __m256 acc[MQ][NK];
+  for (int a = 0; a < MQ; ++a)
+    for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_setzero_ps();
+  size_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    __m256 kv[NK];
+    for (int b = 0; b < NK; ++b) kv[b] = _mm256_loadu_ps(k + b * ldk + c);
+    for (int a = 0; a < MQ; ++a) {
+      const __m256 qv = _mm256_loadu_ps(q + a * ldq + c);
+      for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
     }
   }
-  for (; i + 8 <= d; i += 8) {
-    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  for (int a = 0; a < MQ; ++a) {
+    for (int b = 0; b < NK; ++b) {
+      float v = HSum(acc[a][b]);
+      for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], k[b * ldk + t], v);
+      s[a * lds + b] = v * scale;
+    }
   }
-  float s = HSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < d; ++i) s += a[i] * b[i];
-  return s;
 }
 
-void AttnScoresAvx2(const float* q, const float* k, size_t ldk, size_t n, size_t d, float scale,
-                    float* s) {
-  for (size_t j = 0; j < n; ++j) s[j] = DotF32(q, k + j * ldk, d) * scale;
+template <int MQ>
+void ScoreRows(const float* q, size_t ldq, const float* k, size_t ldk, size_t n, size_t d,
+               float scale, float* s, size_t lds) {
+  size_t j = 0;
+  for (; j + 3 <= n; j += 3) ScoreTile<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  if (n - j == 2) ScoreTile<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  if (n - j == 1) ScoreTile<MQ, 1>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
 }
 
-// o[i] += Σ_j p[j]·V_j[i], j in order for every i (32 columns at a time in registers).
-void AttnValuesAvx2(const float* p, const float* v, size_t ldv, size_t n, size_t d, float* o) {
+void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const float* k, size_t ldk, size_t n,
+                    size_t d, float scale, float* s, size_t lds) {
   size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    __m256 acc[4];
-    for (int c = 0; c < 4; ++c) acc[c] = _mm256_loadu_ps(o + i + 8 * c);
+  for (; i + 4 <= m; i += 4) ScoreRows<4>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
+  switch (m - i) {
+    case 3: ScoreRows<3>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    case 2: ScoreRows<2>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    case 1: ScoreRows<1>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    default: break;
+  }
+}
+
+// Values: o[c] += Σ_j p[j]·V_j[c], j in order for every (query, column): MQ queries x 32 columns
+// in registers, each V chunk loaded once for MQ queries.
+template <int MQ>
+void ValueRows(const float* p, size_t ldp, const float* v, size_t ldv, size_t n, size_t d, float* o,
+               size_t ldo) {
+  size_t c = 0;
+  for (; c + 32 <= d; c += 32) {
+    __m256 acc[MQ][4];
+    for (int a = 0; a < MQ; ++a)
+      for (int b = 0; b < 4; ++b) acc[a][b] = _mm256_loadu_ps(o + a * ldo + c + 8 * b);
     for (size_t j = 0; j < n; ++j) {
-      const __m256 pj = _mm256_set1_ps(p[j]);
-      const float* vj = v + j * ldv + i;
-      for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+      const float* vj = v + j * ldv + c;
+      __m256 vv[4];
+      for (int b = 0; b < 4; ++b) vv[b] = _mm256_loadu_ps(vj + 8 * b);
+      for (int a = 0; a < MQ; ++a) {
+        const __m256 pj = _mm256_broadcast_ss(p + a * ldp + j);
+        for (int b = 0; b < 4; ++b) acc[a][b] = _mm256_fmadd_ps(pj, vv[b], acc[a][b]);
+      }
     }
-    for (int c = 0; c < 4; ++c) _mm256_storeu_ps(o + i + 8 * c, acc[c]);
+    for (int a = 0; a < MQ; ++a)
+      for (int b = 0; b < 4; ++b) _mm256_storeu_ps(o + a * ldo + c + 8 * b, acc[a][b]);
   }
-  for (; i + 8 <= d; i += 8) {
-    __m256 acc = _mm256_loadu_ps(o + i);
+  for (; c + 8 <= d; c += 8) {
+    __m256 acc[MQ];
+    for (int a = 0; a < MQ; ++a) acc[a] = _mm256_loadu_ps(o + a * ldo + c);
     for (size_t j = 0; j < n; ++j) {
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * ldv + i), acc);
+      const __m256 vv = _mm256_loadu_ps(v + j * ldv + c);
+      for (int a = 0; a < MQ; ++a) acc[a] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + a * ldp + j), vv, acc[a]);
     }
-    _mm256_storeu_ps(o + i, acc);
+    for (int a = 0; a < MQ; ++a) _mm256_storeu_ps(o + a * ldo + c, acc[a]);
   }
-  for (; i < d; ++i) {
-    float acc = o[i];
-    for (size_t j = 0; j < n; ++j) acc = std::fma(p[j], v[j * ldv + i], acc);
-    o[i] = acc;
+  for (; c < d; ++c) {
+    for (int a = 0; a < MQ; ++a) {
+      float acc = o[a * ldo + c];
+      for (size_t j = 0; j < n; ++j) acc = std::fma(p[a * ldp + j], v[j * ldv + c], acc);
+      o[a * ldo + c] = acc;
+    }
   }
+}
+
+void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const float* v, size_t ldv, size_t n,
+                    size_t d, float* o, size_t ldo) {
+  size_t i = 0;
+  for (; i + 3 <= m; i += 3) ValueRows<3>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
+  if (m - i == 2) ValueRows<2>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
+  if (m - i == 1) ValueRows<1>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
 }
 
 }  // namespace
