@@ -1,4 +1,5 @@
-// Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul), reference vs
+// Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul) and of the
+// BF16/F16 float matmuls (KernelTable::matmul, "matmul/..."), reference vs
 // AVX2, per weight layout (Q8_0_R8 / Q4_K_R8 = Q8_0 / Q4_K interleaved 8 rows at load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on expert-sized weights
 // (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
 //
@@ -12,6 +13,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -85,6 +87,36 @@ void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, Weight
                          benchmark::Counter::kIsRate);
 }
 
+// Float-weight matmuls (f32 activations): BF16 / F16 weights as a BF16 model's experts run.
+void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, WeightShape s,
+                    size_t n_tok, bool stream) {
+  const size_t bytes = DTypeSize(dt) * s.n_in * s.n_rows;
+  const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
+  std::vector<uint8_t> w(bytes * copies);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
+    const uint16_t h = dt == DType::kBF16 ? F32ToBf16(0.02f * nd(rng)) : F32ToF16(0.02f * nd(rng));
+    std::memcpy(w.data() + 2 * i, &h, 2);
+  }
+  for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
+  std::vector<float> x(n_tok * s.n_in), y(n_tok * s.n_rows);
+  for (auto& v : x) v = nd(rng);
+  const MatmulFn mm = kt->Matmul(dt);
+  size_t c = 0;
+  for (auto _ : state) {
+    mm(x.data(), s.n_in, n_tok, w.data() + c * bytes, s.n_in, s.n_rows, y.data(), s.n_rows);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.n_in * s.n_rows * n_tok) *
+                             static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {
   const QuantType q = WeightQuantType(dt);
   std::mt19937 rng(3);
@@ -120,6 +152,20 @@ void RegisterAll() {
     for (const KernelTable* kt : tables) {
       const std::string name = std::string("quantize_act/") + DTypeName(dt) + "/n2048/" + kt->isa;
       benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, kt, dt, size_t{2048});
+    }
+  }
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    for (const WeightShape& s : kShapes) {
+      for (size_t n_tok : {1, 2, 4}) {
+        for (bool stream : {true, false}) {
+          for (const KernelTable* kt : tables) {
+            const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name + "/tok" +
+                                     std::to_string(n_tok) + (stream ? "/stream/" : "/hot/") + kt->isa;
+            benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
+                ->Unit(benchmark::kMicrosecond);
+          }
+        }
+      }
     }
   }
 }

@@ -28,6 +28,7 @@ class GgufWeights : public WeightSource {
   void Release(const WeightRef& ref) const override {
     f_->mapping().Release(ref.view.data, ref.view.nbytes());
   }
+  bool CanRelease() const override { return true; }
 
   const GgufFile& file() const { return *f_; }
   void Add(const std::string& name, const GgufTensorInfo& t, DType dt, bool supported) {

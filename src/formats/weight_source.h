@@ -33,6 +33,8 @@ class WeightSource {
   // The loader copied this tensor's bytes elsewhere (e.g. re-laid out for the kernels): a mapped
   // source may drop them from the resident set. The view stays readable.
   virtual void Release(const WeightRef& ref) const { (void)ref; }
+  // Whether Release drops the bytes (so a copy does not double the resident set).
+  virtual bool CanRelease() const { return false; }
 };
 
 }  // namespace moxie

@@ -152,6 +152,31 @@ TEST(AttentionIsa, Avx2MatchesReferenceAndIsTilingInvariant) {
   }
 }
 
+// A bf16 or f16 weight gives the same bits as its exact f32 conversion (one reduction order for
+// every float type), so a checkpoint and its converted copy give the same logits.
+TEST(MatmulIsa, Avx2SameBitsAsF32Conversion) {
+  const KernelTable* avx2 = Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd;
+  for (DType dt : {DType::kBF16, DType::kF16})
+  for (size_t n_in : {16, 40, 264, 2048}) {
+    for (size_t toks : {1, 2, 5}) {
+      const size_t rows = 11;
+      std::vector<float> x(toks * n_in), wf(rows * n_in);
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : wf) v = nd(rng);
+      const auto w = MakeWeights(dt, wf);
+      std::vector<float> w32(rows * n_in);
+      ConvertToF32(dt, w.data(), w32.data(), w32.size());
+      std::vector<float> a(toks * rows), b(toks * rows);
+      avx2->Matmul(dt)(x.data(), n_in, toks, w.data(), n_in, rows, a.data(), rows);
+      avx2->Matmul(DType::kF32)(x.data(), n_in, toks, w32.data(), n_in, rows, b.data(), rows);
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << DTypeName(dt) << " n_in " << n_in << " toks " << toks;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(DTypes, MatmulIsaTest,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16),
                          [](const auto& i) { return std::string(DTypeName(i.param)); });

@@ -94,22 +94,25 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
-  // The load-time layouts: Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8 (8 rows interleaved).
-  DType to;
-  void (*repack)(const void*, int64_t, int64_t, void*);
+  // The load-time layouts: Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8 (8 rows interleaved). Other weights of
+  // a source that can drop its copy (GGUF) are copied as they are: the copy sits on transparent
+  // huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops the hardware
+  // prefetchers and costs a TLB walk) and takes no page fault after the load.
+  DType to = v.dtype;
+  void (*repack)(const void*, int64_t, int64_t, void*) = nullptr;  // nullptr: copy the bytes
   if (v.dtype == DType::kQ8_0) {
     to = DType::kQ8_0R8;
     repack = RepackQ8_0ToR8;
   } else if (v.dtype == DType::kQ4_K) {
     to = DType::kQ4_KR8;
     repack = RepackQ4_KToR8;
-  } else {
-    return v;
   }
   const KernelTable& kt = BestKernels();
-  const bool fast = std::strcmp(kt.isa, "ref") != 0 && kt.QMatmul(to) != nullptr;
+  const bool fast = std::strcmp(kt.isa, "ref") != 0 &&
+                    (repack != nullptr ? kt.QMatmul(to) != nullptr : kt.Matmul(to) != nullptr);
   if (!opts_.repack || owned_ == nullptr || !fast || v.data == nullptr || shape.size() < 2 ||
-      row_unit <= 0 || row_unit % 8 != 0) {
+      (repack != nullptr && (row_unit <= 0 || row_unit % 8 != 0)) ||
+      (repack == nullptr && (!src_.CanRelease() || RowInterleave(v.dtype) != 1))) {
     return v;
   }
   // The copy lives in anonymous memory, which (unlike the mapping) cannot be paged back to the
@@ -132,6 +135,11 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
                      ? static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 16))
                      : 1;
   auto part = [&](int i) {
+    if (repack == nullptr) {
+      const size_t n = v.nbytes(), b0 = n * static_cast<size_t>(i) / nt, b1 = n * static_cast<size_t>(i + 1) / nt;
+      std::memcpy(dst + b0, static_cast<const uint8_t*>(v.data) + b0, b1 - b0);
+      return;
+    }
     const int64_t g0 = groups * i / nt, g1 = groups * (i + 1) / nt;
     if (g1 > g0) {
       repack(static_cast<const uint8_t*>(v.data) + g0 * 8 * row_bytes, (g1 - g0) * 8, n_in,

@@ -301,7 +301,7 @@ void RegisterBench(CLI::App& app, int* rc) {
                   info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,
                   Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
       if (info.relaid_tensors > 0) {
-        std::printf("%d Q8_0/Q4_K weights laid out 8 rows interleaved at load (--no-repack: as stored)\n",
+        std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",
                     info.relaid_tensors);
       }
       if (bw.best_gb_s > 0) {
