@@ -69,7 +69,8 @@ TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
   const DType dt = GetParam();
   std::mt19937 rng(8);
   std::normal_distribution<float> nd;
-  for (size_t n_in : {8, 33, 264}) {
+  // 2064: all 7 tokens take the large-batch path, 1 and 2 tokens the small one.
+  for (size_t n_in : {8, 33, 264, 2064}) {
     const size_t rows = 13, toks = 7;
     std::vector<float> x(toks * n_in), wf(rows * n_in);
     for (auto& v : x) v = nd(rng);
@@ -159,20 +160,22 @@ TEST(MatmulIsa, Avx2SameBitsAsF32Conversion) {
   if (avx2 == nullptr) GTEST_SKIP() << "CPU or build without AVX2+FMA+F16C";
   std::mt19937 rng(12);
   std::normal_distribution<float> nd;
-  for (DType dt : {DType::kBF16, DType::kF16})
-  for (size_t n_in : {16, 40, 264, 2048}) {
-    for (size_t toks : {1, 2, 5}) {
-      const size_t rows = 11;
-      std::vector<float> x(toks * n_in), wf(rows * n_in);
-      for (auto& v : x) v = nd(rng);
-      for (auto& v : wf) v = nd(rng);
-      const auto w = MakeWeights(dt, wf);
-      std::vector<float> w32(rows * n_in);
-      ConvertToF32(dt, w.data(), w32.data(), w32.size());
-      std::vector<float> a(toks * rows), b(toks * rows);
-      avx2->Matmul(dt)(x.data(), n_in, toks, w.data(), n_in, rows, a.data(), rows);
-      avx2->Matmul(DType::kF32)(x.data(), n_in, toks, w32.data(), n_in, rows, b.data(), rows);
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << DTypeName(dt) << " n_in " << n_in << " toks " << toks;
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    for (size_t n_in : {16, 40, 264, 2048}) {
+      for (size_t toks : {1, 2, 5}) {
+        const size_t rows = 11;
+        std::vector<float> x(toks * n_in), wf(rows * n_in);
+        for (auto& v : x) v = nd(rng);
+        for (auto& v : wf) v = nd(rng);
+        const auto w = MakeWeights(dt, wf);
+        std::vector<float> w32(rows * n_in);
+        ConvertToF32(dt, w.data(), w32.data(), w32.size());
+        std::vector<float> a(toks * rows), b(toks * rows);
+        avx2->Matmul(dt)(x.data(), n_in, toks, w.data(), n_in, rows, a.data(), rows);
+        avx2->Matmul(DType::kF32)(x.data(), n_in, toks, w32.data(), n_in, rows, b.data(), rows);
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+            << DTypeName(dt) << " n_in " << n_in << " toks " << toks;
+      }
     }
   }
 }

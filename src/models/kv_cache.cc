@@ -1,5 +1,9 @@
 #include "models/kv_cache.h"
 
+#include <sys/mman.h>
+
+#include <new>
+
 namespace moxie {
 
 KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx)
@@ -7,19 +11,28 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx)
   const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
   size_t total = 0;
   for (const auto& s : specs) total += slots * static_cast<size_t>(s.k_width + s.v_width);
-  storage_.assign(total, 0.f);
+  n_floats_ = total;
+  if (total > 0) {
+    void* p = ::mmap(nullptr, total * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    storage_ = static_cast<float*>(p);
+  }
   size_t off = 0;
   for (const auto& s : specs) {
     KvLayer l;
     l.k_width = s.k_width;
     l.v_width = s.v_width;
     l.max_ctx = max_ctx;
-    l.k = storage_.data() + off;
+    l.k = storage_ + off;
     off += slots * static_cast<size_t>(s.k_width);
-    l.v = storage_.data() + off;
+    l.v = storage_ + off;
     off += slots * static_cast<size_t>(s.v_width);
     layers_.push_back(l);
   }
+}
+
+KvCache::~KvCache() {
+  if (storage_ != nullptr) ::munmap(storage_, n_floats_ * sizeof(float));
 }
 
 }  // namespace moxie

@@ -1,6 +1,9 @@
 // KV cache storage: per layer, per sequence slot, one K row and one V row per position.
 // Row widths are the attention block's choice (GQA: n_kv_head*head_dim; MLA: expanded per-head
 // keys and values), so the cache is described by KvLayerSpec. Allocated once; the runtime owns it.
+// The storage is an anonymous mapping: a page becomes resident only when a position in it is
+// first written, so a cache sized for many sequences and a long context costs memory only for
+// what is used (attention reads only positions already written).
 #pragma once
 
 #include <cstddef>
@@ -30,16 +33,20 @@ struct KvLayer {
 
 class KvCache {
  public:
-  KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx);
+  KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx);  // std::bad_alloc if out of memory
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
   int n_seq() const { return n_seq_; }
   int max_ctx() const { return max_ctx_; }
   KvLayer layer(int i) const { return layers_[static_cast<size_t>(i)]; }
-  size_t bytes() const { return storage_.size() * sizeof(float); }
+  size_t bytes() const { return n_floats_ * sizeof(float); }
 
  private:
   int n_seq_;
   int max_ctx_;
-  std::vector<float> storage_;
+  float* storage_ = nullptr;
+  size_t n_floats_ = 0;
   std::vector<KvLayer> layers_;
 };
 
