@@ -56,6 +56,25 @@ std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) 
   return w;
 }
 
+// The timed loop of a matmul bench: call(c) runs on weight copy c (cycling through `copies`);
+// bytes/s counts weight bytes, FLOP/s 2·n_in·n_rows·n_tok per call.
+template <typename Call>
+void TimeCalls(benchmark::State& state, const WeightShape& s, size_t n_tok, size_t bytes, size_t copies,
+               const float* y, Call call) {
+  size_t c = 0;
+  for (auto _ : state) {
+    call(c);
+    benchmark::DoNotOptimize(y);
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.n_in * s.n_rows * n_tok) *
+                             static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
 void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, WeightShape s,
                 size_t n_tok, bool stream) {
   const QuantType q = WeightQuantType(dt);
@@ -73,18 +92,9 @@ void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, Weight
   }
   std::vector<float> y(n_tok * s.n_rows);
   const QMatmulFn mm = kt->QMatmul(dt);
-  size_t c = 0;
-  for (auto _ : state) {
+  TimeCalls(state, s, n_tok, bytes, copies, y.data(), [&](size_t c) {
     mm(xq.data(), stride, n_tok, w.data() + c * bytes, s.n_in, s.n_rows, y.data(), s.n_rows);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-    if (++c == copies) c = 0;
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(s.n_in * s.n_rows * n_tok) *
-                             static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  });
 }
 
 // Float-weight matmuls (f32 activations): BF16 / F16 weights as a BF16 model's experts run.
@@ -103,18 +113,9 @@ void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, We
   std::vector<float> x(n_tok * s.n_in), y(n_tok * s.n_rows);
   for (auto& v : x) v = nd(rng);
   const MatmulFn mm = kt->Matmul(dt);
-  size_t c = 0;
-  for (auto _ : state) {
+  TimeCalls(state, s, n_tok, bytes, copies, y.data(), [&](size_t c) {
     mm(x.data(), s.n_in, n_tok, w.data() + c * bytes, s.n_in, s.n_rows, y.data(), s.n_rows);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-    if (++c == copies) c = 0;
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(s.n_in * s.n_rows * n_tok) *
-                             static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  });
 }
 
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {

@@ -698,25 +698,32 @@ QuantType WeightQuantType(DType t) {
 
 namespace {
 constexpr int64_t kR8GroupBlockBytes = 8 * 34;  // 16 bytes of scales + 256 of quants
+
+// Calls f(blk, o) for every 8-row group and block of a plain layout: blk[i] = block b of row i of
+// the group in src, o = the group's block b in dst (8 blocks' bytes, the rows interleaved).
+template <typename F>
+void ForEachR8GroupBlock(const void* src, int64_t n_rows, int64_t nb, int64_t block_bytes, void* dst, F f) {
+  const int64_t row_bytes = nb * block_bytes;
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t g = 0; g < n_rows / 8; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk[8];
+      for (int i = 0; i < 8; ++i) blk[i] = s + (g * 8 + i) * row_bytes + b * block_bytes;
+      f(blk, d + g * 8 * row_bytes + b * 8 * block_bytes);
+    }
+  }
+}
 }  // namespace
 
 void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
-  const int64_t nb = n_in / 32, row_bytes = nb * 34;
-  const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t g = 0; g < n_rows / 8; ++g) {
-    const uint8_t* sg = s + g * 8 * row_bytes;
-    uint8_t* dg = d + g * 8 * row_bytes;
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* o = dg + b * kR8GroupBlockBytes;
-      for (int i = 0; i < 8; ++i) {
-        const uint8_t* blk = sg + i * row_bytes + b * 34;
-        std::memcpy(o + 2 * i, blk, 2);
-        for (int k = 0; k < 8; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk + 2 + 4 * k, 4);
-      }
+  ForEachR8GroupBlock(src, n_rows, n_in / 32, 34, dst, [](const uint8_t* const* blk, uint8_t* o) {
+    for (int i = 0; i < 8; ++i) {
+      std::memcpy(o + 2 * i, blk[i], 2);
+      for (int k = 0; k < 8; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk[i] + 2 + 4 * k, 4);
     }
-  }
+  });
 }
 
 void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
@@ -738,40 +745,32 @@ constexpr int64_t kQ4KR8GroupBlockBytes = 8 * kQ4KBytes;
 
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
-  const int64_t nb = n_in / kQK, row_bytes = nb * kQ4KBytes;
-  const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t g = 0; g < n_rows / 8; ++g) {
-    const uint8_t* sg = s + g * 8 * row_bytes;
-    uint8_t* dg = d + g * 8 * row_bytes;
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* o = dg + b * kQ4KR8GroupBlockBytes;
-      uint8_t sc[64], mn[64];
-      for (int i = 0; i < 8; ++i) {
-        const uint8_t* blk = sg + i * row_bytes + b * kQ4KBytes;
-        std::memcpy(o + 2 * i, blk, 2);
-        std::memcpy(o + 16 + 2 * i, blk + 2, 2);
-        for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
-        // Sub-block s (elements 32s..32s+31) is nibble s % 2 of qs[32 (s / 2) ..+31].
-        for (int s0 = 0; s0 < 8; ++s0) {
-          const uint8_t* src = blk + 16 + 32 * (s0 / 2);
-          uint8_t u[16];  // byte 4m + e of unit (s, m)
-          if (s0 % 2 == 0) {
-            for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src[x] & 15) | (src[x + 16] << 4));
-          } else {
-            for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src[x] >> 4) | (src[x + 16] & 0xF0));
-          }
-          for (int m = 0; m < 4; ++m) std::memcpy(o + 128 + 32 * (4 * s0 + m) + 4 * i, u + 4 * m, 4);
+  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ4KBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
+    uint8_t sc[64], mn[64];
+    for (int i = 0; i < 8; ++i) {
+      const uint8_t* blk = blks[i];
+      std::memcpy(o + 2 * i, blk, 2);
+      std::memcpy(o + 16 + 2 * i, blk + 2, 2);
+      for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
+      // Sub-block s (elements 32s..32s+31) is nibble s % 2 of qs[32 (s / 2) ..+31].
+      for (int s0 = 0; s0 < 8; ++s0) {
+        const uint8_t* src8 = blk + 16 + 32 * (s0 / 2);
+        uint8_t u[16];  // byte 4m + e of unit (s, m)
+        if (s0 % 2 == 0) {
+          for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src8[x] & 15) | (src8[x + 16] << 4));
+        } else {
+          for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src8[x] >> 4) | (src8[x + 16] & 0xF0));
         }
-      }
-      for (int j = 0; j < 32; ++j) {
-        o[32 + j] = static_cast<uint8_t>((sc[j] & 15) | ((sc[j + 32] & 15) << 4));
-        o[64 + j] = static_cast<uint8_t>((mn[j] & 15) | ((mn[j + 32] & 15) << 4));
-        o[96 + j] = static_cast<uint8_t>((sc[j] >> 4) | ((sc[j + 32] >> 4) << 2) | ((mn[j] >> 4) << 4) |
-                                         ((mn[j + 32] >> 4) << 6));
+        for (int m = 0; m < 4; ++m) std::memcpy(o + 128 + 32 * (4 * s0 + m) + 4 * i, u + 4 * m, 4);
       }
     }
-  }
+    for (int j = 0; j < 32; ++j) {
+      o[32 + j] = static_cast<uint8_t>((sc[j] & 15) | ((sc[j + 32] & 15) << 4));
+      o[64 + j] = static_cast<uint8_t>((mn[j] & 15) | ((mn[j + 32] & 15) << 4));
+      o[96 + j] = static_cast<uint8_t>((sc[j] >> 4) | ((sc[j + 32] >> 4) << 2) | ((mn[j] >> 4) << 4) |
+                                       ((mn[j + 32] >> 4) << 6));
+    }
+  });
 }
 
 void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {

@@ -380,19 +380,28 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
-template <int kT>
-void GroupR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, size_t n_tok,
-                   float* y, size_t ldy, bool prefetch = true) {
+// All tokens over one 8-row group, kT at a time (the tail with fewer); the group's first pass
+// prefetches, later passes find it in L1. K::Tile<T> is the tile kernel of the layout.
+template <typename K, int kT>
+void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, size_t n_tok, float* y,
+             size_t ldy, bool prefetch = true) {
   size_t t = 0;
   for (; t + kT <= n_tok; t += kT) {
-    TileR8Stored<kT>(g, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
+    K::template Tile<kT>(g, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
   }
   if constexpr (kT > 1) {
     if (t < n_tok) {
-      GroupR8Stored<kT - 1>(g, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy, prefetch && t == 0);
+      GroupR8<K, kT - 1>(g, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy, prefetch && t == 0);
     }
   }
 }
+
+struct Q8_0R8Tiles {
+  template <int T>
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+    TileR8Stored<T>(g, nb, xq, s, y, l, pf);
+  }
+};
 
 void QMatmulQ8_0R8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                       size_t n_rows, float* y, size_t ldy) {
@@ -404,8 +413,8 @@ void QMatmulQ8_0R8Act(const void* xq, size_t xq_stride, size_t n_tok, const void
   const size_t nb = n_in / 32;
   const auto* wb = static_cast<const uint8_t*>(w);
   for (size_t r = 0; r < n_rows; r += 8) {
-    GroupR8Stored<kT>(wb + r * nb * kQ8_0Bytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r,
-                      ldy);
+    GroupR8<Q8_0R8Tiles, kT>(wb + r * nb * kQ8_0Bytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok,
+                             y + r, ldy);
   }
 }
 
@@ -676,19 +685,12 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(macc[t], acc[t]));
 }
 
-template <int kT>
-void GroupQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, size_t n_tok,
-                float* y, size_t ldy, bool prefetch = true) {
-  size_t t = 0;
-  for (; t + kT <= n_tok; t += kT) {
-    TileQ4KR8<kT>(g, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
+struct Q4_KR8Tiles {
+  template <int T>
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+    TileQ4KR8<T>(g, nb, xq, s, y, l, pf);
   }
-  if constexpr (kT > 1) {
-    if (t < n_tok) {
-      GroupQ4KR8<kT - 1>(g, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy, prefetch && t == 0);
-    }
-  }
-}
+};
 
 void QMatmulQ4_KR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                       size_t n_rows, float* y, size_t ldy) {
@@ -698,7 +700,8 @@ void QMatmulQ4_KR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void
   const size_t nb = n_in / kQ8KBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   for (size_t r = 0; r < n_rows; r += 8) {
-    GroupQ4KR8<kT>(wb + r * nb * 144, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r, ldy);
+    GroupR8<Q4_KR8Tiles, kT>(wb + r * nb * 144, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r,
+                             ldy);
   }
 }
 
