@@ -397,24 +397,27 @@ void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, s
 }
 
 struct Q8_0R8Tiles {
+  static constexpr size_t kBlock = 32, kBytes = kQ8_0Bytes;  // elements and bytes per row-block
   template <int T>
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileR8Stored<T>(g, nb, xq, s, y, l, pf);
   }
 };
 
-void QMatmulQ8_0R8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
-                      size_t n_rows, float* y, size_t ldy) {
-  // One pass over a group per 4 tokens: the group (8 x 34 bytes per block, 17 KiB for 2048
-  // inputs) stays in L1 across the passes. Measured against expanding chunks to R8Block (|w|
-  // precomputed) for many tokens: 15-25 % faster at 4-32 tokens (moxie_kernels_bench, Zen 1).
+// Matmul on an R8 layout K (Q8_0R8Tiles, Q4_KR8Tiles). One pass over a group per 4 tokens: the
+// group (8 x 34 bytes per 32 inputs for Q8_0, 17 KiB for 2048 inputs) stays in L1 across the
+// passes. Q8_0: 15-25 % faster at 4-32 tokens than expanding chunks to R8Block (|w|
+// precomputed); Q4_K: 2, 3 and 4 tokens per pass within noise of each other (moxie_kernels_bench,
+// Zen 1).
+template <typename K>
+void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                  size_t n_rows, float* y, size_t ldy) {
   constexpr int kT = 4;
-  MOXIE_CHECK(n_rows % 8 == 0);  // the layout exists only in whole 8-row groups
-  const size_t nb = n_in / 32;
+  MOXIE_CHECK(n_rows % 8 == 0);  // the layouts exist only in whole 8-row groups
+  const size_t nb = n_in / K::kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   for (size_t r = 0; r < n_rows; r += 8) {
-    GroupR8<Q8_0R8Tiles, kT>(wb + r * nb * kQ8_0Bytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok,
-                             y + r, ldy);
+    GroupR8<K, kT>(wb + r * nb * K::kBytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r, ldy);
   }
 }
 
@@ -686,24 +689,12 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
 }
 
 struct Q4_KR8Tiles {
+  static constexpr size_t kBlock = 256, kBytes = 144;
   template <int T>
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileQ4KR8<T>(g, nb, xq, s, y, l, pf);
   }
 };
-
-void QMatmulQ4_KR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
-                      size_t n_rows, float* y, size_t ldy) {
-  // 4 tokens per pass (2, 3 and 4 measured within noise of each other at 4-32 tokens, Zen 1).
-  constexpr int kT = 4;
-  MOXIE_CHECK(n_rows % 8 == 0);  // the layout exists only in whole 8-row groups
-  const size_t nb = n_in / kQ8KBlock;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r < n_rows; r += 8) {
-    GroupR8<Q4_KR8Tiles, kT>(wb + r * nb * 144, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r,
-                             ldy);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Activation quantizers (the reference's bytes).
@@ -818,11 +809,11 @@ void QuantizeActQ8KAvx2(const float* x, void* xq, size_t n_in) {
 
 void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ8_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ8_0>);
-  t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulQ8_0R8Act);
+  t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles>);
   t->SetQ(DType::kQ4_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ4_0>);
   t->SetQ(DType::kMXFP4, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WMxfp4>);
   t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);
-  t->SetQ(DType::kQ4_KR8, QuantizeActQ8KAvx2, QMatmulQ4_KR8Act);
+  t->SetQ(DType::kQ4_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q4_KR8Tiles>);
   t->SetQ(DType::kQ5_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ5>);
   t->SetQ(DType::kQ6_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ6>);
 }
