@@ -242,6 +242,20 @@ TEST(ModelLayouts, FusedExpertTensorsMatchPerExpert) {
   EXPECT_TRUE(testing::AllClose(la.data(), lb.data(), la.size(), 0.f, 512));
 }
 
+// A context too large for the machine is an error naming the sizes, not a crash.
+TEST(BadInput, ContextLargerThanMemoryIsAnError) {
+  auto m = LoadModel(testing::ModelDir("mixtral"));
+  ASSERT_TRUE(m.ok());
+  SessionOptions so;
+  so.n_threads = 1;
+  so.n_seq = 4096;
+  so.max_ctx = 1 << 30;  // petabytes of KV cache
+  auto s = Session::Create(**m, so);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("4096 sequence(s) x 1073741824 positions"), std::string::npos)
+      << s.status().message();
+}
+
 // Inputs to a loaded model: tokens outside the vocabulary, context overflow, bad slots.
 TEST(BadInput, TokensAndPositionsAreChecked) {
   auto m = LoadModel(testing::ModelDir("mixtral"));

@@ -1,6 +1,8 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <new>
+#include <string>
 #include <thread>
 
 #include "kernels/kernel_table.h"
@@ -21,9 +23,18 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   s->ctx_.quantized_activations = o.quantized_activations;
   int ctx_len = o.max_ctx;
   if (ctx_len == 0) ctx_len = std::min(model.info().max_position, 4096);
-  s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len);
-  s->max_batch_ = std::min(o.max_batch, ctx_len);
-  s->arena_.Reserve(model.ScratchFloats(s->max_batch_, ctx_len, nt));
+  try {
+    s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len);
+    s->max_batch_ = std::min(o.max_batch, ctx_len);
+    s->arena_.Reserve(model.ScratchFloats(s->max_batch_, ctx_len, nt));
+  } catch (const std::bad_alloc&) {
+    double bytes = 0;
+    for (const auto& l : model.KvSpec()) bytes += 4.0 * (l.k_width + l.v_width) * o.n_seq * static_cast<double>(ctx_len);
+    return InvalidArgument("cannot allocate the KV cache for " + std::to_string(o.n_seq) + " sequence(s) x " +
+                           std::to_string(ctx_len) + " positions (" +
+                           std::to_string(static_cast<long long>(bytes / (1 << 20))) +
+                           " MiB) and its workspace: lower the context size or the number of sequences");
+  }
   s->n_past_.assign(static_cast<size_t>(o.n_seq), 0);
   s->pos_buf_.resize(static_cast<size_t>(s->max_batch_));
   s->seq_buf_.resize(static_cast<size_t>(s->max_batch_));
