@@ -9,8 +9,7 @@ namespace moxie {
 KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx)
     : n_seq_(n_seq), max_ctx_(max_ctx) {
   const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
-  size_t total = 0;
-  for (const auto& s : specs) total += slots * static_cast<size_t>(s.k_width + s.v_width);
+  const size_t total = Bytes(specs, n_seq, max_ctx) / sizeof(float);
   n_floats_ = total;
   if (total > 0) {
     void* p = ::mmap(nullptr, total * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -29,6 +28,13 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx)
     off += slots * static_cast<size_t>(s.v_width);
     layers_.push_back(l);
   }
+}
+
+size_t KvCache::Bytes(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx) {
+  const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
+  size_t floats = 0;
+  for (const auto& s : specs) floats += slots * static_cast<size_t>(s.k_width + s.v_width);
+  return floats * sizeof(float);
 }
 
 KvCache::~KvCache() {

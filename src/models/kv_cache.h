@@ -34,6 +34,8 @@ struct KvLayer {
 class KvCache {
  public:
   KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx);  // std::bad_alloc if out of memory
+  // Bytes of the storage for these specs (what the constructor maps).
+  static size_t Bytes(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;

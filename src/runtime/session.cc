@@ -28,11 +28,9 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
     s->max_batch_ = std::min(o.max_batch, ctx_len);
     s->arena_.Reserve(model.ScratchFloats(s->max_batch_, ctx_len, nt));
   } catch (const std::bad_alloc&) {
-    double bytes = 0;
-    for (const auto& l : model.KvSpec()) bytes += 4.0 * (l.k_width + l.v_width) * o.n_seq * static_cast<double>(ctx_len);
+    const size_t bytes = KvCache::Bytes(model.KvSpec(), o.n_seq, ctx_len);
     return InvalidArgument("cannot allocate the KV cache for " + std::to_string(o.n_seq) + " sequence(s) x " +
-                           std::to_string(ctx_len) + " positions (" +
-                           std::to_string(static_cast<long long>(bytes / (1 << 20))) +
+                           std::to_string(ctx_len) + " positions (" + std::to_string(bytes >> 20) +
                            " MiB) and its workspace: lower the context size or the number of sequences");
   }
   s->n_past_.assign(static_cast<size_t>(o.n_seq), 0);

@@ -9,8 +9,6 @@
 #include "kernels/kernel_table.h"
 #include "kernels/cpu/avx2/avx2_util.h"
 
-
-
 namespace moxie {
 namespace {
 
