@@ -7,7 +7,7 @@ Starts the real server on a free port with the demo model (and a random-weight f
 then checks: routes and response shapes, greedy output equal to `moxie run`, 16 concurrent
 streaming clients with outputs equal to the single-client ones, error handling (malformed JSON,
 wrong types, body over the limit, API key, unknown route, full queue), a client that disconnects
-mid-stream (slot freed, seen in /metrics), a client that never reads (others unaffected), and a
+mid-stream or while waiting for a non-streamed answer (slot freed, seen in /metrics), a client that never reads (others unaffected), and a
 bounded load loop with flat RSS.
 """
 import http.client
@@ -315,6 +315,32 @@ def test_api_key_and_queue():
         auth = {"Authorization": "Bearer sekrit"}
         st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, headers=auth)
         check(st == 200, f"right key: {st} {r}")
+        # A client waiting for a whole (non-streamed) answer hangs up: no byte has been sent to
+        # it, yet its request is cancelled and its slot freed.
+        base = s.metrics(headers=auth)
+        gone = socket.create_connection(("127.0.0.1", s.port))
+        body = json.dumps({"prompt": "The jury said", "max_tokens": 4000, "temperature": 1.0,
+                           "seed": 4, "ignore_eos": True}).encode()
+        gone.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer sekrit\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        running = False
+        for _ in range(400):
+            if s.metrics(headers=auth)["moxie_slots_active"] == 1:
+                running = True
+                break
+            time.sleep(0.05)
+        check(running, "non-streaming request is running")
+        gone.close()
+        freed = False
+        for _ in range(200):
+            m = s.metrics(headers=auth)
+            if m["moxie_slots_active"] == 0 and \
+                    m["moxie_requests_cancelled_total"] > base["moxie_requests_cancelled_total"]:
+                freed = True
+                break
+            time.sleep(0.05)
+        check(freed, "a non-streaming client that hangs up is cancelled and its slot freed")
         # One slot, no queue: a second request while one runs gets 503 with Retry-After. The
         # holder is a long stream (thousands of tokens) that we read from, so it is surely
         # running when the second request arrives; hanging up cancels it.

@@ -1,10 +1,16 @@
 #include "server/http_server.h"
 
+#include <dirent.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <sstream>
 
@@ -29,6 +35,50 @@ std::string RouteLabel(const std::string& path) {
     if (path == r) return r;
   }
   return "other";
+}
+
+// The socket of the connection a handler is serving, or -1. cpp-httplib 0.11 does not hand it to
+// handlers, but a handler runs while its connection is open, and a connection is the only open
+// socket with its (local port, remote address, remote port). Linux: scans /proc/self/fd.
+int FindClientSocket(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    struct stat st;
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage peer{}, local{};
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0 ||
+        getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
+      continue;
+    }
+    char host[NI_MAXHOST], port[NI_MAXSERV], lport[NI_MAXSERV];
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&peer), plen, host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+        getnameinfo(reinterpret_cast<sockaddr*>(&local), llen, nullptr, 0, lport, sizeof(lport),
+                    NI_NUMERICSERV) != 0) {
+      continue;
+    }
+    if (req.remote_addr == host && std::to_string(req.remote_port) == port &&
+        std::to_string(req.local_port) == lport) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// True once the client has closed or reset its connection (as nginx, a client that shuts down its
+// sending side counts as gone). Never blocks; unread bytes (a pipelined request) are no sign.
+bool ClientGone(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 std::string Fmt(double v) {
@@ -209,9 +259,23 @@ void HttpServer::Routes() {
       auto writer = std::make_shared<ResponseWriter>(*preq, model_, id, created);
       std::shared_ptr<RequestHandle> h = *handle;
       if (!preq->stream) {
+        // No bytes go out before the answer, so a vanished client is noticed on its socket.
+        const int fd = FindClientSocket(req);
+        auto next_check = std::chrono::steady_clock::now() + kPoll;
         EngineEvent ev;
         while (!writer->done()) {
-          if (!h->Next(&ev, std::chrono::milliseconds(1000))) continue;
+          const bool got = h->Next(&ev, kPoll);
+          if (std::chrono::steady_clock::now() >= next_check) {
+            next_check = std::chrono::steady_clock::now() + kPoll;
+            if (ClientGone(fd)) {
+              h->Cancel();  // frees the slot at the next step
+              // nginx's "client closed request"; a half-closed client still gets the body.
+              SendError(res, ApiError{499, "the client closed the connection", "cancelled", "", ""});
+              Count(route, 499);
+              return;
+            }
+          }
+          if (!got) continue;
           if (ev.kind == EngineEvent::Kind::kError) {
             const ApiError e = FromStatus(ev.error);
             SendError(res, e);
