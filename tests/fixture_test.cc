@@ -345,51 +345,55 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::ValuesIn(kFixtures),
                            return n;
                          });
 
-// Q4_K weights re-laid out at load (Q4_K_R8) give the same logits, bit for bit, as the file's
-// layout, and the kernels actually ran on the re-laid-out tensors (random-weight tiny model written
-// as Q4_K: the fixtures have no Q4_K file).
-TEST(SynthQ4_K, RepackedLogitsEqualPlain) {
+// Q4_K / Q6_K weights re-laid out at load (Q4_K_R8 / Q6_K_R8) give the same logits, bit for bit,
+// as the file's layout, and the kernels actually ran on the re-laid-out tensors (random-weight tiny
+// model written in each type: the fixtures have no such file).
+TEST(SynthKQuants, RepackedLogitsEqualPlain) {
   auto sm = MakeSynthModel("tiny", "", 11);
   ASSERT_TRUE(sm.ok()) << sm.status().message();
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("moxie_q4k_r8_" + std::to_string(::getpid()) + ".gguf")).string();
-  ExportOptions opts;
-  opts.type = 12;  // Q4_K
-  opts.overwrite = true;
-  opts.name = "tiny-q4k";
-  const int64_t n_vocab = sm->n_vocab;
-  opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
-  ThreadPool pool(2);
-  ExecContext ctx{&pool, &BestKernels()};
-  auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
-  ASSERT_TRUE(rep.ok()) << rep.status().message();
-  const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
-  int relaid = -1;
-  auto run = [&](bool repack) {
-    Loaded l = LoadPath(path, 2, true, repack);
-    if (!l.session) return std::vector<float>{};
-    if (repack) relaid = l.model->info().relaid_tensors;
-    const size_t V = static_cast<size_t>(l.model->info().n_vocab);
-    std::vector<float> logits(ids.size() * V);
-    EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
-    // Then one decode step (the single-token kernels).
-    std::vector<float> step(V);
-    const int32_t next = 42;
-    EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
-    logits.insert(logits.end(), step.begin(), step.end());
-    return logits;
-  };
-  const std::vector<float> plain = run(false), r8 = run(true);
-  std::filesystem::remove(path);
-  ASSERT_FALSE(plain.empty());
-  ASSERT_EQ(plain.size(), r8.size());
-  bool finite = true, varied = false;
-  for (float v : plain) finite = finite && std::isfinite(v);
-  for (float v : plain) varied = varied || v != plain[0];
-  EXPECT_TRUE(finite && varied);
-  EXPECT_EQ(std::memcmp(plain.data(), r8.data(), r8.size() * 4), 0) << "Q4_K_R8 != plain Q4_K";
-  if (Avx2Kernels() != nullptr) {
-    EXPECT_GT(relaid, 0) << "no weight was re-laid out";
+  for (const uint32_t type : {12u /* Q4_K */, 14u /* Q6_K */}) {
+    SCOPED_TRACE("ggml type " + std::to_string(type));
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("moxie_kq_r8_" + std::to_string(::getpid()) + ".gguf"))
+                                 .string();
+    ExportOptions opts;
+    opts.type = type;
+    opts.overwrite = true;
+    opts.name = "tiny-kq";
+    const int64_t n_vocab = sm->n_vocab;
+    opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+    ThreadPool pool(2);
+    ExecContext ctx{&pool, &BestKernels()};
+    auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
+    ASSERT_TRUE(rep.ok()) << rep.status().message();
+    const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
+    int relaid = -1;
+    auto run = [&](bool repack) {
+      Loaded l = LoadPath(path, 2, true, repack);
+      if (!l.session) return std::vector<float>{};
+      if (repack) relaid = l.model->info().relaid_tensors;
+      const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+      std::vector<float> logits(ids.size() * V);
+      EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+      // Then one decode step (the single-token kernels).
+      std::vector<float> step(V);
+      const int32_t next = 42;
+      EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
+      logits.insert(logits.end(), step.begin(), step.end());
+      return logits;
+    };
+    const std::vector<float> plain = run(false), r8 = run(true);
+    std::filesystem::remove(path);
+    ASSERT_FALSE(plain.empty());
+    ASSERT_EQ(plain.size(), r8.size());
+    bool finite = true, varied = false;
+    for (float v : plain) finite = finite && std::isfinite(v);
+    for (float v : plain) varied = varied || v != plain[0];
+    EXPECT_TRUE(finite && varied);
+    EXPECT_EQ(std::memcmp(plain.data(), r8.data(), r8.size() * 4), 0) << "re-laid out != plain";
+    if (Avx2Kernels() != nullptr) {
+      EXPECT_GT(relaid, 0) << "no weight was re-laid out";
+    }
   }
 }
 

@@ -19,6 +19,7 @@ const char* DTypeName(DType t) {
     case DType::kQ4_KR8: return "Q4_K_R8";
     case DType::kQ5_K: return "Q5_K";
     case DType::kQ6_K: return "Q6_K";
+    case DType::kQ6_KR8: return "Q6_K_R8";
     case DType::kMXFP4: return "MXFP4";
   }
   return "?";
@@ -27,7 +28,8 @@ const char* DTypeName(DType t) {
 int DTypeBlock(DType t) {
   switch (t) {
     case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kMXFP4: return 32;
-    case DType::kQ4_K: case DType::kQ4_KR8: case DType::kQ5_K: case DType::kQ6_K: return 256;
+    case DType::kQ4_K: case DType::kQ4_KR8: case DType::kQ5_K: case DType::kQ6_K:
+    case DType::kQ6_KR8: return 256;
     default: return 1;
   }
 }
@@ -39,7 +41,7 @@ size_t DTypeBlockBytes(DType t) {
     case DType::kMXFP4: return 17;
     case DType::kQ4_K: case DType::kQ4_KR8: return 144;
     case DType::kQ5_K: return 176;
-    case DType::kQ6_K: return 210;
+    case DType::kQ6_K: case DType::kQ6_KR8: return 210;
     default: return DTypeSize(t);
   }
 }

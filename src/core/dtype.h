@@ -32,11 +32,23 @@ enum class DType : uint8_t {
   //   32s + 4m + e (low nibble) and 32s + 4m + 16 + e (high nibble), e = 0..3, of row i.
   // Only rows % 8 == 0.
   kQ4_KR8 = 23,
+  // Q6_K rows interleaved in groups of 8 (built at load, never stored in a file): per group and
+  // 256-element super-block, 1680 bytes = the bytes of the 8 rows' Q6_K blocks:
+  //   [0, 16) the 8 rows' d (f16),
+  //   [16, 144) scales: byte 8g + i = the int8 scale of group g (elements 16g..16g+15) of row i,
+  //   [144, 1168) low 4 bits: 32 vectors of 32 bytes; in vector 2g + h, byte 4i + e holds element
+  //               16g + 8h + e (low nibble) and 16g + 8h + 4 + e (high nibble) of row i,
+  //   [1168, 1680) high 2 bits: 16 vectors of 32 bytes; in vector g, bits 2m..2m+1 of byte 4i + e
+  //               are those of element 16g + 4m + e of row i, m = 0..3.
+  // Values are the stored unsigned 6-bit q (the weight is d * scale * (q - 32)). Only rows % 8 == 0.
+  kQ6_KR8 = 24,
 };
 
 // Rows interleaved per group by a load-time layout (8 for the *_R8 types, else 1): such tensors
 // are addressed in whole groups.
-inline int RowInterleave(DType t) { return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 ? 8 : 1; }
+inline int RowInterleave(DType t) {
+  return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
+}
 
 const char* DTypeName(DType t);
 size_t DTypeSize(DType t);  // bytes per element (scalar types only; 0 for block types)

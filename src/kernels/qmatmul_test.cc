@@ -259,15 +259,17 @@ TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
   }
 }
 
-// The load-time layouts (8 rows interleaved): Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8.
+// The load-time layouts (8 rows interleaved): Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8, Q6_K -> Q6_K_R8.
 struct R8Case {
   DType plain, r8;
   size_t block;
   void (*repack)(const void*, int64_t, int64_t, void*);
   void (*unpack)(const void*, int, int64_t, void*);
+  size_t d_offset;  // of the f16 scale d in a plain block
 };
-const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row},
-                           {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row}};
+const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row, 0},
+                           {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row, 0},
+                           {DType::kQ6_K, DType::kQ6_KR8, 256, RepackQ6_KToR8, UnpackQ6_KR8Row, 208}};
 
 // The layout round-trips, and every kernel on it gives the same bits as the same kernel family on
 // the plain rows (reference vs reference, AVX2 vs AVX2, 8-bit and f32 activations), for token
@@ -289,8 +291,8 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
           c.unpack(w8 + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), static_cast<int64_t>(nb), back.data());
           ASSERT_EQ(std::memcmp(back.data(), w + r * row_bytes, row_bytes), 0)
               << DTypeName(c.r8) << " row " << r;
-          // Both layouts start a group's block with the rows' f16 scales.
-          ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + 2 * (r % 8), w + r * row_bytes, 2), 0);
+          // An R8 group's block starts with the rows' f16 scales d.
+          ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + 2 * (r % 8), w + r * row_bytes + c.d_offset, 2), 0);
         }
         const QuantType q = WeightQuantType(c.plain);
         for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}}) {
@@ -319,17 +321,22 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
   }
 }
 
-// Q4_K_R8 from arbitrary bytes (every scales pattern, any f16 bits): the 12-byte scales field is a
-// bijection onto its 16 six-bit values, so a file's blocks survive the re-layout exactly.
-TEST(R8Layouts, Q4_KRoundTripsArbitraryBytes) {
+// Q4_K_R8 / Q6_K_R8 from arbitrary bytes (every scales pattern, any f16 bits): Q4_K's 12-byte
+// scales field is a bijection onto its 16 six-bit values and every bit of a Q6_K block has one
+// place in its layout, so a file's blocks survive the re-layout exactly.
+TEST(R8Layouts, KQuantsRoundTripArbitraryBytes) {
   std::mt19937 rng(8);
-  const size_t n_rows = 16, n_in = 512, row_bytes = n_in / 256 * 144;
-  std::vector<uint8_t> w(n_rows * row_bytes), r8(w.size()), back(row_bytes);
-  for (auto& b : w) b = static_cast<uint8_t>(rng());
-  RepackQ4_KToR8(w.data(), n_rows, n_in, r8.data());
-  for (size_t r = 0; r < n_rows; ++r) {
-    UnpackQ4_KR8Row(r8.data() + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), 2, back.data());
-    ASSERT_EQ(std::memcmp(back.data(), w.data() + r * row_bytes, row_bytes), 0) << "row " << r;
+  for (const R8Case& c : kR8Cases) {
+    if (c.block != 256) continue;
+    const size_t n_rows = 16, n_in = 512, row_bytes = RowBytes(c.plain, n_in);
+    std::vector<uint8_t> w(n_rows * row_bytes), r8(w.size()), back(row_bytes);
+    for (auto& b : w) b = static_cast<uint8_t>(rng());
+    c.repack(w.data(), n_rows, n_in, r8.data());
+    for (size_t r = 0; r < n_rows; ++r) {
+      c.unpack(r8.data() + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), 2, back.data());
+      ASSERT_EQ(std::memcmp(back.data(), w.data() + r * row_bytes, row_bytes), 0)
+          << DTypeName(c.r8) << " row " << r;
+    }
   }
 }
 

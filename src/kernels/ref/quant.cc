@@ -691,6 +691,7 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
 QuantType WeightQuantType(DType t) {
   if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
   if (t == DType::kQ4_KR8) return QuantType::kQ4_K;
+  if (t == DType::kQ6_KR8) return QuantType::kQ6_K;
   const int g = GgmlTypeOf(t);
   MOXIE_CHECK(g >= 0 && GetQuantInfo(static_cast<uint32_t>(g)) != nullptr);
   return static_cast<QuantType>(g);
@@ -804,6 +805,51 @@ void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {
       } else {
         byte = static_cast<uint8_t>((byte & 0x0F) | (nib << 4));
       }
+    }
+  }
+}
+
+namespace {
+constexpr int64_t kQ6KBytes = 210;
+constexpr int64_t kQ6KR8GroupBlockBytes = 8 * kQ6KBytes;
+}  // namespace
+
+void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
+  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ6KBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
+    std::memset(o + 144, 0, 1536);
+    for (int i = 0; i < 8; ++i) {
+      KBlockInts k;
+      DecodeQ6K(blks[i], &k);
+      std::memcpy(o + 2 * i, blks[i] + 208, 2);
+      for (int g = 0; g < 16; ++g) o[16 + 8 * g + i] = static_cast<uint8_t>(k.sc6[g]);
+      for (int e = 0; e < kQK; ++e) {
+        const int u = k.q[e] + 32, g = e / 16, m = (e % 16) / 4, x = e % 4;
+        const int byte = 4 * i + x;
+        o[144 + 32 * (2 * g + m / 2) + byte] |= static_cast<uint8_t>((u & 15) << (4 * (m % 2)));
+        o[1168 + 32 * g + byte] |= static_cast<uint8_t>((u >> 4) << (2 * m));
+      }
+    }
+  });
+}
+
+void UnpackQ6_KR8Row(const void* group, int i, int64_t nb, void* dst) {
+  const auto* g8 = static_cast<const uint8_t*>(group);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g8 + b * kQ6KR8GroupBlockBytes;
+    uint8_t* blk = d + b * kQ6KBytes;
+    std::memset(blk, 0, 192);
+    std::memcpy(blk + 208, o + 2 * i, 2);
+    for (int g = 0; g < 16; ++g) blk[192 + g] = o[16 + 8 * g + i];
+    for (int e = 0; e < kQK; ++e) {
+      const int g = e / 16, m = (e % 16) / 4, byte = 4 * i + e % 4;
+      const int lo = (o[144 + 32 * (2 * g + m / 2) + byte] >> (4 * (m % 2))) & 15;
+      const int hi = (o[1168 + 32 * g + byte] >> (2 * m)) & 3;
+      // The plain layout (DecodeQ6K): half n = e / 128, l = e % 32, quarter j = (e % 128) / 32.
+      const int n = e / 128, j = (e % 128) / 32, l = e % 32;
+      blk[64 * n + l + 32 * (j % 2)] |= static_cast<uint8_t>(lo << (4 * (j / 2)));
+      blk[128 + 32 * n + l] |= static_cast<uint8_t>(hi << (2 * j));
     }
   }
 }

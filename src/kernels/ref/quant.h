@@ -117,8 +117,8 @@ void DequantizeActivationRow(QuantType weight_type, const void* xq, float* dst, 
 // Dot product of a weight row (type t) with an activation row quantized for t.
 float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n);
 
-// The quant format a weight dtype's activations follow: its own ggml type, Q8_0 for Q8_0_R8,
-// Q4_K for Q4_K_R8.
+// The quant format a weight dtype's activations follow: its own ggml type, or that of the plain
+// format of an R8 layout (Q8_0 for Q8_0_R8, ...).
 QuantType WeightQuantType(DType t);
 
 // Q8_0_R8 (see DType::kQ8_0R8): n_rows (a multiple of 8) Q8_0 rows of n_in elements at src, in
@@ -130,5 +130,9 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
 // field maps to its 16 six-bit values one to one, so any block round-trips exactly.
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
 void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst);
+// Q6_K_R8 (see DType::kQ6_KR8): the same for Q6_K. Every bit of a block has one place in the
+// layout, so any block round-trips exactly.
+void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+void UnpackQ6_KR8Row(const void* group, int i, int64_t nb, void* dst);
 
 }  // namespace moxie

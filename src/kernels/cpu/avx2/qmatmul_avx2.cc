@@ -504,8 +504,8 @@ void RowQ6K(const uint8_t* w, size_t nb, const uint8_t* xq, size_t xq_stride, fl
   const __m256i m12 = _mm256_set1_epi8(0x0C);
   const __m256i m48 = _mm256_set1_epi8(0x30);
   const __m256i m192 = _mm256_set1_epi8(static_cast<char>(0xC0));
-  __m256 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  float acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = 0.f;
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* blk = w + b * kBytes;
     PrefetchAhead<kBytes>(blk);
@@ -547,10 +547,12 @@ void RowQ6K(const uint8_t* w, size_t nb, const uint8_t* xq, size_t xq_stride, fl
       const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
       const __m256i off = _mm256_madd_epi16(sc16, LoadU256(yb + 260));
       const __m256i s = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF32(yb)), _mm256_cvtepi32_ps(s), acc[t]);
+      // Per block, one exact integer sum and one fma: the sequence of TileQ6KR8's lanes, so Q6_K
+      // gives the same bits re-laid out or not.
+      acc[t] = std::fma(d * LoadF32(yb), static_cast<float>(HSumI32(s)), acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) y[t * ldy] = HSum(acc[t]);
+  for (int t = 0; t < T; ++t) y[t * ldy] = acc[t];
 }
 
 struct KQ4 {
@@ -697,6 +699,88 @@ struct Q4_KR8Tiles {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Q6_K_R8 weights (DType::kQ6_KR8): lane i is row i of an 8-row group. The stored q is unsigned
+// (<= 63), so maddubs of 8 rows x 4 values gives int16 pairs, and two of them (|sum| <= 2 * 2 *
+// 63 * 127 = 32004) add up in int16 before one madd by the per-row scale of the 16-element group:
+// 6 multiplies per 128 products instead of 8. The -32 offset is subtracted per block as
+// 32 * Σ_g scale_g * bsum_g (bsums: the activation's sums over 16 elements, Q6_K's groups).
+constexpr size_t kQ6KR8GroupBlock = 8 * 210;
+constexpr size_t kPrefetchQ6KR8 = 1680;
+
+template <int T>
+void TileQ6KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+               size_t ldy, bool prefetch) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  const __m256i m12 = _mm256_set1_epi8(0x0C);
+  const __m256i m48 = _mm256_set1_epi8(0x30);
+  const __m256i m192 = _mm256_set1_epi8(static_cast<char>(0xC0));
+  const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kQ6KR8GroupBlock;
+    if (prefetch) PrefetchAhead<kQ6KR8GroupBlock, kPrefetchQ6KR8>(o);  // later passes hit L1
+    const uint8_t* sc = o + 16;  // int8, byte 8g + i
+    __m256i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int gr = 0; gr < 16; ++gr) {
+      const __m256i ql0 = LoadU256(o + 144 + 64 * gr);
+      const __m256i ql1 = LoadU256(o + 144 + 64 * gr + 32);
+      const __m256i qh = LoadU256(o + 1168 + 32 * gr);
+      // Unit m: elements 16gr + 4m + e of row i in bytes 4i + e.
+      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(qh, m12), 2));
+      const __m256i u2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(qh, m48));
+      const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_srli_epi16(_mm256_and_si256(qh, m192), 2));
+      // Row i's scale in both int16 halves of lane i.
+      const __m256i scv = _mm256_cvtepi8_epi16(
+          _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * gr)), dup));
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 16 * gr;
+        int32_t v[4];
+        std::memcpy(v, xs, 16);
+        const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, _mm256_set1_epi32(v[0])),
+                                             _mm256_maddubs_epi16(u1, _mm256_set1_epi32(v[1])));
+        const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(u2, _mm256_set1_epi32(v[2])),
+                                             _mm256_maddubs_epi16(u3, _mm256_set1_epi32(v[3])));
+        sumi[t] = _mm256_add_epi32(
+            sumi[t], _mm256_add_epi32(_mm256_madd_epi16(p01, scv), _mm256_madd_epi16(p23, scv)));
+      }
+    }
+    // Lane i of scp[p] = (scale of group 2p, of group 2p + 1) of row i, as int16.
+    __m256i scp[8];
+    for (int p = 0; p < 8; ++p) {
+      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 16 * p));
+      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 16 * p + 8));
+      scp[p] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
+    }
+    const __m256 d8 = _mm256_cvtph_ps(LoadU128(o));
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      int32_t bs[8];  // int16 pairs of bsums
+      std::memcpy(bs, yb + 260, 32);
+      __m256i off = _mm256_madd_epi16(scp[0], _mm256_set1_epi32(bs[0]));
+      for (int p = 1; p < 8; ++p) off = _mm256_add_epi32(off, _mm256_madd_epi16(scp[p], _mm256_set1_epi32(bs[p])));
+      const __m256i s = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(LoadF32(yb))), _mm256_cvtepi32_ps(s), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+struct Q6_KR8Tiles {
+  static constexpr size_t kBlock = 256, kBytes = 210;
+  template <int T>
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+    TileQ6KR8<T>(g, nb, xq, s, y, l, pf);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // Activation quantizers (the reference's bytes).
 
 inline bool AnyNonFinite(const __m256* v, int n) {
@@ -816,6 +900,7 @@ void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ4_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q4_KR8Tiles>);
   t->SetQ(DType::kQ5_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ5>);
   t->SetQ(DType::kQ6_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ6>);
+  t->SetQ(DType::kQ6_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q6_KR8Tiles>);
 }
 
 }  // namespace moxie
