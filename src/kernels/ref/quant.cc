@@ -816,18 +816,37 @@ constexpr int64_t kQ6KR8GroupBlockBytes = 8 * kQ6KBytes;
 
 void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
-  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ6KBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
-    std::memset(o + 144, 0, 1536);
+  // Bytes in 64/32-bit words (4-8 elements at once); every value is masked before it is shifted,
+  // so no bits cross from one byte into another.
+  auto ld64 = [](const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); return v; };
+  auto ld32 = [](const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; };
+  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ6KBytes, dst, [&](const uint8_t* const* blks, uint8_t* o) {
+    constexpr uint64_t k0F = 0x0F0F0F0F0F0F0F0FULL, k03 = 0x0303030303030303ULL;
     for (int i = 0; i < 8; ++i) {
-      KBlockInts k;
-      DecodeQ6K(blks[i], &k);
-      std::memcpy(o + 2 * i, blks[i] + 208, 2);
-      for (int g = 0; g < 16; ++g) o[16 + 8 * g + i] = static_cast<uint8_t>(k.sc6[g]);
-      for (int e = 0; e < kQK; ++e) {
-        const int u = k.q[e] + 32, g = e / 16, m = (e % 16) / 4, x = e % 4;
-        const int byte = 4 * i + x;
-        o[144 + 32 * (2 * g + m / 2) + byte] |= static_cast<uint8_t>((u & 15) << (4 * (m % 2)));
-        o[1168 + 32 * g + byte] |= static_cast<uint8_t>((u >> 4) << (2 * m));
+      const uint8_t* b = blks[i];
+      std::memcpy(o + 2 * i, b + 208, 2);
+      for (int g = 0; g < 16; ++g) o[16 + 8 * g + i] = b[192 + g];
+      uint8_t u[kQK];  // the stored 6-bit values in element order (as DecodeQ6K, unsigned)
+      for (int n = 0; n < 2; ++n) {
+        const uint8_t* ql = b + 64 * n;
+        const uint8_t* qh = b + 128 + 32 * n;
+        uint8_t* q = u + 128 * n;
+        for (int l = 0; l < 32; l += 8) {
+          const uint64_t l0 = ld64(ql + l), l1 = ld64(ql + l + 32), h = ld64(qh + l);
+          const uint64_t w[4] = {(l0 & k0F) | (h & k03) << 4, (l1 & k0F) | (h >> 2 & k03) << 4,
+                                 (l0 >> 4 & k0F) | (h >> 4 & k03) << 4, (l1 >> 4 & k0F) | (h >> 6 & k03) << 4};
+          for (int j = 0; j < 4; ++j) std::memcpy(q + l + 32 * j, &w[j], 8);
+        }
+      }
+      for (int g = 0; g < 16; ++g) {
+        constexpr uint32_t m0F = 0x0F0F0F0F, m03 = 0x03030303;
+        const uint8_t* v = u + 16 * g;
+        const uint32_t v0 = ld32(v), v1 = ld32(v + 4), v2 = ld32(v + 8), v3 = ld32(v + 12);
+        const uint32_t a = (v0 & m0F) | (v1 & m0F) << 4, c = (v2 & m0F) | (v3 & m0F) << 4;
+        const uint32_t h = (v0 >> 4 & m03) | (v1 >> 4 & m03) << 2 | (v2 >> 4 & m03) << 4 | (v3 >> 4 & m03) << 6;
+        std::memcpy(o + 144 + 32 * (2 * g) + 4 * i, &a, 4);
+        std::memcpy(o + 144 + 32 * (2 * g + 1) + 4 * i, &c, 4);
+        std::memcpy(o + 1168 + 32 * g + 4 * i, &h, 4);
       }
     }
   });
