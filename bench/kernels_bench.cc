@@ -1,6 +1,6 @@
 // Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul) and of the
 // BF16/F16 float matmuls (KernelTable::matmul, "matmul/..."), reference vs
-// AVX2, per weight layout (Q8_0_R8 / Q4_K_R8 / Q6_K_R8 = Q8_0 / Q4_K / Q6_K interleaved 8 rows at
+// AVX2, per weight layout (*_R8 = Q8_0 / Q4_K / Q5_K / Q6_K interleaved 8 rows at
 // load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on
 // expert-sized weights
 // (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
@@ -50,7 +50,10 @@ std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) 
   }
   if (RowInterleave(dt) == 8) {  // the load-time layouts (8 rows interleaved)
     std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
-    (dt == DType::kQ8_0R8 ? RepackQ8_0ToR8 : dt == DType::kQ4_KR8 ? RepackQ4_KToR8 : RepackQ6_KToR8)(
+    (dt == DType::kQ8_0R8   ? RepackQ8_0ToR8
+     : dt == DType::kQ4_KR8 ? RepackQ4_KToR8
+     : dt == DType::kQ5_KR8 ? RepackQ5_KToR8
+                            : RepackQ6_KToR8)(
         plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
   }
   for (size_t c = 1; c < copies; ++c)
@@ -138,7 +141,8 @@ void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, si
 void RegisterAll() {
   std::vector<const KernelTable*> tables = {&RefKernels()};
   if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
-  for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ6_K, DType::kQ6_KR8,
+  for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
+                   DType::kQ6_K, DType::kQ6_KR8,
                    DType::kQ4_0}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 4, 8, 32}) {

@@ -345,13 +345,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::ValuesIn(kFixtures),
                            return n;
                          });
 
-// Q4_K / Q6_K weights re-laid out at load (Q4_K_R8 / Q6_K_R8) give the same logits, bit for bit,
+// Q4_K / Q5_K / Q6_K weights re-laid out at load (*_R8) give the same logits, bit for bit,
 // as the file's layout, and the kernels actually ran on the re-laid-out tensors (random-weight tiny
 // model written in each type: the fixtures have no such file).
 TEST(SynthKQuants, RepackedLogitsEqualPlain) {
   auto sm = MakeSynthModel("tiny", "", 11);
   ASSERT_TRUE(sm.ok()) << sm.status().message();
-  for (const uint32_t type : {12u /* Q4_K */, 14u /* Q6_K */}) {
+  for (const uint32_t type : {12u /* Q4_K */, 13u /* Q5_K */, 14u /* Q6_K */}) {
     SCOPED_TRACE("ggml type " + std::to_string(type));
     const std::string path = (std::filesystem::temp_directory_path() /
                               ("moxie_kq_r8_" + std::to_string(::getpid()) + ".gguf"))

@@ -18,6 +18,7 @@ const char* DTypeName(DType t) {
     case DType::kQ4_K: return "Q4_K";
     case DType::kQ4_KR8: return "Q4_K_R8";
     case DType::kQ5_K: return "Q5_K";
+    case DType::kQ5_KR8: return "Q5_K_R8";
     case DType::kQ6_K: return "Q6_K";
     case DType::kQ6_KR8: return "Q6_K_R8";
     case DType::kMXFP4: return "MXFP4";
@@ -29,7 +30,7 @@ int DTypeBlock(DType t) {
   switch (t) {
     case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kMXFP4: return 32;
     case DType::kQ4_K: case DType::kQ4_KR8: case DType::kQ5_K: case DType::kQ6_K:
-    case DType::kQ6_KR8: return 256;
+    case DType::kQ5_KR8: case DType::kQ6_KR8: return 256;
     default: return 1;
   }
 }
@@ -40,7 +41,7 @@ size_t DTypeBlockBytes(DType t) {
     case DType::kQ4_0: return 18;
     case DType::kMXFP4: return 17;
     case DType::kQ4_K: case DType::kQ4_KR8: return 144;
-    case DType::kQ5_K: return 176;
+    case DType::kQ5_K: case DType::kQ5_KR8: return 176;
     case DType::kQ6_K: case DType::kQ6_KR8: return 210;
     default: return DTypeSize(t);
   }

@@ -42,12 +42,17 @@ enum class DType : uint8_t {
   //               are those of element 16g + 4m + e of row i, m = 0..3.
   // Values are the stored unsigned 6-bit q (the weight is d * scale * (q - 32)). Only rows % 8 == 0.
   kQ6_KR8 = 24,
+  // Q5_K rows interleaved in groups of 8: per group and super-block, 1408 bytes = the Q4_K_R8
+  // layout of the low 4 bits (1152 bytes, the same offsets), then [1152, 1408) the fifth bits: 8
+  // vectors of 32 bytes; in vector s, bit 2m + h of byte 4i + e is that of element
+  // 32s + 4m + 16h + e of row i (the element whose nibble is in unit 4s + m, low h = 0 / high h = 1).
+  kQ5_KR8 = 25,
 };
 
 // Rows interleaved per group by a load-time layout (8 for the *_R8 types, else 1): such tensors
 // are addressed in whole groups.
 inline int RowInterleave(DType t) {
-  return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
+  return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
 }
 
 const char* DTypeName(DType t);

@@ -259,7 +259,7 @@ TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
   }
 }
 
-// The load-time layouts (8 rows interleaved): Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8, Q6_K -> Q6_K_R8.
+// The load-time layouts (8 rows interleaved): Q8_0, Q4_K, Q5_K, Q6_K -> *_R8.
 struct R8Case {
   DType plain, r8;
   size_t block;
@@ -269,6 +269,7 @@ struct R8Case {
 };
 const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row, 0},
                            {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row, 0},
+                           {DType::kQ5_K, DType::kQ5_KR8, 256, RepackQ5_KToR8, UnpackQ5_KR8Row, 0},
                            {DType::kQ6_K, DType::kQ6_KR8, 256, RepackQ6_KToR8, UnpackQ6_KR8Row, 208}};
 
 // The layout round-trips, and every kernel on it gives the same bits as the same kernel family on
@@ -321,9 +322,9 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
   }
 }
 
-// Q4_K_R8 / Q6_K_R8 from arbitrary bytes (every scales pattern, any f16 bits): Q4_K's 12-byte
-// scales field is a bijection onto its 16 six-bit values and every bit of a Q6_K block has one
-// place in its layout, so a file's blocks survive the re-layout exactly.
+// The K-quant R8 layouts from arbitrary bytes (every scales pattern, any f16 bits): Q4_K/Q5_K's
+// 12-byte scales field is a bijection onto its 16 six-bit values and every other bit of a block
+// has one place in its layout, so a file's blocks survive the re-layout exactly.
 TEST(R8Layouts, KQuantsRoundTripArbitraryBytes) {
   std::mt19937 rng(8);
   for (const R8Case& c : kR8Cases) {

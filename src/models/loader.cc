@@ -94,7 +94,7 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
-  // The load-time layouts: Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8, Q6_K -> Q6_K_R8 (8 rows interleaved).
+  // The load-time layouts: Q8_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved).
   // Other weights of a source that can drop its copy (GGUF) are copied as they are: the copy sits
   // on transparent huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops
   // the hardware prefetchers and costs a TLB walk) and takes no page fault after the load.
@@ -106,6 +106,9 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   } else if (v.dtype == DType::kQ4_K) {
     to = DType::kQ4_KR8;
     repack = RepackQ4_KToR8;
+  } else if (v.dtype == DType::kQ5_K) {
+    to = DType::kQ5_KR8;
+    repack = RepackQ5_KToR8;
   } else if (v.dtype == DType::kQ6_K) {
     to = DType::kQ6_KR8;
     repack = RepackQ6_KToR8;

@@ -115,7 +115,7 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_option("-b,--batch", batches, "Sequences decoded together, e.g. 1,4,8");
   cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
-  cmd->add_flag("--no-repack", no_repack, "Use Q8_0/Q4_K/Q6_K weights as stored (no row-interleaved layout at load)");
+  cmd->add_flag("--no-repack", no_repack, "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (no row-interleaved layout at load)");
   cmd->add_flag("--pin", pin, "Bind each thread to one CPU");
   cmd->add_option("--seed", seed, "Seed of the random token ids");
   cmd->callback([rc] {
@@ -301,7 +301,7 @@ void RegisterBench(CLI::App& app, int* rc) {
                   info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,
                   Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
       if (info.relaid_tensors > 0) {
-        std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K/Q6_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",
+        std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K/Q5_K/Q6_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",
                     info.relaid_tensors);
       }
       if (bw.best_gb_s > 0) {

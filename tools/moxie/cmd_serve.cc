@@ -34,7 +34,7 @@ void RegisterServe(CLI::App& app, int* rc) {
   cmd->add_flag("--pin", eng.pin_threads, "Bind each thread to one CPU");
   static bool no_repack = false;
   cmd->add_flag("--no-repack", no_repack,
-                "Use Q8_0/Q4_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
+                "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
   cmd->add_option("--step-tokens", eng.max_step_tokens,
                   "Most tokens in one forward step (decode tokens + prefill chunks)")
       ->check(CLI::Range(1, 65536));

@@ -75,7 +75,7 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
   cmd->add_flag("--ignore-eos", g->ignore_eos, "Do not stop at EOS tokens");
   cmd->add_flag("--pin", g->pin, "Bind each thread to one CPU");
   cmd->add_flag("--no-repack", g->no_repack,
-                "Use Q8_0/Q4_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
+                "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
 }
 
 std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tokenizer& t) {

@@ -98,7 +98,7 @@ void QMatmulRef(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
   }
 }
 
-// Q8_0_R8 / Q4_K_R8 / Q6_K_R8: each row is unpacked to plain blocks, then the kernels above run on it, so
+// The R8 layouts: each row is unpacked to plain blocks, then the kernels above run on it, so
 // both layouts give the same bits by construction. The buffer only grows (no steady-state
 // allocation).
 template <QuantType Q>
@@ -112,6 +112,8 @@ const uint8_t* UnpackR8Row(const void* w, size_t n_in, size_t r) {
     UnpackQ8_0R8Row(group, static_cast<int>(r % 8), nb, row.data());
   } else if constexpr (Q == QuantType::kQ4_K) {
     UnpackQ4_KR8Row(group, static_cast<int>(r % 8), nb, row.data());
+  } else if constexpr (Q == QuantType::kQ5_K) {
+    UnpackQ5_KR8Row(group, static_cast<int>(r % 8), nb, row.data());
   } else {
     static_assert(Q == QuantType::kQ6_K);
     UnpackQ6_KR8Row(group, static_cast<int>(r % 8), nb, row.data());
@@ -142,6 +144,7 @@ void QMatmulR8Ref(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
 void AddQuantActMatmulsRef(KernelTable* t) {
   t->SetQ(DType::kQ8_0R8, QuantizeActRef<QuantType::kQ8_0>, QMatmulR8Ref<QuantType::kQ8_0>);
   t->SetQ(DType::kQ4_KR8, QuantizeActRef<QuantType::kQ4_K>, QMatmulR8Ref<QuantType::kQ4_K>);
+  t->SetQ(DType::kQ5_KR8, QuantizeActRef<QuantType::kQ5_K>, QMatmulR8Ref<QuantType::kQ5_K>);
   t->SetQ(DType::kQ6_KR8, QuantizeActRef<QuantType::kQ6_K>, QMatmulR8Ref<QuantType::kQ6_K>);
   t->SetQ(DType::kQ8_0, QuantizeActRef<QuantType::kQ8_0>, QMatmulRef<QuantType::kQ8_0>);
   t->SetQ(DType::kQ4_0, QuantizeActRef<QuantType::kQ4_0>, QMatmulRef<QuantType::kQ4_0>);
@@ -155,6 +158,7 @@ void AddQuantMatmuls(KernelTable* t) {
   t->Set(DType::kQ8_0, MatmulQuant<QuantType::kQ8_0>);
   t->Set(DType::kQ8_0R8, MatmulR8<QuantType::kQ8_0>);
   t->Set(DType::kQ4_KR8, MatmulR8<QuantType::kQ4_K>);
+  t->Set(DType::kQ5_KR8, MatmulR8<QuantType::kQ5_K>);
   t->Set(DType::kQ6_KR8, MatmulR8<QuantType::kQ6_K>);
   t->Set(DType::kQ4_0, MatmulQuant<QuantType::kQ4_0>);
   t->Set(DType::kQ4_K, MatmulQuant<QuantType::kQ4_K>);

@@ -691,6 +691,7 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
 QuantType WeightQuantType(DType t) {
   if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
   if (t == DType::kQ4_KR8) return QuantType::kQ4_K;
+  if (t == DType::kQ5_KR8) return QuantType::kQ5_K;
   if (t == DType::kQ6_KR8) return QuantType::kQ6_K;
   const int g = GgmlTypeOf(t);
   MOXIE_CHECK(g >= 0 && GetQuantInfo(static_cast<uint32_t>(g)) != nullptr);
@@ -740,14 +741,17 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
 
 namespace {
 constexpr int64_t kQ4KBytes = 144;
-constexpr int64_t kQ4KR8GroupBlockBytes = 8 * kQ4KBytes;
-
 }  // namespace
 
-void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+namespace {
+// Q4_K_R8 / Q5_K_R8 (kFive): the same header and nibble units; Q5_K adds 256 bytes of fifth bits.
+template <bool kFive>
+void RepackQxKToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  constexpr int64_t kBytes = kFive ? 176 : kQ4KBytes, kQs = kFive ? 48 : 16;
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
-  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ4KBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
+  ForEachR8GroupBlock(src, n_rows, n_in / kQK, kBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
     uint8_t sc[64], mn[64];
+    if constexpr (kFive) std::memset(o + 1152, 0, 256);
     for (int i = 0; i < 8; ++i) {
       const uint8_t* blk = blks[i];
       std::memcpy(o + 2 * i, blk, 2);
@@ -755,7 +759,7 @@ void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
       for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
       // Sub-block s (elements 32s..32s+31) is nibble s % 2 of qs[32 (s / 2) ..+31].
       for (int s0 = 0; s0 < 8; ++s0) {
-        const uint8_t* src8 = blk + 16 + 32 * (s0 / 2);
+        const uint8_t* src8 = blk + kQs + 32 * (s0 / 2);
         uint8_t u[16];  // byte 4m + e of unit (s, m)
         if (s0 % 2 == 0) {
           for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src8[x] & 15) | (src8[x + 16] << 4));
@@ -763,6 +767,13 @@ void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
           for (int x = 0; x < 16; ++x) u[x] = static_cast<uint8_t>((src8[x] >> 4) | (src8[x + 16] & 0xF0));
         }
         for (int m = 0; m < 4; ++m) std::memcpy(o + 128 + 32 * (4 * s0 + m) + 4 * i, u + 4 * m, 4);
+        if constexpr (kFive) {  // fifth bit of element 32 s0 + w: bit s0 of qh[w]
+          const uint8_t* qh = blk + 16;
+          for (int w = 0; w < 32; ++w) {
+            const int m = (w % 16) / 4, h = w / 16, e = w % 4;
+            o[1152 + 32 * s0 + 4 * i + e] |= static_cast<uint8_t>(((qh[w] >> s0) & 1) << (2 * m + h));
+          }
+        }
       }
     }
     for (int j = 0; j < 32; ++j) {
@@ -774,12 +785,14 @@ void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   });
 }
 
-void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {
+template <bool kFive>
+void UnpackQxKR8Row(const void* group, int i, int64_t nb, void* dst) {
+  constexpr int64_t kBytes = kFive ? 176 : kQ4KBytes, kQs = kFive ? 48 : 16;
   const auto* g = static_cast<const uint8_t*>(group);
   auto* d = static_cast<uint8_t*>(dst);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kQ4KR8GroupBlockBytes;
-    uint8_t* blk = d + b * kQ4KBytes;
+    const uint8_t* o = g + b * 8 * kBytes;
+    uint8_t* blk = d + b * kBytes;
     std::memcpy(blk, o + 2 * i, 2);
     std::memcpy(blk + 2, o + 16 + 2 * i, 2);
     uint8_t sc[8], mn[8];
@@ -795,7 +808,8 @@ void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {
       q[j + 4] = static_cast<uint8_t>(mn[j] | ((mn[j + 4] >> 4) << 6));
       q[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4));
     }
-    uint8_t* qs = blk + 16;
+    uint8_t* qs = blk + kQs;
+    if constexpr (kFive) std::memset(blk + 16, 0, 32);
     for (int e = 0; e < kQK; ++e) {
       const int s0 = e / 32, w = e % 32, m = (w % 16) / 4, hi = w / 16, k = w % 4;
       const uint8_t nib = (o[128 + 32 * (4 * s0 + m) + 4 * i + k] >> (4 * hi)) & 15;
@@ -805,9 +819,23 @@ void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) {
       } else {
         byte = static_cast<uint8_t>((byte & 0x0F) | (nib << 4));
       }
+      if constexpr (kFive) {
+        const int bit = (o[1152 + 32 * s0 + 4 * i + k] >> (2 * m + hi)) & 1;
+        blk[16 + w] = static_cast<uint8_t>(blk[16 + w] | (bit << s0));
+      }
     }
   }
 }
+}  // namespace
+
+void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  RepackQxKToR8<false>(src, n_rows, n_in, dst);
+}
+void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst) { UnpackQxKR8Row<false>(group, i, nb, dst); }
+void RepackQ5_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  RepackQxKToR8<true>(src, n_rows, n_in, dst);
+}
+void UnpackQ5_KR8Row(const void* group, int i, int64_t nb, void* dst) { UnpackQxKR8Row<true>(group, i, nb, dst); }
 
 namespace {
 constexpr int64_t kQ6KBytes = 210;

@@ -130,6 +130,9 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
 // field maps to its 16 six-bit values one to one, so any block round-trips exactly.
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
 void UnpackQ4_KR8Row(const void* group, int i, int64_t nb, void* dst);
+// Q5_K_R8 (see DType::kQ5_KR8): Q4_K_R8 plus the fifth bits; round-trips exactly as Q4_K_R8.
+void RepackQ5_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+void UnpackQ5_KR8Row(const void* group, int i, int64_t nb, void* dst);
 // Q6_K_R8 (see DType::kQ6_KR8): the same for Q6_K. Every bit of a block has one place in the
 // layout, so any block round-trips exactly.
 void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);

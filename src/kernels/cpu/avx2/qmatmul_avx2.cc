@@ -614,19 +614,22 @@ void QMatmulQ8KAct(const void* xq, size_t xq_stride, size_t n_tok, const void* w
 // of 8 rows x 4 nibbles gives int16 pairs, and because a nibble is at most 15 the 8 maddubs of a
 // 32-element sub-block (|sum| <= 8 * 2 * 15 * 127 = 30480) accumulate in int16 before one madd by
 // the per-row scale: 9 multiplies per 256 products instead of 16 for the plain layout.
-constexpr size_t kQ4KR8GroupBlock = 8 * 144;
-constexpr size_t kPrefetchQ4KR8 = 1152;
-
-template <int T>
+//
+// Q5_K_R8 (kFive): the fifth bit (vector s at byte 1152 of the group block) joins each nibble; a
+// 5-bit value is at most 31, so 4 maddubs (|sum| <= 4 * 2 * 31 * 127 = 31496) add up in int16
+// per madd: 10 multiplies per 256 products instead of 16.
+template <int T, bool kFive = false>
 void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
                size_t ldy, bool prefetch) {
+  constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m3 = _mm256_set1_epi8(0x03);
+  const __m256i m1 = _mm256_set1_epi8(0x01);
   __m256 acc[T], macc[T];
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kQ4KR8GroupBlock;
-    if (prefetch) PrefetchAhead<kQ4KR8GroupBlock, kPrefetchQ4KR8>(o);  // later passes hit L1
+    const uint8_t* o = g + b * kGroupBlock;
+    if (prefetch) PrefetchAhead<kGroupBlock, kGroupBlock>(o);  // later passes hit L1
     // 6-bit scales and mins of the 8 sub-blocks x 8 rows, index 8s + i.
     alignas(32) uint8_t sc[64], mn[64];
     {
@@ -646,10 +649,17 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       __m256i a16[T];
       for (int t = 0; t < T; ++t) a16[t] = _mm256_setzero_si256();
       const uint8_t* u = o + 128 + 128 * s;
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * s)));
+      const __m256i scv = _mm256_or_si256(c, _mm256_slli_epi32(c, 16));
+      [[maybe_unused]] const __m256i hb = kFive ? LoadU256(o + 1152 + 32 * s) : _mm256_setzero_si256();
       for (int m = 0; m < 4; ++m) {
         const __m256i q = LoadU256(u + 32 * m);
-        const __m256i lo = _mm256_and_si256(q, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * m), m1), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * m + 1), m1), 4));
+        }
         for (int t = 0; t < T; ++t) {
           const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
           int32_t v0, v1;
@@ -659,9 +669,13 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
               a16[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(v0)),
                                        _mm256_maddubs_epi16(hi, _mm256_set1_epi32(v1))));
         }
+        if (kFive && m == 1) {  // 4 maddubs of 5-bit values: the int16 headroom is used up
+          for (int t = 0; t < T; ++t) {
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
+            a16[t] = _mm256_setzero_si256();
+          }
+        }
       }
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * s)));
-      const __m256i scv = _mm256_or_si256(c, _mm256_slli_epi32(c, 16));
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
     }
     // Minimums: lane i of madd(mnv[p], (B_2p, B_2p+1)) = mn[2p][i]·B_2p + mn[2p+1][i]·B_2p+1, where
@@ -695,6 +709,13 @@ struct Q4_KR8Tiles {
   template <int T>
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileQ4KR8<T>(g, nb, xq, s, y, l, pf);
+  }
+};
+struct Q5_KR8Tiles {
+  static constexpr size_t kBlock = 256, kBytes = 176;
+  template <int T>
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+    TileQ4KR8<T, true>(g, nb, xq, s, y, l, pf);
   }
 };
 
@@ -899,6 +920,7 @@ void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);
   t->SetQ(DType::kQ4_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q4_KR8Tiles>);
   t->SetQ(DType::kQ5_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ5>);
+  t->SetQ(DType::kQ5_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q5_KR8Tiles>);
   t->SetQ(DType::kQ6_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ6>);
   t->SetQ(DType::kQ6_KR8, QuantizeActQ8KAvx2, QMatmulR8Act<Q6_KR8Tiles>);
 }
