@@ -205,6 +205,12 @@ run("synth", "--shape", "tiny", "--type", "q4_k", "--seed", "7", "-o", a, "--no-
 run("synth", "--shape", "tiny", "--type", "q4_k", "--seed", "7", "-o", b, "--no-progress")
 run("synth", "--shape", "tiny", "--type", "q4_k", "--seed", "8", "-o", c, "--no-progress")
 check("synth deterministic", os.path.exists(a) and sha(a) == sha(b) and sha(a) != sha(c))
+# The Q4_K_M recipe through the CLI: a mix of types in the summary, and the file generates.
+km = os.path.join(tmp, "q4km.gguf")
+r = run("synth", "--shape", "tiny", "--type", "q4_k_m", "-o", km, "--no-progress")
+check("synth q4_k_m", r.returncode == 0 and "Q6_K" in r.stdout and "Q4_K" in r.stdout, r.stdout + r.stderr)
+r = run("generate", "-m", km, "--tokens", "1,2,3", "-n", "3", "--greedy")
+check("synth q4_k_m generates", r.returncode == 0 and len(r.stdout.strip().split(",")) == 3, r.stderr)
 
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
@@ -226,6 +232,7 @@ bad_cases = [
     (["synth", "--shape", "deepseek-v2-lite", "--arch", "qwen3moe", "--type", "q8_0", "-o", os.path.join(tmp, "x.gguf")],
      "MLA"),
     (["quantize", "-m", mix, "--type", "q3_k", "-o", os.path.join(tmp, "x.gguf")], "q3_k"),
+    (["synth", "--shape", "tiny", "--type", "q4_k_l", "-o", os.path.join(tmp, "x.gguf")], "q4_k_m, q5_k_m"),
     (["quantize", "-m", mix, "--type", "q8_0", "--keep", "attn", "-o", os.path.join(tmp, "x.gguf")], "attn"),
     (["quantize", "-m", mix, "--type", "q8_0", "--keep", "attn=q9", "-o", os.path.join(tmp, "x.gguf")], "q9"),
     (["quantize", "-m", mix, "-o", os.path.join(tmp, "x.gguf")], "--type"),

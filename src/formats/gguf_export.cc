@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -86,6 +87,53 @@ bool ParseWeightType(const std::string& s, uint32_t* ggml_type) {
 std::string WeightTypeList() {
   std::string s;
   for (const auto& t : kTypes) s += (s.empty() ? "" : ", ") + std::string(t.name);
+  return s;
+}
+
+namespace {
+struct RecipeName {
+  const char* name;
+  TypeRecipe recipe;
+  uint32_t base;
+  int ftype;  // llama_ftype
+};
+constexpr RecipeName kRecipes[] = {{"q4_k_m", TypeRecipe::kQ4_K_M, kQ4_K, 15},
+                                   {"q5_k_m", TypeRecipe::kQ5_K_M, kQ5_K, 17}};
+
+// The recipe's type for tensor `name` (see TypeRecipe), or `base`.
+uint32_t RecipeType(TypeRecipe r, const std::string& name, int n_layer, int n_expert, uint32_t base) {
+  if (r == TypeRecipe::kNone) return base;
+  if (name == "output.weight") return kQ6_K;
+  int layer = -1, end = 0;
+  if (std::sscanf(name.c_str(), "blk.%d.%n", &layer, &end) != 1 || end == 0 || layer < 0) return base;
+  const std::string rest = name.substr(static_cast<size_t>(end));
+  const int L = n_layer;
+  const bool more_bits = layer < L / 8 || layer >= 7 * L / 8 || (layer - L / 8) % 3 == 2;
+  if (rest == "attn_v.weight") return n_expert == 8 ? kQ8_0 : more_bits ? kQ6_K : base;
+  if (rest == "attn_k.weight") return n_expert == 8 ? kQ8_0 : base;
+  if (rest == "attn_output.weight") return n_expert == 8 && r == TypeRecipe::kQ4_K_M ? kQ5_K : base;
+  if (rest.rfind("ffn_down", 0) == 0 && more_bits) return kQ6_K;
+  return base;
+}
+}  // namespace
+
+bool ParseWeightTypeOrRecipe(const std::string& s, uint32_t* ggml_type, TypeRecipe* recipe) {
+  std::string l = s;
+  for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& r : kRecipes) {
+    if (l == r.name) {
+      *ggml_type = r.base;
+      *recipe = r.recipe;
+      return true;
+    }
+  }
+  *recipe = TypeRecipe::kNone;
+  return ParseWeightType(s, ggml_type);
+}
+
+std::string WeightTypeOrRecipeList() {
+  std::string s = WeightTypeList();
+  for (const auto& r : kRecipes) s += ", " + std::string(r.name);
   return s;
 }
 
@@ -701,9 +749,14 @@ Result<ExportReport> ExportGguf(const ConfigReader& cfg, const WeightSource& src
   int n_expert = 0;
   MOXIE_RETURN_IF_ERROR(planner.Plan(&tensors, &rep.skipped, &moe_layers, &n_expert));
 
-  // Types: class rules first, then the per-expert plan, then row-length fallbacks.
+  // Types: the recipe, class rules, then the per-expert plan, then row-length fallbacks.
+  int n_layer = 0;
+  for (const auto& t : tensors) {
+    int l = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &l) == 1 && l >= n_layer) n_layer = l + 1;
+  }
   for (auto& t : tensors) {
-    uint32_t ty = opts.type;
+    uint32_t ty = RecipeType(opts.recipe, t.name, n_layer, n_expert, opts.type);
     if (t.cls == TensorClass::kNorm || t.ne.size() == 1) {  // vectors stay f32 (llama.cpp expects it)
       ty = kF32;
     } else if (auto it = opts.keep.find(t.cls); it != opts.keep.end()) {
@@ -735,6 +788,9 @@ Result<ExportReport> ExportGguf(const ConfigReader& cfg, const WeightSource& src
   int ftype = 0;
   for (const auto& tn : kTypes) {
     if (tn.id == opts.type) ftype = tn.ftype;
+  }
+  for (const auto& r : kRecipes) {
+    if (r.recipe == opts.recipe) ftype = r.ftype;
   }
   w.SetU32("general.file_type", static_cast<uint32_t>(ftype));
   int64_t n_vocab = 0;

@@ -38,6 +38,21 @@ bool ParseTensorClass(const std::string& s, TensorClass* out);
 bool ParseWeightType(const std::string& s, uint32_t* ggml_type);
 std::string WeightTypeList();  // "f32, f16, ..." for messages
 
+// Mixed-type recipes after llama.cpp's "_M" K-quant files (its llama_tensor_get_type rules for
+// the MoE architectures Moxie writes), on a base type (Q4_K / Q5_K) for everything else:
+//   output.weight                Q6_K
+//   blk.N.attn_v.weight          Q8_0 in 8-expert models, else Q6_K when MoreBits(N), else base
+//   blk.N.attn_k.weight          Q8_0 in 8-expert models
+//   blk.N.attn_output.weight     Q5_K in 8-expert models (Q4_K_M)
+//   blk.N.ffn_down*.weight       Q6_K when MoreBits(N) (dense, shared and expert FFNs)
+// where MoreBits(i) = i < L/8 || i >= 7L/8 || (i - L/8) % 3 == 2 for L layers. Row lengths that a
+// type's blocks do not divide fall back as always; --keep classes override the recipe.
+enum class TypeRecipe { kNone, kQ4_K_M, kQ5_K_M };
+// A --type value: a weight type (as ParseWeightType), or a recipe name ("q4_k_m", "q5_k_m"), which
+// also sets *ggml_type to its base type.
+bool ParseWeightTypeOrRecipe(const std::string& s, uint32_t* ggml_type, TypeRecipe* recipe);
+std::string WeightTypeOrRecipeList();  // WeightTypeList() plus the recipes
+
 // Per-expert types: [layer][expert] -> ggml type id; an empty inner vector = the default.
 struct ExpertTypePlan {
   std::vector<std::vector<uint32_t>> types;
@@ -53,6 +68,7 @@ Result<ExpertTypePlan> LoadExpertTypePlan(const std::string& path, int n_layer, 
 
 struct ExportOptions {
   uint32_t type = 0;                         // ggml id for 2-D weights (F32 = 0)
+  TypeRecipe recipe = TypeRecipe::kNone;     // a mixed-type recipe on `type` (its base type)
   std::map<TensorClass, uint32_t> keep;      // per-class overrides (router defaults to F32)
   const ExpertTypePlan* expert_plan = nullptr;
   bool overwrite = false;

@@ -4,6 +4,7 @@
 // the same model metadata; loading the export must give the same logits as the HF folder.
 #include "formats/gguf_export.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -12,6 +13,7 @@
 
 #include "formats/hf_checkpoint.h"
 #include "formats/gguf_model.h"
+#include "formats/synth_model.h"
 #include "kernels/kernel_table.h"
 #include "models/model.h"
 #include "runtime/session.h"
@@ -218,6 +220,67 @@ TEST(GgufExport, PlanErrorsNameTheKey) {
   check(R"({"layers": {"0": ["q8_0"]}})", "8 experts");
   check(R"({"layers": {"0": {"expert": {}}}})", "'expert'");
   EXPECT_FALSE(LoadExpertTypePlan(tmp.File("none.json"), 3, 8, 8).ok());
+}
+
+// The Q4_K_M / Q5_K_M recipes on the synthetic tiny shape (2 layers, 8 experts, every row a
+// multiple of 256, so no fallback hides a rule): MoreBits(0) is false and MoreBits(1) true for 2
+// layers; 8 experts take the Mixtral rules for attn_k/v/output. --keep still wins, and the file
+// loads and runs.
+TEST(GgufExport, MixedRecipesFollowTheRules) {
+  TempDir tmp;
+  auto sm = MakeSynthModel("tiny", "", 3);
+  ASSERT_OK(sm);
+  ThreadPool pool(2);
+  ExecContext ctx{&pool, &BestKernels()};
+  uint32_t base = 0;
+  TypeRecipe recipe = TypeRecipe::kNone;
+  ASSERT_TRUE(ParseWeightTypeOrRecipe("Q4_K_M", &base, &recipe));
+  EXPECT_EQ(base, 12u);
+  EXPECT_EQ(recipe, TypeRecipe::kQ4_K_M);
+  ASSERT_TRUE(ParseWeightTypeOrRecipe("q8_0", &base, &recipe));
+  EXPECT_EQ(recipe, TypeRecipe::kNone);
+  EXPECT_FALSE(ParseWeightTypeOrRecipe("q4_k_l", &base, &recipe));
+  EXPECT_NE(WeightTypeOrRecipeList().find("q5_k_m"), std::string::npos);
+
+  auto write = [&](const char* type, const std::string& out, bool keep_attn) {
+    ExportOptions o;
+    EXPECT_TRUE(ParseWeightTypeOrRecipe(type, &o.type, &o.recipe));
+    if (keep_attn) o.keep[TensorClass::kAttn] = 8;
+    const int64_t n_vocab = sm->n_vocab;
+    o.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+    return ExportGguf(sm->config, *sm->weights, "", out, o, ctx);
+  };
+  const std::string m4 = tmp.File("q4km.gguf"), m5 = tmp.File("q5km.gguf"), mk = tmp.File("keep.gguf");
+  ASSERT_OK(write("q4_k_m", m4, false));
+  ASSERT_OK(write("q5_k_m", m5, false));
+  ASSERT_OK(write("q4_k_m", mk, true));
+  auto type_of = [](const std::string& path, const char* tensor) -> int {
+    auto f = GgufFile::Open(path);
+    if (!f.ok() || (*f)->FindTensor(tensor) == nullptr) return -1;
+    return static_cast<int>((*f)->FindTensor(tensor)->type);
+  };
+  EXPECT_EQ(type_of(m4, "output.weight"), 14);
+  EXPECT_EQ(type_of(m4, "token_embd.weight"), 12);
+  EXPECT_EQ(type_of(m4, "blk.0.attn_q.weight"), 12);
+  EXPECT_EQ(type_of(m4, "blk.0.attn_k.weight"), 8);
+  EXPECT_EQ(type_of(m4, "blk.1.attn_v.weight"), 8);
+  EXPECT_EQ(type_of(m4, "blk.0.attn_output.weight"), 13);
+  EXPECT_EQ(type_of(m4, "blk.0.ffn_gate_exps.weight"), 12);
+  EXPECT_EQ(type_of(m4, "blk.0.ffn_down_exps.weight"), 12);
+  EXPECT_EQ(type_of(m4, "blk.1.ffn_down_exps.weight"), 14);
+  EXPECT_EQ(type_of(m4, "blk.1.ffn_gate_inp.weight"), 0);  // router f32
+  EXPECT_EQ(type_of(m5, "blk.0.attn_q.weight"), 13);
+  EXPECT_EQ(type_of(m5, "blk.0.attn_output.weight"), 13);
+  EXPECT_EQ(type_of(m5, "blk.0.ffn_down_exps.weight"), 13);
+  EXPECT_EQ(type_of(m5, "blk.1.ffn_down_exps.weight"), 14);
+  EXPECT_EQ(type_of(mk, "blk.0.attn_output.weight"), 8);  // --keep attn=q8_0
+  EXPECT_EQ(type_of(mk, "blk.1.ffn_down_exps.weight"), 14);
+  auto f = GgufFile::Open(m4);
+  ASSERT_OK(f);
+  EXPECT_EQ(*(*f)->GetInt("general.file_type"), 15);
+  const auto logits = Logits(m4, {1, 2, 3, 4});
+  ASSERT_FALSE(logits.empty());
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
 }
 
 }  // namespace

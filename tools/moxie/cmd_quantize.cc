@@ -128,8 +128,8 @@ std::function<void(uint64_t, uint64_t, const std::string&)> ProgressBar() {
 // --keep, --force and the refusal to overwrite.
 Status CommonExportOptions(const std::string& type, bool type_optional, const std::string& keep, bool force,
                            const std::string& out, ExportOptions* opts) {
-  if (!(type.empty() && type_optional) && !ParseWeightType(type, &opts->type)) {
-    return InvalidArgument("--type '" + type + "' is not one of " + WeightTypeList());
+  if (!(type.empty() && type_optional) && !ParseWeightTypeOrRecipe(type, &opts->type, &opts->recipe)) {
+    return InvalidArgument("--type '" + type + "' is not one of " + WeightTypeOrRecipeList());
   }
   MOXIE_ASSIGN_OR_RETURN(opts->keep, ParseKeep(keep));
   opts->overwrite = force;
@@ -147,7 +147,7 @@ void RegisterQuantize(CLI::App& app, int* rc) {
   static bool force = false, no_progress = false;
   static int threads = 0;
   cmd->add_option("-m,--model", model, "Hugging Face model folder or GGUF file (default: the demo model)");
-  cmd->add_option("--type", type, "Weight type of 2-D weights: " + WeightTypeList());
+  cmd->add_option("--type", type, "Weight type of 2-D weights, or a mixed recipe: " + WeightTypeOrRecipeList());
   cmd->add_option("--keep", keep,
                   "Per-class types, e.g. attn=q8_0,router=f32 (classes: embed, output, attn, router, experts, "
                   "shared, dense); routers default to f32, vectors are always f32");
@@ -159,7 +159,7 @@ void RegisterQuantize(CLI::App& app, int* rc) {
   cmd->callback([rc] {
     model = ModelOrDefault(model);
     if (type.empty() && plan_path.empty()) {
-      *rc = Fail(InvalidArgument("give --type (" + WeightTypeList() + ") and/or --expert-types PLAN.json"));
+      *rc = Fail(InvalidArgument("give --type (" + WeightTypeOrRecipeList() + ") and/or --expert-types PLAN.json"));
       return;
     }
     ExportOptions opts;
@@ -241,7 +241,8 @@ void RegisterSynth(CLI::App& app, int* rc) {
   for (const auto& a : SynthArchNames()) archs += (archs.empty() ? "" : ", ") + a;
   cmd->add_option("--shape", shape, "Model shape: " + shapes)->required();
   cmd->add_option("--arch", arch, "Architecture to express the shape in (default: the shape's own): " + archs);
-  cmd->add_option("--type", type, "Weight type of 2-D weights: " + WeightTypeList())->required();
+  cmd->add_option("--type", type, "Weight type of 2-D weights, or a mixed recipe: " + WeightTypeOrRecipeList())
+      ->required();
   cmd->add_option("--keep", keep, "Per-class types, as in `moxie quantize`");
   cmd->add_option("--seed", seed, "Seed of the random weights");
   cmd->add_option("-o,--output", out, "Output .gguf file")->required();
