@@ -741,9 +741,7 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
 
 namespace {
 constexpr int64_t kQ4KBytes = 144;
-}  // namespace
 
-namespace {
 // Q4_K_R8 / Q5_K_R8 (kFive): the same header and nibble units; Q5_K adds 256 bytes of fifth bits.
 template <bool kFive>
 void RepackQxKToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
@@ -844,8 +842,8 @@ constexpr int64_t kQ6KR8GroupBlockBytes = 8 * kQ6KBytes;
 
 void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
-  // Bytes in 64/32-bit words (4-8 elements at once); every value is masked before it is shifted,
-  // so no bits cross from one byte into another.
+  // Bytes in little-endian 64/32-bit words (4-8 elements at once); every value is masked before
+  // it is shifted, so no bits cross from one byte into another.
   auto ld64 = [](const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); return v; };
   auto ld32 = [](const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; };
   ForEachR8GroupBlock(src, n_rows, n_in / kQK, kQ6KBytes, dst, [&](const uint8_t* const* blks, uint8_t* o) {

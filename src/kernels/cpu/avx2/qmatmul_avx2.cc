@@ -649,8 +649,11 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       __m256i a16[T];
       for (int t = 0; t < T; ++t) a16[t] = _mm256_setzero_si256();
       const uint8_t* u = o + 128 + 128 * s;
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * s)));
-      const __m256i scv = _mm256_or_si256(c, _mm256_slli_epi32(c, 16));
+      // Row i's sub-block scale in both int16 halves of lane i.
+      auto scale = [&] {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * s)));
+        return _mm256_or_si256(c, _mm256_slli_epi32(c, 16));
+      };
       [[maybe_unused]] const __m256i hb = kFive ? LoadU256(o + 1152 + 32 * s) : _mm256_setzero_si256();
       for (int m = 0; m < 4; ++m) {
         const __m256i q = LoadU256(u + 32 * m);
@@ -670,12 +673,14 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
                                        _mm256_maddubs_epi16(hi, _mm256_set1_epi32(v1))));
         }
         if (kFive && m == 1) {  // 4 maddubs of 5-bit values: the int16 headroom is used up
+          const __m256i scv = scale();
           for (int t = 0; t < T; ++t) {
             sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
             a16[t] = _mm256_setzero_si256();
           }
         }
       }
+      const __m256i scv = scale();
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
     }
     // Minimums: lane i of madd(mnv[p], (B_2p, B_2p+1)) = mn[2p][i]·B_2p + mn[2p+1][i]·B_2p+1, where
