@@ -85,10 +85,11 @@ class RequestHandle {
   // engine notices, at the next step boundary).
   void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  // The engine's side: appends an event and wakes the reader.
+  void Push(EngineEvent ev);
 
  private:
   friend class BatchEngine;
-  void Push(EngineEvent ev);
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<EngineEvent> events_;
@@ -126,19 +127,29 @@ struct EngineStats {
   std::vector<std::vector<uint64_t>> expert_counts;
 };
 
-class BatchEngine {
+// What a front end (the HTTP server) needs of an engine: BatchEngine, or a scripted stand-in that
+// tests the front end alone.
+class EngineApi {
+ public:
+  virtual ~EngineApi() = default;
+  // Validates and queues a request. kInvalidArgument for bad requests (prompt longer than the
+  // context, bad sampler settings), kUnavailable when the queue is full.
+  virtual Result<std::shared_ptr<RequestHandle>> Submit(EngineRequest req) = 0;
+  virtual EngineStats Stats() const = 0;
+  virtual const BatchEngineOptions& options() const = 0;
+};
+
+class BatchEngine : public EngineApi {
  public:
   // The model and tokenizer must outlive the engine. Starts the engine thread.
   static Result<std::unique_ptr<BatchEngine>> Create(Model& model, const Tokenizer& tok,
                                                      const BatchEngineOptions& opts);
-  ~BatchEngine();  // stops the thread; pending requests get a kError event
+  ~BatchEngine() override;  // stops the thread; pending requests get a kError event
 
-  // Validates and queues a request. kInvalidArgument for bad requests (prompt longer than the
-  // context, bad sampler settings), kUnavailable when the queue is full.
-  Result<std::shared_ptr<RequestHandle>> Submit(EngineRequest req);
-  EngineStats Stats() const;
+  Result<std::shared_ptr<RequestHandle>> Submit(EngineRequest req) override;
+  EngineStats Stats() const override;
   int ctx() const { return ctx_; }
-  const BatchEngineOptions& options() const { return opts_; }
+  const BatchEngineOptions& options() const override { return opts_; }
 
  private:
   struct Slot;

@@ -89,7 +89,7 @@ std::string Fmt(double v) {
 
 }  // namespace
 
-HttpServer::HttpServer(BatchEngine& engine, const ServedModel& model, const HttpOptions& opts)
+HttpServer::HttpServer(EngineApi& engine, const ServedModel& model, const HttpOptions& opts)
     : engine_(engine), model_(model), opts_(opts), http_(std::make_unique<httplib::Server>()) {
   Routes();
 }

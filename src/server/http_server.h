@@ -36,7 +36,7 @@ struct HttpOptions {
 class HttpServer {
  public:
   // `engine` and `model` must outlive the server.
-  HttpServer(BatchEngine& engine, const ServedModel& model, const HttpOptions& opts);
+  HttpServer(EngineApi& engine, const ServedModel& model, const HttpOptions& opts);
   ~HttpServer();
   // Binds the socket (errors name host and port).
   Status Bind();
@@ -50,7 +50,7 @@ class HttpServer {
   std::string Metrics() const;
   void Count(const std::string& route, int status);
 
-  BatchEngine& engine_;
+  EngineApi& engine_;
   const ServedModel& model_;
   HttpOptions opts_;
   std::unique_ptr<httplib::Server> http_;
