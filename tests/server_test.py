@@ -129,6 +129,18 @@ def moxie_run(prompt, n):
     return json.loads(out.stdout)["text"]
 
 
+def cancelled_and_freed(s, base, headers=None, seconds=10.0):
+    """Waits until /metrics shows no active slot and more cancelled requests than `base`."""
+    stop_at = time.time() + seconds
+    while time.time() < stop_at:
+        m = s.metrics(headers=headers)
+        if m["moxie_slots_active"] == 0 and \
+                m["moxie_requests_cancelled_total"] > base["moxie_requests_cancelled_total"]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def stream_text(chunks, chat):
     if chat:
         return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
@@ -273,15 +285,7 @@ def test_disconnect_and_slow_client(s):
     got = sock.recv(4096)
     check(b"200" in got.split(b"\r\n")[0], "stream started")
     sock.close()
-    freed = False
-    for _ in range(200):
-        m = s.metrics()
-        if m["moxie_slots_active"] == 0 and \
-                m["moxie_requests_cancelled_total"] > base["moxie_requests_cancelled_total"]:
-            freed = True
-            break
-        time.sleep(0.05)
-    check(freed, "disconnected client's slot is freed and counted as cancelled")
+    check(cancelled_and_freed(s, base), "disconnected client's slot is freed and counted as cancelled")
     # A client that never reads its stream does not block the others.
     slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     body = json.dumps({"prompt": "The jury said", "max_tokens": 400, "temperature": 1.0,
@@ -332,15 +336,8 @@ def test_api_key_and_queue():
             time.sleep(0.05)
         check(running, "non-streaming request is running")
         gone.close()
-        freed = False
-        for _ in range(200):
-            m = s.metrics(headers=auth)
-            if m["moxie_slots_active"] == 0 and \
-                    m["moxie_requests_cancelled_total"] > base["moxie_requests_cancelled_total"]:
-                freed = True
-                break
-            time.sleep(0.05)
-        check(freed, "a non-streaming client that hangs up is cancelled and its slot freed")
+        check(cancelled_and_freed(s, base, auth),
+              "a non-streaming client that hangs up is cancelled and its slot freed")
         # One slot, no queue: a second request while one runs gets 503 with Retry-After. The
         # holder is a long stream (thousands of tokens) that we read from, so it is surely
         # running when the second request arrives; hanging up cancels it.

@@ -11,7 +11,7 @@
 #include <chrono>
 #include <thread>
 
-#include "tests/test_util.h"
+#include "server/server_test_util.h"
 
 namespace moxie::server {
 namespace {
@@ -69,15 +69,10 @@ EngineEvent Error(Status st) {
 
 class HttpLayerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto t = Tokenizer::FromPath(MOXIE_DEMO_MODEL_DIR);
-    ASSERT_TRUE(t.ok()) << t.status().message();
-    tok_ = t->release();
-  }
-  static void TearDownTestSuite() { delete tok_; }
   void SetUp() override {
     model_.name = "scripted";
-    model_.tok = tok_;
+    model_.tok = testing::DemoTokenizer();
+    ASSERT_NE(model_.tok, nullptr) << "the demo model's tokenizer does not load";
     model_.ctx = 256;
     HttpOptions o;
     o.port = 0;
@@ -96,13 +91,11 @@ class HttpLayerTest : public ::testing::Test {
     return c.Post("/v1/completions", body, "application/json");
   }
 
-  static Tokenizer* tok_;
   ServedModel model_;
   ScriptedEngine engine_;
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
 };
-Tokenizer* HttpLayerTest::tok_ = nullptr;
 
 TEST_F(HttpLayerTest, WholeAnswerJoinsTextAndCountsUsage) {
   engine_.script = {Text("Hel"), Text(""), Text("lo"), Done("length", 3, 2)};

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/utf8.h"
+#include "server/server_test_util.h"
 #include "tests/test_util.h"
 
 namespace moxie::server {
@@ -11,13 +12,9 @@ namespace {
 
 class OpenAiTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto t = Tokenizer::FromPath(MOXIE_DEMO_MODEL_DIR);
-    ASSERT_TRUE(t.ok()) << t.status().message();
-    tok_ = t->release();
-  }
-  static void TearDownTestSuite() { delete tok_; }
   void SetUp() override {
+    tok_ = testing::DemoTokenizer();
+    ASSERT_NE(tok_, nullptr) << "the demo model's tokenizer does not load";
     m_.name = "demo";
     m_.tok = tok_;
     m_.ctx = 64;
@@ -41,10 +38,9 @@ class OpenAiTest : public ::testing::Test {
     if (auto* e = std::get_if<ApiError>(&r)) return e->param.empty() ? "<none>" : e->param;
     return "";
   }
-  static Tokenizer* tok_;
+  const Tokenizer* tok_ = nullptr;
   ServedModel m_;
 };
-Tokenizer* OpenAiTest::tok_ = nullptr;
 
 TEST_F(OpenAiTest, ValidationErrorsNameTheField) {
   const char* ok = R"({"messages":[{"role":"user","content":"hi"}]})";
