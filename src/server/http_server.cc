@@ -39,7 +39,7 @@ std::string RouteLabel(const std::string& path) {
 
 // The socket of the connection a handler is serving, or -1. cpp-httplib 0.11 does not hand it to
 // handlers, but a handler runs while its connection is open, and a connection is the only open
-// socket with its (local port, remote address, remote port). Linux: scans /proc/self/fd.
+// socket with its local and remote address and port. Linux: scans /proc/self/fd.
 int FindClientSocket(const httplib::Request& req) {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return -1;
@@ -56,15 +56,15 @@ int FindClientSocket(const httplib::Request& req) {
         getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
       continue;
     }
-    char host[NI_MAXHOST], port[NI_MAXSERV], lport[NI_MAXSERV];
+    char host[NI_MAXHOST], port[NI_MAXSERV], lhost[NI_MAXHOST], lport[NI_MAXSERV];
     if (getnameinfo(reinterpret_cast<sockaddr*>(&peer), plen, host, sizeof(host), port,
                     sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
-        getnameinfo(reinterpret_cast<sockaddr*>(&local), llen, nullptr, 0, lport, sizeof(lport),
-                    NI_NUMERICSERV) != 0) {
+        getnameinfo(reinterpret_cast<sockaddr*>(&local), llen, lhost, sizeof(lhost), lport,
+                    sizeof(lport), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
       continue;
     }
     if (req.remote_addr == host && std::to_string(req.remote_port) == port &&
-        std::to_string(req.local_port) == lport) {
+        req.local_addr == lhost && std::to_string(req.local_port) == lport) {
       found = static_cast<int>(fd);
       break;
     }
