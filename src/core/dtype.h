@@ -36,11 +36,11 @@ enum class DType : uint8_t {
   // 256-element super-block, 1680 bytes = the bytes of the 8 rows' Q6_K blocks:
   //   [0, 16) the 8 rows' d (f16),
   //   [16, 144) scales: byte 8g + i = the int8 scale of group g (elements 16g..16g+15) of row i,
-  //   [144, 1168) low 4 bits: 32 vectors of 32 bytes; in vector 2g + h, byte 4i + e holds element
-  //               16g + 8h + e (low nibble) and 16g + 8h + 4 + e (high nibble) of row i,
-  //   [1168, 1680) high 2 bits: 16 vectors of 32 bytes; in vector g, bits 2m..2m+1 of byte 4i + e
-  //               are those of element 16g + 4m + e of row i, m = 0..3.
-  // Values are the stored unsigned 6-bit q (the weight is d * scale * (q - 32)). Only rows % 8 == 0.
+  //   [144, 1680) 16 groups of 3 vectors of 32 bytes, group g at 144 + 96g. With u_m the stored
+  //               6-bit q of element 16g + 4m + e of row i, byte 4i + e of the vectors holds
+  //               V0 = u_0 | hi2(u_1) << 6, V1 = u_2 | hi2(u_3) << 6, V2 = lo4(u_1) | lo4(u_3) << 4,
+  //               so u_0 and u_2 are one AND each.
+  // The weight is d * scale * (q - 32). Only rows % 8 == 0.
   kQ6_KR8 = 24,
   // Q5_K rows interleaved in groups of 8: per group and super-block, 1408 bytes = the Q4_K_R8
   // layout of the low 4 bits (1152 bytes, the same offsets), then [1152, 1408) the fifth bits: 8

@@ -868,11 +868,11 @@ void RepackQ6_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
         constexpr uint32_t m0F = 0x0F0F0F0F, m03 = 0x03030303;
         const uint8_t* v = u + 16 * g;
         const uint32_t v0 = ld32(v), v1 = ld32(v + 4), v2 = ld32(v + 8), v3 = ld32(v + 12);
-        const uint32_t a = (v0 & m0F) | (v1 & m0F) << 4, c = (v2 & m0F) | (v3 & m0F) << 4;
-        const uint32_t h = (v0 >> 4 & m03) | (v1 >> 4 & m03) << 2 | (v2 >> 4 & m03) << 4 | (v3 >> 4 & m03) << 6;
-        std::memcpy(o + 144 + 32 * (2 * g) + 4 * i, &a, 4);
-        std::memcpy(o + 144 + 32 * (2 * g + 1) + 4 * i, &c, 4);
-        std::memcpy(o + 1168 + 32 * g + 4 * i, &h, 4);
+        const uint32_t w0 = v0 | (v1 >> 4 & m03) << 6, w1 = v2 | (v3 >> 4 & m03) << 6;
+        const uint32_t w2 = (v1 & m0F) | (v3 & m0F) << 4;
+        std::memcpy(o + 144 + 96 * g + 4 * i, &w0, 4);
+        std::memcpy(o + 144 + 96 * g + 32 + 4 * i, &w1, 4);
+        std::memcpy(o + 144 + 96 * g + 64 + 4 * i, &w2, 4);
       }
     }
   });
@@ -889,8 +889,12 @@ void UnpackQ6_KR8Row(const void* group, int i, int64_t nb, void* dst) {
     for (int g = 0; g < 16; ++g) blk[192 + g] = o[16 + 8 * g + i];
     for (int e = 0; e < kQK; ++e) {
       const int g = e / 16, m = (e % 16) / 4, byte = 4 * i + e % 4;
-      const int lo = (o[144 + 32 * (2 * g + m / 2) + byte] >> (4 * (m % 2))) & 15;
-      const int hi = (o[1168 + 32 * g + byte] >> (2 * m)) & 3;
+      const uint8_t* v = o + 144 + 96 * g + byte;  // V0 at v[0], V1 at v[32], V2 at v[64]
+      const int u = m == 0   ? v[0] & 63
+                    : m == 2 ? v[32] & 63
+                    : m == 1 ? (v[64] & 15) | (v[0] >> 6) << 4
+                             : (v[64] >> 4) | (v[32] >> 6) << 4;
+      const int lo = u & 15, hi = u >> 4;
       // The plain layout (DecodeQ6K): half n = e / 128, l = e % 32, quarter j = (e % 128) / 32.
       const int n = e / 128, j = (e % 128) / 32, l = e % 32;
       blk[64 * n + l + 32 * (j % 2)] |= static_cast<uint8_t>(lo << (4 * (j / 2)));

@@ -737,10 +737,8 @@ template <int T>
 void TileQ6KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
                size_t ldy, bool prefetch) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(0x03);
-  const __m256i m12 = _mm256_set1_epi8(0x0C);
   const __m256i m48 = _mm256_set1_epi8(0x30);
-  const __m256i m192 = _mm256_set1_epi8(static_cast<char>(0xC0));
+  const __m256i m63 = _mm256_set1_epi8(0x3F);
   const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
@@ -751,17 +749,17 @@ void TileQ6KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
     __m256i sumi[T];
     for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
     for (int gr = 0; gr < 16; ++gr) {
-      const __m256i ql0 = LoadU256(o + 144 + 64 * gr);
-      const __m256i ql1 = LoadU256(o + 144 + 64 * gr + 32);
-      const __m256i qh = LoadU256(o + 1168 + 32 * gr);
-      // Unit m: elements 16gr + 4m + e of row i in bytes 4i + e.
-      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(ql0, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(qh, m12), 2));
-      const __m256i u2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(qh, m48));
-      const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                         _mm256_srli_epi16(_mm256_and_si256(qh, m192), 2));
+      const __m256i v0 = LoadU256(o + 144 + 96 * gr);
+      const __m256i v1 = LoadU256(o + 144 + 96 * gr + 32);
+      const __m256i v2 = LoadU256(o + 144 + 96 * gr + 64);
+      // Unit m: elements 16gr + 4m + e of row i in bytes 4i + e (layout in core/dtype.h; the
+      // 16-bit shifts bring in bits of the neighbouring byte, which the masks clear).
+      const __m256i u0 = _mm256_and_si256(v0, m63);
+      const __m256i u2 = _mm256_and_si256(v1, m63);
+      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(v2, m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(v0, 2), m48));
+      const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v2, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(v1, 2), m48));
       // Row i's scale in both int16 halves of lane i.
       const __m256i scv = _mm256_cvtepi8_epi16(
           _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * gr)), dup));
