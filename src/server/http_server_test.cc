@@ -25,7 +25,7 @@ class ScriptedEngine : public EngineApi {
     seen.push_back(std::move(req));
     auto h = std::make_shared<RequestHandle>();
     for (const EngineEvent& e : script) h->Push(e);
-    handles.push_back(h);
+    handles_.push_back(h);
     return h;
   }
   EngineStats Stats() const override { return {}; }
@@ -33,7 +33,7 @@ class ScriptedEngine : public EngineApi {
 
   std::shared_ptr<RequestHandle> handle(size_t i) {
     std::lock_guard<std::mutex> lk(mu_);
-    return i < handles.size() ? handles[i] : nullptr;
+    return i < handles_.size() ? handles_[i] : nullptr;
   }
 
   std::vector<EngineEvent> script;
@@ -43,7 +43,7 @@ class ScriptedEngine : public EngineApi {
  private:
   std::mutex mu_;
   BatchEngineOptions opts_;
-  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::vector<std::shared_ptr<RequestHandle>> handles_;
 };
 
 EngineEvent Text(const std::string& s) {
