@@ -212,6 +212,31 @@ check("synth q4_k_m", r.returncode == 0 and "Q6_K" in r.stdout and "Q4_K" in r.s
 r = run("generate", "-m", km, "--tokens", "1,2,3", "-n", "3", "--greedy")
 check("synth q4_k_m generates", r.returncode == 0 and len(r.stdout.strip().split(",")) == 3, r.stderr)
 
+# `moxie bench -o json`: the documented fields; -d (context depth) and --kv-type move the bytes a
+# decoded token reads by the K/V rows of its context (config: layers x 2 x kv heads x head_dim).
+q3 = os.path.join(MODELS, "qwen3moe")
+cfg = json.load(open(os.path.join(q3, "config.json")))
+kv_elems = cfg["num_hidden_layers"] * 2 * cfg["num_key_value_heads"] * cfg["head_dim"]
+benches = {}
+for kv, depth in (("f32", 0), ("f16", 16)):
+    r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "-b", "1,2", "-o", "json", "--no-bandwidth",
+            "-t", "2", "--kv-type", kv, "-d", str(depth))
+    check(f"bench {kv} exit", r.returncode == 0, r.stderr)
+    if r.returncode == 0:
+        j = json.loads(r.stdout)
+        benches[kv] = j
+        check(f"bench {kv} fields", j["kv_type"] == kv and j["depth"] == depth and j["prefill_tok_s"] > 0
+              and j["decode_tok_s"] > 0 and j["batched"]["2"]["tok_s"] > 0 and j["peak_rss_bytes"] > 0, r.stdout[:400])
+        check(f"bench {kv} kv bytes", j["kv_bytes_per_position"] == kv_elems * (4 if kv == "f32" else 2),
+              f"{j['kv_bytes_per_position']} vs {kv_elems} elements")
+if len(benches) == 2:
+    a, b = benches["f32"], benches["f16"]
+    want = (kv_elems * 2 * (16 + 2.5)) - (kv_elems * 4 * 2.5)
+    got = b["decode_bytes_per_token"] - a["decode_bytes_per_token"]
+    check("bench depth counts the context's K/V reads", abs(got - want) <= 2, f"{got} vs {want}")
+r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2", "--kv-type", "f16")
+check("bench md names the KV cache", r.returncode == 0 and "KV cache f16" in r.stdout, r.stdout + r.stderr)
+
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
     (["info", "-m", "/nonexistent"], "/nonexistent"),
@@ -238,6 +263,9 @@ bad_cases = [
     (["quantize", "-m", mix, "-o", os.path.join(tmp, "x.gguf")], "--type"),
     (["quantize", "-m", mix, "--expert-types", "/nonexistent.json", "-o", os.path.join(tmp, "x.gguf")],
      "/nonexistent.json"),
+    (["bench", "-m", q3, "--kv-type", "q8_0"], "q8_0"),
+    (["bench", "-m", q3, "-p", "8", "-n", "4", "-d", "300"], "exceeds the model's context"),
+    (["run", "-m", q3, "--kv-type", "bf16", "-p", "hi"], "bf16"),
     (["perplexity", "-m", mix, "--kl-base", "/nonexistent", "-f", os.path.join(tmp, "ppl.txt"), "--ctx", "64"],
      "/nonexistent"),
 ]

@@ -32,24 +32,27 @@ TEST_P(NoAllocTest, DecodeStepsDoNotAllocate) {
   auto m = LoadModel(testing::ModelDir(GetParam()));
   ASSERT_TRUE(m.ok());
   ASSERT_GT(g_allocs.load(), at_start) << "the allocation counter does not count";
-  SessionOptions so;
-  so.n_threads = 2;
-  so.max_ctx = 64;
-  auto s = Session::Create(**m, so);
-  ASSERT_TRUE(s.ok());
-  std::vector<float> logits(static_cast<size_t>((*m)->info().n_vocab) * 16);
-  const int32_t prompt[] = {84, 294, 32, 113, 117, 354, 107, 497};
-  ASSERT_TRUE((*s)->Feed(0, prompt, 8, false, logits.data()).ok());
-  const long before = g_allocs.load();
-  int32_t tok = 5;
-  Status st;
-  for (int i = 0; i < 16 && st.ok(); ++i) {
-    st = (*s)->Feed(0, &tok, 1, false, logits.data());
-    tok = (tok * 31 + 7) % 511;
+  for (DType kv_type : {DType::kF32, DType::kF16}) {
+    SessionOptions so;
+    so.n_threads = 2;
+    so.max_ctx = 64;
+    so.kv_type = kv_type;
+    auto s = Session::Create(**m, so);
+    ASSERT_TRUE(s.ok());
+    std::vector<float> logits(static_cast<size_t>((*m)->info().n_vocab) * 16);
+    const int32_t prompt[] = {84, 294, 32, 113, 117, 354, 107, 497};
+    ASSERT_TRUE((*s)->Feed(0, prompt, 8, false, logits.data()).ok());
+    const long before = g_allocs.load();
+    int32_t tok = 5;
+    Status st;
+    for (int i = 0; i < 16 && st.ok(); ++i) {
+      st = (*s)->Feed(0, &tok, 1, false, logits.data());
+      tok = (tok * 31 + 7) % 511;
+    }
+    const long after = g_allocs.load();
+    ASSERT_TRUE(st.ok()) << st.message();
+    EXPECT_EQ(after - before, 0) << "heap allocations during 16 decode steps, KV cache " << DTypeName(kv_type);
   }
-  const long after = g_allocs.load();
-  ASSERT_TRUE(st.ok()) << st.message();
-  EXPECT_EQ(after - before, 0) << "heap allocations during 16 decode steps";
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, NoAllocTest,

@@ -28,7 +28,7 @@ using QuantizeActFn = void (*)(const float* x, void* xq, size_t n_in);
 using QMatmulFn = void (*)(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
                            size_t n_in, size_t n_rows, float* y, size_t ldy);
 
-// Attention over an f32 KV cache, for m queries that share K/V (the heads of one GQA group, or
+// Attention over a KV cache, for m queries that share K/V (the heads of one GQA group, or
 // consecutive tokens of one sequence): query i at q + i·ldq, K and V rows j < n at k + j·ldk and
 // v + j·ldv (floats).
 //   s[i·lds + j] = scale · dot(q_i, K_j) over d elements        (AttnScoresFn)
@@ -40,6 +40,12 @@ using AttnScoresFn = void (*)(const float* q, size_t ldq, size_t m, const float*
                               size_t n, size_t d, float scale, float* s, size_t lds);
 using AttnValuesFn = void (*)(const float* p, size_t ldp, size_t m, const float* v, size_t ldv,
                               size_t n, size_t d, float* o, size_t ldo);
+// The same over an f16 cache (k, v and their strides in f16 elements): each element is widened
+// exactly, so the results are the f32 kernels' bits on the widened values.
+using AttnScoresF16Fn = void (*)(const float* q, size_t ldq, size_t m, const uint16_t* k, size_t ldk,
+                                 size_t n, size_t d, float scale, float* s, size_t lds);
+using AttnValuesF16Fn = void (*)(const float* p, size_t ldp, size_t m, const uint16_t* v, size_t ldv,
+                                 size_t n, size_t d, float* o, size_t ldo);
 
 struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value
@@ -50,6 +56,8 @@ struct KernelTable {
   QuantizeActFn quantize_act[kSlots] = {};
   AttnScoresFn attn_scores = nullptr;
   AttnValuesFn attn_values = nullptr;
+  AttnScoresF16Fn attn_scores_f16 = nullptr;
+  AttnValuesF16Fn attn_values_f16 = nullptr;
 
   // nullptr if the dtype has no matmul kernel.
   MatmulFn Matmul(DType w) const {

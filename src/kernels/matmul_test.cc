@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -147,6 +148,52 @@ TEST(AttentionIsa, Avx2MatchesReferenceAndIsTilingInvariant) {
           }
           EXPECT_EQ(std::memcmp(oa.data() + i * ldo, o1.data() + i * ldo, d * 4), 0)
               << "d " << d << " n " << n << " m " << m << " query " << i << " tiled != alone";
+        }
+      }
+    }
+  }
+}
+
+// An f16 KV cache: the f16 kernels give, bit for bit, what the f32 kernels give on the widened
+// values (reference and AVX2), so every property tested above carries over; over head sizes with
+// 8- and 1-element tails and strided rows, values including f16 subnormals and large magnitudes.
+TEST(AttentionIsa, F16CacheEqualsF32KernelsOnWidenedValues) {
+  std::vector<const KernelTable*> tables = {&RefKernels()};
+  if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd;
+  for (const KernelTable* kt : tables) {
+    ASSERT_NE(kt->attn_scores_f16, nullptr) << kt->isa;
+    ASSERT_NE(kt->attn_values_f16, nullptr) << kt->isa;
+    for (size_t d : {1, 7, 8, 33, 128}) {
+      for (size_t n : {1, 4, 37}) {
+        for (size_t m : {1, 3, 4, 9}) {
+          const size_t ld = d + 3, ldq = d + 5, lds = n + 2, ldo = d + 1;
+          std::vector<float> q(m * ldq), kf(n * ld), vf(n * ld), p(m * lds);
+          std::vector<uint16_t> kh(n * ld), vh(n * ld);
+          for (auto& e : q) e = nd(rng);
+          for (auto& e : p) e = std::fabs(nd(rng));
+          for (size_t i = 0; i < n * ld; ++i) {
+            const float scale = i % 11 == 0 ? 1e-6f : (i % 13 == 0 ? 3000.f : 1.f);  // subnormal, large
+            kh[i] = F32ToF16(nd(rng) * scale);
+            vh[i] = F32ToF16(nd(rng) * scale);
+            kf[i] = F16ToF32(kh[i]);
+            vf[i] = F16ToF32(vh[i]);
+          }
+          std::vector<float> s32(m * lds), s16(m * lds);
+          kt->attn_scores(q.data(), ldq, m, kf.data(), ld, n, d, 0.125f, s32.data(), lds);
+          kt->attn_scores_f16(q.data(), ldq, m, kh.data(), ld, n, d, 0.125f, s16.data(), lds);
+          for (size_t i = 0; i < m; ++i) {
+            EXPECT_EQ(std::memcmp(s32.data() + i * lds, s16.data() + i * lds, n * 4), 0)
+                << kt->isa << " scores d " << d << " n " << n << " m " << m << " query " << i;
+          }
+          std::vector<float> o32(m * ldo, 0.5f), o16(m * ldo, 0.5f);
+          kt->attn_values(p.data(), lds, m, vf.data(), ld, n, d, o32.data(), ldo);
+          kt->attn_values_f16(p.data(), lds, m, vh.data(), ld, n, d, o16.data(), ldo);
+          for (size_t i = 0; i < m; ++i) {
+            EXPECT_EQ(std::memcmp(o32.data() + i * ldo, o16.data() + i * ldo, d * 4), 0)
+                << kt->isa << " values d " << d << " n " << n << " m " << m << " query " << i;
+          }
         }
       }
     }

@@ -96,6 +96,7 @@ Result<std::unique_ptr<BatchEngine>> BatchEngine::Create(Model& model, const Tok
   so.max_batch = o.max_step_tokens;
   so.quantized_activations = o.quantized_activations;
   so.pin_threads = o.pin_threads;
+  so.kv_type = o.kv_type;
   MOXIE_ASSIGN_OR_RETURN(e->session_, Session::Create(model, so));
   e->ctx_ = e->session_->max_ctx();
   if (e->session_->max_batch() < o.n_slots) {

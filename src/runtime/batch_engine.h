@@ -45,6 +45,7 @@ struct BatchEngineOptions {
   int max_queue = 64;  // waiting requests beyond the slots; Submit fails with kUnavailable past it
   bool quantized_activations = true;
   bool pin_threads = false;
+  DType kv_type = DType::kF32;  // KV cache element type (kF32 or kF16)
 };
 
 struct EngineRequest {

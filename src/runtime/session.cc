@@ -14,6 +14,9 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   if (o.max_batch < 1 || o.max_batch > 65536) return InvalidArgument("max_batch must be in [1, 65536]");
   if (o.n_threads < 0 || o.n_threads > 1024) return InvalidArgument("threads must be in [0, 1024]");
   if (o.max_ctx < 0) return InvalidArgument("context size must be >= 0");
+  if (!IsKvType(o.kv_type)) {
+    return InvalidArgument(std::string("KV cache type must be f32 or f16, got ") + DTypeName(o.kv_type));
+  }
   std::unique_ptr<Session> s(new Session(model));
   int nt = o.n_threads;
   if (nt == 0) nt = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -24,11 +27,11 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   int ctx_len = o.max_ctx;
   if (ctx_len == 0) ctx_len = std::min(model.info().max_position, 4096);
   try {
-    s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len);
+    s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len, o.kv_type);
     s->max_batch_ = std::min(o.max_batch, ctx_len);
     s->arena_.Reserve(model.ScratchFloats(s->max_batch_, ctx_len, nt));
   } catch (const std::bad_alloc&) {
-    const size_t bytes = KvCache::Bytes(model.KvSpec(), o.n_seq, ctx_len);
+    const size_t bytes = KvCache::Bytes(model.KvSpec(), o.n_seq, ctx_len, o.kv_type);
     return InvalidArgument("cannot allocate the KV cache for " + std::to_string(o.n_seq) + " sequence(s) x " +
                            std::to_string(ctx_len) + " positions (" + std::to_string(bytes >> 20) +
                            " MiB) and its workspace: lower the context size or the number of sequences");
@@ -38,6 +41,15 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   s->seq_buf_.resize(static_cast<size_t>(s->max_batch_));
   s->row_buf_.resize(1);
   return s;
+}
+
+Status Session::CopySequence(int src, int dst) {
+  if (src < 0 || src >= kv_->n_seq() || dst < 0 || dst >= kv_->n_seq()) {
+    return InvalidArgument("sequence slot out of range");
+  }
+  kv_->CopyPrefix(src, dst, n_past_[static_cast<size_t>(src)]);
+  n_past_[static_cast<size_t>(dst)] = n_past_[static_cast<size_t>(src)];
+  return Status::Ok();
 }
 
 Status Session::Forward(const Batch& batch, float* logits, const ForwardOptions& opts) {

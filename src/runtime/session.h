@@ -24,6 +24,8 @@ struct SessionOptions {
   // dequantized weights (exact to the dequantized model; slower).
   bool quantized_activations = true;
   bool pin_threads = false;  // bind the threads to CPUs (ThreadPool)
+  // KV cache element type: kF32 (exact) or kF16 (half the memory and attention reads).
+  DType kv_type = DType::kF32;
 };
 
 class Session {
@@ -32,6 +34,8 @@ class Session {
 
   Model& model() { return model_; }
   int max_ctx() const { return kv_->max_ctx(); }
+  DType kv_type() const { return kv_->type(); }
+  size_t kv_bytes() const { return kv_->bytes(); }
   int max_batch() const { return max_batch_; }
   int n_threads() const { return pool_->size(); }
   const ExecContext& exec() const { return ctx_; }
@@ -42,6 +46,11 @@ class Session {
     int& p = n_past_[static_cast<size_t>(seq)];
     p = n < p ? n : p;
   }
+
+  // Makes sequence dst a copy of sequence src (its cached positions and length); dst's own
+  // positions are dropped. The copy shares nothing: either may then continue on its own.
+  Status CopySequence(int src, int dst);
+  size_t kv_bytes_per_position() const { return kv_->bytes_per_position(); }
 
   // Raw forward of a batch (positions chosen by the caller). logits: [rows, n_vocab].
   Status Forward(const Batch& batch, float* logits, const ForwardOptions& opts = {});

@@ -1,6 +1,6 @@
-// `moxie bench -m MODEL [-p 512] [-n 128] [-t 2] [-r 5] [-b 1,4,8] [-o md|json]`: prefill and decode
-// speed like llama-bench (random token ids, decode from an empty context, median and spread over
-// repetitions), batched decode of B sequences with the expert-union roofline from the routing
+// `moxie bench -m MODEL [-p 512] [-n 128] [-t 2] [-r 5] [-b 1,4,8] [-d 0] [-o md|json]`: prefill and
+// decode speed like llama-bench (random token ids, from an empty context or after -d tokens of
+// context, median and spread over repetitions), batched decode of B sequences with the expert-union roofline from the routing
 // actually observed, load time, peak RSS, a memory-bandwidth probe and the roofline shares, and
 // the time split by phase from cheap counters.
 #include <sys/resource.h>
@@ -102,7 +102,7 @@ std::string RoofCells(double tok_s, double roof) {
 void RegisterBench(CLI::App& app, int* rc) {
   auto* cmd = app.add_subcommand("bench", "Prefill / decode / batched-decode speed with roofline shares");
   static std::string model, batches = "1", out = "md";
-  static int p = 512, n = 128, threads = 0, reps = 5;
+  static int p = 512, n = 128, threads = 0, reps = 5, depth = 0;
   static bool no_bw = false;
   static bool no_repack = false;
   static bool pin = false;
@@ -113,10 +113,14 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("-r,--repetitions", reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch", batches, "Sequences decoded together, e.g. 1,4,8");
+  cmd->add_option("-d,--depth", depth, "Tokens already in each sequence's context before every test")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
   cmd->add_flag("--no-repack", no_repack, "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (no row-interleaved layout at load)");
   cmd->add_flag("--pin", pin, "Bind each thread to one CPU");
+  static std::string kv_type = "f32";
+  AddKvTypeFlag(cmd, &kv_type);
   cmd->add_option("--seed", seed, "Seed of the random token ids");
   cmd->callback([rc] {
     model = ModelOrDefault(model);
@@ -149,8 +153,15 @@ void RegisterBench(CLI::App& app, int* rc) {
     SessionOptions so;
     so.n_threads = nt;
     so.pin_threads = pin;
+    so.kv_type = KvType(kv_type);
     so.n_seq = max_b;
-    so.max_ctx = std::min(info.max_position, std::max(p, n) + 1);
+    if (depth + std::max(p, n) >= info.max_position) {
+      *rc = Fail(InvalidArgument("-d " + std::to_string(depth) + " plus the longest test (" +
+                                 std::to_string(std::max(p, n)) + " tokens) exceeds the model's context " +
+                                 std::to_string(info.max_position)));
+      return;
+    }
+    so.max_ctx = depth + std::max(p, n) + 1;
     so.max_batch = std::max({1, max_b, std::min(p, 512)});
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
@@ -160,7 +171,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     Session& s = **sess;
     std::mt19937_64 rng(seed);
     std::uniform_int_distribution<int32_t> tokd(0, info.n_vocab - 1);
-    std::vector<int32_t> prompt(static_cast<size_t>(std::max(p, 4096)));  // also the decode ids
+    std::vector<int32_t> prompt(static_cast<size_t>(std::max({p, depth, 4096})));  // also the decode ids
     for (auto& t : prompt) t = tokd(rng);
     std::vector<float> logits(static_cast<size_t>(max_b) * static_cast<size_t>(info.n_vocab));
     auto fail = [&](const Status& st) {
@@ -174,11 +185,18 @@ void RegisterBench(CLI::App& app, int* rc) {
       Status st = s.Feed(0, prompt.data(), w, false, logits.data());
       if (!st.ok() && !fail(st)) return;
     }
+    // The context every test starts from: -d tokens in sequence 0, copied to the others.
+    if (depth > 0) {
+      s.Reset(0);
+      Status st = s.Feed(0, prompt.data(), depth, false, logits.data());
+      for (int q = 1; q < max_b && st.ok(); ++q) st = s.CopySequence(0, q);
+      if (!st.ok() && !fail(st)) return;
+    }
     nlohmann::ordered_json j;
     std::vector<double> pp, tg;
     PhaseTimes pphases;
     for (int r = 0; r < reps && p > 0; ++r) {
-      s.Reset(0);
+      s.Truncate(0, depth);
       ForwardOptions fo;
       fo.times = &pphases;
       const double a = Now();
@@ -188,7 +206,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     }
     PhaseTimes phases;
     for (int r = 0; r < reps && n > 0; ++r) {
-      s.Reset(0);
+      s.Truncate(0, depth);
       ForwardOptions fo;
       fo.times = &phases;
       const double a = Now();
@@ -200,9 +218,12 @@ void RegisterBench(CLI::App& app, int* rc) {
       tg.push_back(n / (Now() - a));
     }
     const Stats pps = Summarise(pp), tgs = Summarise(tg);
-    const double bytes_tok = static_cast<double>(info.DecodeBytesPerToken());
+    // Bytes a decoded token reads: the weights, and the K/V rows of its context (on average
+    // depth + (n + 1) / 2 positions over a decode run).
+    const double kv_bytes_tok = static_cast<double>(s.kv_bytes_per_position()) * (depth + (n + 1) / 2.0);
+    const double bytes_tok = static_cast<double>(info.DecodeBytesPerToken()) + kv_bytes_tok;
     const double dense_bytes = static_cast<double>(info.weight_bytes - info.embedding_bytes - info.expert_bytes_total);
-    // Batched decode: B sequences, one token each per step, all from an empty context.
+    // Batched decode: B sequences, one token each per step, all from the same context.
     struct BRow {
       int b;
       Stats tok_s;
@@ -221,7 +242,7 @@ void RegisterBench(CLI::App& app, int* rc) {
         for (int i = 0; i < n; ++i) {
           for (int q = 0; q < b; ++q) {
             toks[static_cast<size_t>(q)] = prompt[static_cast<size_t>(i * b + q) % prompt.size()];
-            pos[static_cast<size_t>(q)] = i;
+            pos[static_cast<size_t>(q)] = depth + i;
             seq[static_cast<size_t>(q)] = q;
           }
           Batch batch;
@@ -239,7 +260,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       }
       BRow row{b, Summarise(v), 0, 0, 0, bph};
       const double steps = static_cast<double>(reps) * n;
-      row.bytes_step = dense_bytes + uc.expert_bytes_ / steps;
+      row.bytes_step = dense_bytes + uc.expert_bytes_ / steps + b * kv_bytes_tok;
       row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
       brows.push_back(row);
     }
@@ -264,6 +285,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["family"] = info.family;
       j["type"] = type;
       j["threads"] = nt;
+      j["kv_type"] = kv_type;
+      j["depth"] = depth;
       j["pinned"] = pin;
       j["relaid_tensors"] = info.relaid_tensors;
       j["isa"] = BestKernels().isa;
@@ -277,6 +300,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["decode_tok_s_min"] = tgs.min;
       j["decode_tok_s_max"] = tgs.max;
       j["decode_bytes_per_token"] = static_cast<int64_t>(bytes_tok);
+      j["kv_bytes_per_position"] = static_cast<int64_t>(s.kv_bytes_per_position());
       j["bandwidth_gb_s"] = bw.best_gb_s;
       j["bandwidth_gb_s_median"] = bw.median_gb_s;
       j["decode_roofline_tok_s"] = roof1;
@@ -300,6 +324,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::printf("model %s (%s, %s), %d threads%s, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
                   info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,
                   Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
+      std::printf("KV cache %s, %.1f KiB per position; every test starts after %d tokens of context\n",
+                  kv_type.c_str(), static_cast<double>(s.kv_bytes_per_position()) / 1024.0, depth);
       if (info.relaid_tensors > 0) {
         std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K/Q5_K/Q6_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",
                     info.relaid_tensors);

@@ -25,6 +25,8 @@ void RegisterLogits(CLI::App& app, int* rc) {
       ->check(CLI::IsMember({"prefill", "decode"}));
   cmd->add_option("--routing-out", routing_out, "Write per-layer expert choices as JSON");
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  static std::string kv_type = "f32";
+  AddKvTypeFlag(cmd, &kv_type);
   cmd->callback([rc] {
     model = ModelOrDefault(model);
     auto ids = ParseTokenList(tokens, "--tokens");
@@ -41,6 +43,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
     const int T = static_cast<int>(ids->size());
     SessionOptions so;
     so.n_threads = threads;
+    so.kv_type = KvType(kv_type);
     so.max_ctx = std::max(T, std::min((*m)->info().max_position, 4096));
     auto s = Session::Create(**m, so);
     if (!s.ok()) {

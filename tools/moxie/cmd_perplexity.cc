@@ -44,6 +44,8 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--kl-base", kl_base,
                   "Reference model (folder or GGUF) to compare with: KL divergence and top-1 agreement");
+  static std::string kv_type = "f32";
+  AddKvTypeFlag(cmd, &kv_type);
   cmd->add_flag("--f32-activations", f32_act,
                 "Quantized weights: f32 activations against the dequantized weights (exact to the dequantized "
                 "model) instead of 8-bit activations");
@@ -82,6 +84,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
     so.n_threads = threads;
     so.max_ctx = ctx;
     so.quantized_activations = !f32_act;
+    so.kv_type = KvType(kv_type);
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
       *rc = Fail(sess.status());

@@ -35,6 +35,8 @@ void RegisterServe(CLI::App& app, int* rc) {
   static bool no_repack = false;
   cmd->add_flag("--no-repack", no_repack,
                 "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
+  static std::string kv_type = "f32";
+  AddKvTypeFlag(cmd, &kv_type);
   cmd->add_option("--step-tokens", eng.max_step_tokens,
                   "Most tokens in one forward step (decode tokens + prefill chunks)")
       ->check(CLI::Range(1, 65536));
@@ -64,6 +66,7 @@ void RegisterServe(CLI::App& app, int* rc) {
     http.max_body_bytes = max_body_kib * 1024;
     LoadOptions lo;
     lo.repack = !no_repack;
+    eng.kv_type = KvType(kv_type);
     auto m = LoadModel(model, lo);
     if (!m.ok()) {
       *rc = Fail(m.status());

@@ -76,7 +76,16 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
   cmd->add_flag("--pin", g->pin, "Bind each thread to one CPU");
   cmd->add_flag("--no-repack", g->no_repack,
                 "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");
+  AddKvTypeFlag(cmd, &g->kv_type);
 }
+
+void AddKvTypeFlag(CLI::App* cmd, std::string* kv_type) {
+  cmd->add_option("--kv-type", *kv_type,
+                  "KV cache element type: f32 (exact) or f16 (half the memory and attention reads)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+}
+
+DType KvType(const std::string& kv_type) { return kv_type == "f16" ? DType::kF16 : DType::kF32; }
 
 std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tokenizer& t) {
   std::vector<int32_t> eos;
@@ -114,6 +123,7 @@ Result<TextModel> LoadTextModel(const std::string& dir, const GenOptionsCli& g) 
   so.n_threads = g.threads;
   so.max_ctx = g.ctx;
   so.pin_threads = g.pin;
+  so.kv_type = KvType(g.kv_type);
   MOXIE_ASSIGN_OR_RETURN(tm.session, Session::Create(*tm.model, so));
   tm.gen.max_tokens = g.n_predict;
   tm.gen.stop = g.stop;

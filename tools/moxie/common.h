@@ -36,8 +36,12 @@ struct GenOptionsCli {
   int64_t seed = -1;
   bool pin = false;
   bool no_repack = false;
+  std::string kv_type = "f32";
 };
 void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
+// `--kv-type f32|f16` (the KV cache's element type) bound to *kv_type; KvType maps it to a DType.
+void AddKvTypeFlag(CLI::App* cmd, std::string* kv_type);
+DType KvType(const std::string& kv_type);
 
 // A model with its tokenizer and a session, ready to generate.
 struct TextModel {

@@ -178,25 +178,30 @@ void RowToF32(DType t, const void* src, float* dst, int64_t n) {
 
 namespace {
 
-void AttnScoresRef(const float* q, size_t ldq, size_t m, const float* k, size_t ldk, size_t n,
+inline float KvElem(const float* p) { return *p; }
+inline float KvElem(const uint16_t* p) { return F16ToF32(*p); }
+
+template <typename K>
+void AttnScoresRef(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n,
                    size_t d, float scale, float* s, size_t lds) {
   for (size_t i = 0; i < m; ++i) {
     const float* qi = q + i * ldq;
     for (size_t j = 0; j < n; ++j) {
-      const float* kj = k + j * ldk;
+      const K* kj = k + j * ldk;
       float acc = 0.f;
-      for (size_t c = 0; c < d; ++c) acc += qi[c] * kj[c];
+      for (size_t c = 0; c < d; ++c) acc += qi[c] * KvElem(kj + c);
       s[i * lds + j] = acc * scale;
     }
   }
 }
 
-void AttnValuesRef(const float* p, size_t ldp, size_t m, const float* v, size_t ldv, size_t n,
+template <typename V>
+void AttnValuesRef(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n,
                    size_t d, float* o, size_t ldo) {
   for (size_t i = 0; i < m; ++i) {
     for (size_t j = 0; j < n; ++j) {
-      const float* vj = v + j * ldv;
-      for (size_t c = 0; c < d; ++c) o[i * ldo + c] += p[i * ldp + j] * vj[c];
+      const V* vj = v + j * ldv;
+      for (size_t c = 0; c < d; ++c) o[i * ldo + c] += p[i * ldp + j] * KvElem(vj + c);
     }
   }
 }
@@ -204,8 +209,10 @@ void AttnValuesRef(const float* p, size_t ldp, size_t m, const float* v, size_t 
 }  // namespace
 
 void AddAttentionRef(KernelTable* t) {
-  t->attn_scores = AttnScoresRef;
-  t->attn_values = AttnValuesRef;
+  t->attn_scores = AttnScoresRef<float>;
+  t->attn_values = AttnValuesRef<float>;
+  t->attn_scores_f16 = AttnScoresRef<uint16_t>;
+  t->attn_values_f16 = AttnValuesRef<uint16_t>;
 }
 
 const KernelTable& RefKernels() {

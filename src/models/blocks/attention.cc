@@ -21,15 +21,34 @@ size_t AttendScratchFloats(int max_ctx, int n_threads) {
   return Arena::Round(static_cast<size_t>(max_ctx) * kAttnTile * static_cast<size_t>(n_threads));
 }
 
+namespace {
+
+template <typename E>
+struct KvKernels;
+template <>
+struct KvKernels<float> {
+  static AttnScoresFn Scores(const KernelTable& kt) { return kt.attn_scores; }
+  static AttnValuesFn Values(const KernelTable& kt) { return kt.attn_values; }
+};
+template <>
+struct KvKernels<uint16_t> {
+  static AttnScoresF16Fn Scores(const KernelTable& kt) { return kt.attn_scores_f16; }
+  static AttnValuesF16Fn Values(const KernelTable& kt) { return kt.attn_values_f16; }
+};
+
 // Work is split in tiles of queries that read the same keys: the heads of one GQA group for one
 // token, or (one K/V head per query head) up to kAttnTokenBlock consecutive batch tokens of one
 // sequence for one head. A tile computes its queries' scores over the keys they all see in one
 // call (each key row read once for the tile), the rest per query; every score and output column
 // has the arithmetic of a lone query (see AttnScoresFn), so results do not depend on the tiling.
-void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
-                  const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena) {
+// E: the cache's element type (float, or uint16_t for f16).
+template <typename E>
+void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
+                   const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena) {
   const int n_threads = ctx.n_threads();
   const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
+  const auto scores = KvKernels<E>::Scores(kt);
+  const auto values = KvKernels<E>::Values(kt);
   const size_t ctx_len = static_cast<size_t>(kv.max_ctx);
   float* scores_all = arena.Alloc(ctx_len * kAttnTile * static_cast<size_t>(n_threads));
   const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
@@ -51,14 +70,14 @@ void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batc
       n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
       n_min = std::min(n_min, n[i]);
     }
-    // K and V rows of one sequence are contiguous, k_width / v_width floats apart.
-    const float* k0 = kv.KRow(seq, j0) + g * dk;
-    const float* v0 = kv.VRow(seq, j0) + g * dv;
-    kt.attn_scores(q0, sq, m, k0, kw, n_min, dk, p.scale, sc, ctx_len);
+    // K and V rows of one sequence are contiguous, k_width / v_width elements apart.
+    const E* k0 = static_cast<const E*>(kv.KRow(seq, j0)) + g * dk;
+    const E* v0 = static_cast<const E*>(kv.VRow(seq, j0)) + g * dv;
+    scores(q0, sq, m, k0, kw, n_min, dk, p.scale, sc, ctx_len);
     for (size_t i = 0; i < m; ++i) {
       if (n[i] > n_min) {
-        kt.attn_scores(q0 + i * sq, sq, 1, k0 + n_min * kw, kw, n[i] - n_min, dk, p.scale,
-                       sc + i * ctx_len + n_min, ctx_len);
+        scores(q0 + i * sq, sq, 1, k0 + n_min * kw, kw, n[i] - n_min, dk, p.scale, sc + i * ctx_len + n_min,
+               ctx_len);
       }
       float* si = sc + i * ctx_len;
       float mx = -INFINITY;
@@ -72,11 +91,10 @@ void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batc
       for (size_t j = 0; j < n[i]; ++j) si[j] *= inv;
       std::memset(o0 + i * so, 0, dv * sizeof(float));
     }
-    kt.attn_values(sc, ctx_len, m, v0, vw, n_min, dv, o0, so);
+    values(sc, ctx_len, m, v0, vw, n_min, dv, o0, so);
     for (size_t i = 0; i < m; ++i) {
       if (n[i] > n_min) {
-        kt.attn_values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * vw, vw, n[i] - n_min, dv,
-                       o0 + i * so, so);
+        values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * vw, vw, n[i] - n_min, dv, o0 + i * so, so);
       }
     }
   };
@@ -111,6 +129,17 @@ void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batc
       }
     }
   });
+}
+
+}  // namespace
+
+void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
+                  const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena) {
+  if (kv.type == DType::kF16) {
+    AttendCachedT<uint16_t>(ctx, q, ldq, batch, kv, p, out, ldo, arena);
+  } else {
+    AttendCachedT<float>(ctx, q, ldq, batch, kv, p, out, ldo, arena);
+  }
 }
 
 namespace {
@@ -184,8 +213,8 @@ class GqaAttention : public AttentionBlock {
       rope_->CosSin(batch.pos[t], cs, sn);
       for (int h = 0; h < c_.n_head; ++h) rope_->Apply(q + t * qw + h * hd, cs, sn);
       for (int h = 0; h < c_.n_kv_head; ++h) rope_->Apply(k + t * kw + h * hd, cs, sn);
-      std::memcpy(kv.KRow(batch.seq[t], batch.pos[t]), k + t * kw, kw * sizeof(float));
-      std::memcpy(kv.VRow(batch.seq[t], batch.pos[t]), v + t * kw, kw * sizeof(float));
+      kv.Store(kv.KRow(batch.seq[t], batch.pos[t]), 0, k + t * kw, kw);
+      kv.Store(kv.VRow(batch.seq[t], batch.pos[t]), 0, v + t * kw, kw);
     }
     float* att = arena.Alloc(T * qw);
     AttendParams p{c_.n_head, c_.n_kv_head, hd, hd, c_.scale, c_.sliding_window};
@@ -256,15 +285,15 @@ class MlaAttention : public AttentionBlock {
       rope_->CosSin(batch.pos[t], cs, sn);
       float* kpe = ckv + t * aw + lr;  // shared by all heads
       rope_->Apply(kpe, cs, sn);
-      float* krow = kv.KRow(batch.seq[t], batch.pos[t]);
-      float* vrow = kv.VRow(batch.seq[t], batch.pos[t]);
+      void* krow = kv.KRow(batch.seq[t], batch.pos[t]);
+      void* vrow = kv.VRow(batch.seq[t], batch.pos[t]);
       for (int h = 0; h < nh; ++h) {
         float* qh = q + t * qw + static_cast<size_t>(h * d);
         rope_->Apply(qh + nope, cs, sn);
         const float* src = kvb + t * bw + static_cast<size_t>(h * (nope + vd));
-        std::memcpy(krow + h * d, src, static_cast<size_t>(nope) * sizeof(float));
-        std::memcpy(krow + h * d + nope, kpe, static_cast<size_t>(rd) * sizeof(float));
-        std::memcpy(vrow + h * vd, src + nope, static_cast<size_t>(vd) * sizeof(float));
+        kv.Store(krow, static_cast<size_t>(h * d), src, static_cast<size_t>(nope));
+        kv.Store(krow, static_cast<size_t>(h * d + nope), kpe, static_cast<size_t>(rd));
+        kv.Store(vrow, static_cast<size_t>(h * vd), src + nope, static_cast<size_t>(vd));
       }
     }
     const size_t ow = static_cast<size_t>(nh * vd);

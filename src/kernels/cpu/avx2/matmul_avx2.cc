@@ -177,12 +177,21 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   }
 }
 
+// K / V elements of the KV cache: f32, or f16 widened exactly (F16C), so an f16 cache gives the
+// bits of an f32 cache holding the same (rounded) values.
+inline __m256 LoadKv8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 LoadKv8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline float LoadKv1(const float* p) { return *p; }
+inline float LoadKv1(const uint16_t* p) { return F16ToF32(*p); }
+
 // Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
 // horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
 // only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
 // chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
-template <int MQ, int NK>
-inline void ScoreTile(const float* q, size_t ldq, const float* k, size_t ldk, size_t d, float scale,
+template <int MQ, int NK, typename K>
+inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
                       float* s, size_t lds) {
   __m256 acc[MQ][NK];
   for (int a = 0; a < MQ; ++a)
@@ -190,7 +199,7 @@ inline void ScoreTile(const float* q, size_t ldq, const float* k, size_t ldk, si
   size_t c = 0;
   for (; c + 8 <= d; c += 8) {
     __m256 kv[NK];
-    for (int b = 0; b < NK; ++b) kv[b] = _mm256_loadu_ps(k + b * ldk + c);
+    for (int b = 0; b < NK; ++b) kv[b] = LoadKv8(k + b * ldk + c);
     for (int a = 0; a < MQ; ++a) {
       const __m256 qv = _mm256_loadu_ps(q + a * ldq + c);
       for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
@@ -199,14 +208,14 @@ inline void ScoreTile(const float* q, size_t ldq, const float* k, size_t ldk, si
   for (int a = 0; a < MQ; ++a) {
     for (int b = 0; b < NK; ++b) {
       float v = HSum(acc[a][b]);
-      for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], k[b * ldk + t], v);
+      for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], LoadKv1(k + b * ldk + t), v);
       s[a * lds + b] = v * scale;
     }
   }
 }
 
-template <int MQ>
-void ScoreRows(const float* q, size_t ldq, const float* k, size_t ldk, size_t n, size_t d,
+template <int MQ, typename K>
+void ScoreRows(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, size_t d,
                float scale, float* s, size_t lds) {
   size_t j = 0;
   for (; j + 3 <= n; j += 3) ScoreTile<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
@@ -214,7 +223,8 @@ void ScoreRows(const float* q, size_t ldq, const float* k, size_t ldk, size_t n,
   if (n - j == 1) ScoreTile<MQ, 1>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
 }
 
-void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const float* k, size_t ldk, size_t n,
+template <typename K>
+void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n,
                     size_t d, float scale, float* s, size_t lds) {
   size_t i = 0;
   for (; i + 4 <= m; i += 4) ScoreRows<4>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
@@ -228,8 +238,8 @@ void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const float* k, size_t
 
 // Values: o[c] += Σ_j p[j]·V_j[c], j in order for every (query, column): MQ queries x 32 columns
 // in registers, each V chunk loaded once for MQ queries.
-template <int MQ>
-void ValueRows(const float* p, size_t ldp, const float* v, size_t ldv, size_t n, size_t d, float* o,
+template <int MQ, typename V>
+void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o,
                size_t ldo) {
   size_t c = 0;
   for (; c + 32 <= d; c += 32) {
@@ -237,9 +247,9 @@ void ValueRows(const float* p, size_t ldp, const float* v, size_t ldv, size_t n,
     for (int a = 0; a < MQ; ++a)
       for (int b = 0; b < 4; ++b) acc[a][b] = _mm256_loadu_ps(o + a * ldo + c + 8 * b);
     for (size_t j = 0; j < n; ++j) {
-      const float* vj = v + j * ldv + c;
+      const V* vj = v + j * ldv + c;
       __m256 vv[4];
-      for (int b = 0; b < 4; ++b) vv[b] = _mm256_loadu_ps(vj + 8 * b);
+      for (int b = 0; b < 4; ++b) vv[b] = LoadKv8(vj + 8 * b);
       for (int a = 0; a < MQ; ++a) {
         const __m256 pj = _mm256_broadcast_ss(p + a * ldp + j);
         for (int b = 0; b < 4; ++b) acc[a][b] = _mm256_fmadd_ps(pj, vv[b], acc[a][b]);
@@ -252,7 +262,7 @@ void ValueRows(const float* p, size_t ldp, const float* v, size_t ldv, size_t n,
     __m256 acc[MQ];
     for (int a = 0; a < MQ; ++a) acc[a] = _mm256_loadu_ps(o + a * ldo + c);
     for (size_t j = 0; j < n; ++j) {
-      const __m256 vv = _mm256_loadu_ps(v + j * ldv + c);
+      const __m256 vv = LoadKv8(v + j * ldv + c);
       for (int a = 0; a < MQ; ++a) acc[a] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + a * ldp + j), vv, acc[a]);
     }
     for (int a = 0; a < MQ; ++a) _mm256_storeu_ps(o + a * ldo + c, acc[a]);
@@ -260,13 +270,14 @@ void ValueRows(const float* p, size_t ldp, const float* v, size_t ldv, size_t n,
   for (; c < d; ++c) {
     for (int a = 0; a < MQ; ++a) {
       float acc = o[a * ldo + c];
-      for (size_t j = 0; j < n; ++j) acc = std::fma(p[a * ldp + j], v[j * ldv + c], acc);
+      for (size_t j = 0; j < n; ++j) acc = std::fma(p[a * ldp + j], LoadKv1(v + j * ldv + c), acc);
       o[a * ldo + c] = acc;
     }
   }
 }
 
-void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const float* v, size_t ldv, size_t n,
+template <typename V>
+void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n,
                     size_t d, float* o, size_t ldo) {
   size_t i = 0;
   for (; i + 3 <= m; i += 3) ValueRows<3>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
@@ -284,8 +295,10 @@ const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
     KernelTable t;
     t.isa = "avx2";
-    t.attn_scores = AttnScoresAvx2;
-    t.attn_values = AttnValuesAvx2;
+    t.attn_scores = AttnScoresAvx2<float>;
+    t.attn_values = AttnValuesAvx2<float>;
+    t.attn_scores_f16 = AttnScoresAvx2<uint16_t>;
+    t.attn_values_f16 = AttnValuesAvx2<uint16_t>;
     t.Set(DType::kF32, Matmul<LoadF32>);
     t.Set(DType::kF16, Matmul<LoadF16>);
     t.Set(DType::kBF16, Matmul<LoadBf16>);
