@@ -8,7 +8,10 @@
 Each round runs every engine once (the order rotates between rounds, so slow phases of a shared
 machine hit every engine): prefill (pp) and decode (tg) through `llama-bench -o json` /
 `moxie bench -o json`, and aggregate decode of B sequences through `llama-batched-bench -npl` /
-`moxie bench -b`. The table gives the median over rounds of each engine's own median, the ratios,
+`moxie bench -b --identical-sequences`. llama-batched-bench decodes the same token in every
+sequence (all route alike: a step reads one sequence's experts), so Moxie is run on that workload
+for the ratios, and once more with distinct random tokens per sequence (a step reads the union of
+the experts they chose), a row of its own with the expert-union roofline. The table gives the median over rounds of each engine's own median, the ratios,
 and Moxie's roofline figures (its bandwidth probe, bytes per token, expert-union bytes per step).
 
 The peers are not part of Moxie: build them yourself, outside this repository, e.g.
@@ -72,9 +75,9 @@ def batched_bench(binp, a, bs):
     return res
 
 
-def moxie_bench(binp, a, bs):
-    out = run([os.path.abspath(binp), "bench", "-m", os.path.abspath(a.model), "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
-               "-b", ",".join(map(str, bs)), "-o", "json"], a.timeout)
+def moxie_bench(binp, a, bs, p, extra=()):
+    out = run([os.path.abspath(binp), "bench", "-m", os.path.abspath(a.model), "-p", str(p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
+               "-b", ",".join(map(str, bs)), "-o", "json", *extra], a.timeout)
     return json.loads(out[:out.rindex("}") + 1])
 
 
@@ -107,18 +110,25 @@ def main():
     if a.llama_cpp:
         engines.append(("llama.cpp", a.llama_cpp))
     figs = {name: {"pp": [], "tg": [], **{f"B{b}": [] for b in bb}} for name, _ in engines}
+    figs["moxie"].update({f"B{b} distinct": [] for b in bb})
+    ident_last = None
     moxie_last = None
     for rnd in range(a.rounds):
         order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
         for name, build in order:
             print(f"compare: round {rnd + 1}/{a.rounds}: {name}", file=sys.stderr, flush=True)
             if name == "moxie":
-                j = moxie_bench(a.moxie, a, bs)
+                j = moxie_bench(a.moxie, a, bs, a.p)
                 moxie_last = j
                 figs[name]["pp"].append(j["prefill_tok_s"])
                 figs[name]["tg"].append(j["decode_tok_s"])
                 for b in bb:
-                    figs[name][f"B{b}"].append(j["batched"][str(b)]["tok_s"])
+                    figs[name][f"B{b} distinct"].append(j["batched"][str(b)]["tok_s"])
+                if bb:
+                    ji = moxie_bench(a.moxie, a, bb, 0, ("--identical-sequences", "--no-bandwidth"))
+                    ident_last = ji
+                    for b in bb:
+                        figs[name][f"B{b}"].append(ji["batched"][str(b)]["tok_s"])
             else:
                 r = llama_bench(find_bin(build, "llama-bench"), a)
                 figs[name]["pp"].append(r.get("pp", 0))
@@ -131,7 +141,8 @@ def main():
     j = moxie_last
     roof = {"pp": None, "tg": j["decode_roofline_tok_s"]}
     for b in bb:
-        roof[f"B{b}"] = j["batched"][str(b)]["roofline_tok_s"]
+        roof[f"B{b} distinct"] = j["batched"][str(b)]["roofline_tok_s"]
+        roof[f"B{b}"] = b * j["bandwidth_gb_s"] * 1e9 / ident_last["batched"][str(b)]["bytes_per_step"]
     peers = [n for n, _ in engines if n != "moxie"]
     print(f"\nmodel {a.model} ({j['type']}, {j['weight_bytes'] / 1e9:.2f} GB), {a.t} threads, "
           f"{a.rounds} rounds x {a.r} repetitions; Moxie's probe {j['bandwidth_gb_s']:.1f} GB/s, "
@@ -140,11 +151,15 @@ def main():
     head = "| " + " | ".join(cols) + " |"
     print(head)
     print("|" + "---|" * len(cols))
-    rows = [("pp", f"pp{a.p}"), ("tg", f"tg{a.n}")] + [(f"B{b}", f"tg{a.n} x {b} seqs (aggregate)") for b in bb]
+    rows = [("pp", f"pp{a.p}"), ("tg", f"tg{a.n}")]
+    for b in bb:
+        rows += [(f"B{b}", f"tg{a.n} x {b} seqs, identical (aggregate)"),
+                 (f"B{b} distinct", f"tg{a.n} x {b} seqs, distinct tokens (aggregate)")]
     for key, label in rows:
         m = med["moxie"][key]
-        cells = [f"{m:.2f}"] + [f"{med[p][key]:.2f}" for p in peers]
-        cells += [f"{m / med[p][key]:.2f}x" if med[p][key] else "-" for p in peers]
+        mine = key.endswith("distinct")  # no peer figure: their tool has no such workload
+        cells = [f"{m:.2f}"] + ["-" if mine else f"{med[p][key]:.2f}" for p in peers]
+        cells += ["-" if mine or not med[p][key] else f"{m / med[p][key]:.2f}x" for p in peers]
         r = roof.get(key)
         cells += [f"{r:.2f}" if r else "compute-bound", f"{100 * m / r:.0f} %" if r else ""]
         print(f"| {label} | " + " | ".join(cells) + " |")
@@ -153,7 +168,8 @@ def main():
         print(f"  {n}: " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in f.items()))
     if a.json:
         with open(a.json, "w") as fh:
-            json.dump({"median": med, "rounds": figs, "roofline": roof, "moxie_last": j}, fh, indent=1)
+            json.dump({"median": med, "rounds": figs, "roofline": roof, "moxie_last": j,
+                       "moxie_identical_last": ident_last}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,12 @@
 // reads its weights from DRAM, as a decode step reads experts; "hot" reuses one copy, which then
 // sits in the last-level cache. The activation quantization (done once per Linear) is timed
 // separately (quantize_act).
+// "attn/..." times one head's cached attention (KernelTable::attn_scores + attn_values, head size
+// 128) for m queries over a context of n positions of an f32 or f16 KV cache; bytes_per_second
+// counts the K and V bytes, "stream" reads them from DRAM as a long-context decode step does.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -123,6 +127,43 @@ void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, We
   });
 }
 
+template <typename E>
+void BM_Attention(benchmark::State& state, const KernelTable* kt, size_t n, size_t m, bool stream) {
+  constexpr size_t d = 128;
+  const size_t bytes = 2 * n * d * sizeof(E);  // K and V rows of one head
+  const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
+  std::vector<E> kv(copies * 2 * n * d);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  for (size_t i = 0; i < 2 * n * d; ++i) {
+    const float f = nd(rng);
+    if constexpr (sizeof(E) == 2) {
+      kv[i] = F32ToF16(f);
+    } else {
+      kv[i] = f;
+    }
+  }
+  for (size_t c = 1; c < copies; ++c) std::copy(kv.begin(), kv.begin() + 2 * n * d, kv.begin() + c * 2 * n * d);
+  std::vector<float> q(m * d), s(m * n), o(m * d);
+  for (auto& v : q) v = nd(rng);
+  size_t c = 0;
+  for (auto _ : state) {
+    const E* k = kv.data() + c * 2 * n * d;
+    const E* v = k + n * d;
+    if constexpr (sizeof(E) == 2) {
+      kt->attn_scores_f16(q.data(), d, m, k, d, n, d, 0.088f, s.data(), n);
+      kt->attn_values_f16(s.data(), n, m, v, d, n, d, o.data(), d);
+    } else {
+      kt->attn_scores(q.data(), d, m, k, d, n, d, 0.088f, s.data(), n);
+      kt->attn_values(s.data(), n, m, v, d, n, d, o.data(), d);
+    }
+    benchmark::DoNotOptimize(o.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {
   const QuantType q = WeightQuantType(dt);
   std::mt19937 rng(3);
@@ -160,6 +201,25 @@ void RegisterAll() {
     for (const KernelTable* kt : tables) {
       const std::string name = std::string("quantize_act/") + DTypeName(dt) + "/n2048/" + kt->isa;
       benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, kt, dt, size_t{2048});
+    }
+  }
+  for (size_t n : {512, 4096}) {
+    for (size_t m : {1, 4}) {
+      for (bool stream : {true, false}) {
+        for (const KernelTable* kt : tables) {
+          for (const char* e : {"F32", "F16"}) {
+            const std::string name = std::string("attn/") + e + "/ctx" + std::to_string(n) + "/q" +
+                                     std::to_string(m) + (stream ? "/stream/" : "/hot/") + kt->isa;
+            if (e[1] == '3') {
+              benchmark::RegisterBenchmark(name.c_str(), BM_Attention<float>, kt, n, m, stream)
+                  ->Unit(benchmark::kMicrosecond);
+            } else {
+              benchmark::RegisterBenchmark(name.c_str(), BM_Attention<uint16_t>, kt, n, m, stream)
+                  ->Unit(benchmark::kMicrosecond);
+            }
+          }
+        }
+      }
     }
   }
   for (DType dt : {DType::kBF16, DType::kF16}) {

@@ -234,6 +234,20 @@ if len(benches) == 2:
     want = (kv_elems * 2 * (16 + 2.5)) - (kv_elems * 4 * 2.5)
     got = b["decode_bytes_per_token"] - a["decode_bytes_per_token"]
     check("bench depth counts the context's K/V reads", abs(got - want) <= 2, f"{got} vs {want}")
+# --identical-sequences: every sequence decodes the same tokens, so a step runs exactly the k
+# experts of one sequence per layer; distinct tokens run more (their union).
+r = run("bench", "-m", q3, "-p", "0", "-n", "6", "-r", "1", "-b", "4", "-o", "json", "--no-bandwidth", "-t", "2",
+        "--identical-sequences")
+k = cfg["num_experts_per_tok"]
+if r.returncode == 0:
+    j = json.loads(r.stdout)
+    check("bench identical sequences route alike", j["identical_sequences"] and j["batched"]["4"]["experts_per_layer"] == k,
+          r.stdout[:400])
+else:
+    check("bench identical sequences exit", False, r.stderr)
+r = run("bench", "-m", q3, "-p", "0", "-n", "6", "-r", "1", "-b", "4", "-o", "json", "--no-bandwidth", "-t", "2")
+check("bench distinct sequences route apart", r.returncode == 0 and
+      json.loads(r.stdout)["batched"]["4"]["experts_per_layer"] > k, r.stdout[:400] + r.stderr)
 r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2", "--kv-type", "f16")
 check("bench md names the KV cache", r.returncode == 0 and "KV cache f16" in r.stdout, r.stdout + r.stderr)
 

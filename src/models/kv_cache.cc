@@ -33,13 +33,14 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx, 
   for (const auto& s : specs) {
     KvLayer l;
     l.type = type;
-    l.k_width = s.k_width;
-    l.v_width = s.v_width;
+    l.n_head = s.n_head;
+    l.k_dim = s.k_dim;
+    l.v_dim = s.v_dim;
     l.max_ctx = max_ctx;
     l.k = storage_ + off;
-    off += slots * static_cast<size_t>(s.k_width) * elem;
+    off += slots * static_cast<size_t>(s.n_head * s.k_dim) * elem;
     l.v = storage_ + off;
-    off += slots * static_cast<size_t>(s.v_width) * elem;
+    off += slots * static_cast<size_t>(s.n_head * s.v_dim) * elem;
     layers_.push_back(l);
   }
 }
@@ -47,7 +48,7 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx, 
 size_t KvCache::Bytes(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx, DType type) {
   const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
   size_t elems = 0;
-  for (const auto& s : specs) elems += slots * static_cast<size_t>(s.k_width + s.v_width);
+  for (const auto& s : specs) elems += slots * static_cast<size_t>(s.n_head * (s.k_dim + s.v_dim));
   return elems * (type == DType::kF16 ? 2 : 4);
 }
 
@@ -56,14 +57,16 @@ void KvCache::CopyPrefix(int src, int dst, int n) {
   if (src == dst || n == 0) return;
   for (const KvLayer& l : layers_) {
     const size_t e = l.elem_bytes(), count = static_cast<size_t>(n);
-    std::memcpy(l.KRow(dst, 0), l.KRow(src, 0), count * static_cast<size_t>(l.k_width) * e);
-    std::memcpy(l.VRow(dst, 0), l.VRow(src, 0), count * static_cast<size_t>(l.v_width) * e);
+    for (int h = 0; h < l.n_head; ++h) {
+      std::memcpy(l.K(dst, h, 0), l.K(src, h, 0), count * static_cast<size_t>(l.k_dim) * e);
+      std::memcpy(l.V(dst, h, 0), l.V(src, h, 0), count * static_cast<size_t>(l.v_dim) * e);
+    }
   }
 }
 
 size_t KvCache::bytes_per_position() const {
   size_t b = 0;
-  for (const KvLayer& l : layers_) b += static_cast<size_t>(l.k_width + l.v_width) * l.elem_bytes();
+  for (const KvLayer& l : layers_) b += static_cast<size_t>(l.n_head * (l.k_dim + l.v_dim)) * l.elem_bytes();
   return b;
 }
 

@@ -1,6 +1,12 @@
-// KV cache storage: per layer, per sequence slot, one K row and one V row per position.
-// Row widths are the attention block's choice (GQA: n_kv_head*head_dim; MLA: expanded per-head
-// keys and values), so the cache is described by KvLayerSpec. Allocated once; the runtime owns it.
+// KV cache storage: per layer, per sequence slot and per K/V head, one key and one value row per
+// position. The attention block chooses the heads and their widths (GQA: n_kv_head heads of
+// head_dim; MLA: expanded per-head keys and values), described by KvLayerSpec. Allocated once;
+// the runtime owns it.
+//
+// Layout: [layer][K|V][seq][head][pos][dim]. One head's rows of one sequence are contiguous, so
+// attention over a context streams each head's keys and values sequentially (a position-major
+// layout makes every position of a head a separate page-crossing access: at 1024 positions of
+// OLMoE's shape, attention took about half of a decode step that way).
 // Rows are stored as f32 (exact) or f16 (half the memory and half the attention reads; a value is
 // rounded to nearest even once, when it is written, and attention widens it exactly).
 // The storage is an anonymous mapping: a page becomes resident only when a position in it is
@@ -17,8 +23,9 @@
 namespace moxie {
 
 struct KvLayerSpec {
-  int k_width = 0;  // elements per cached key row
-  int v_width = 0;  // elements per cached value row
+  int n_head = 0;  // K/V heads
+  int k_dim = 0;   // elements per head of a cached key row
+  int v_dim = 0;   // elements per head of a cached value row
 };
 
 // Element types a KV cache can store.
@@ -28,20 +35,23 @@ struct KvLayer {
   void* k = nullptr;
   void* v = nullptr;
   DType type = DType::kF32;  // kF32 or kF16
-  int k_width = 0;
-  int v_width = 0;
+  int n_head = 0;
+  int k_dim = 0;
+  int v_dim = 0;
   int max_ctx = 0;
   size_t elem_bytes() const { return type == DType::kF16 ? 2 : 4; }
-  // Address of a row (elements of `type`, k_width / v_width of them).
-  void* KRow(int seq, int pos) const { return Row(k, seq, pos, k_width); }
-  void* VRow(int seq, int pos) const { return Row(v, seq, pos, v_width); }
+  // Head `head`'s key / value row at `pos` of sequence `seq` (k_dim / v_dim elements of `type`);
+  // the rows of later positions follow it, k_dim / v_dim elements apart.
+  void* K(int seq, int head, int pos) const { return Row(k, seq, head, pos, k_dim); }
+  void* V(int seq, int head, int pos) const { return Row(v, seq, head, pos, v_dim); }
   // Writes n f32 values into a row from element `at` on, converting to the cache's type.
   void Store(void* row, size_t at, const float* src, size_t n) const;
 
  private:
-  void* Row(void* base, int seq, int pos, int width) const {
-    return static_cast<uint8_t*>(base) +
-           (static_cast<size_t>(seq) * max_ctx + pos) * static_cast<size_t>(width) * elem_bytes();
+  void* Row(void* base, int seq, int head, int pos, int dim) const {
+    const size_t row = (static_cast<size_t>(seq) * static_cast<size_t>(n_head) + static_cast<size_t>(head)) *
+                           static_cast<size_t>(max_ctx) + static_cast<size_t>(pos);
+    return static_cast<uint8_t*>(base) + row * static_cast<size_t>(dim) * elem_bytes();
   }
 };
 
@@ -58,11 +68,11 @@ class KvCache {
   int max_ctx() const { return max_ctx_; }
   DType type() const { return type_; }
   KvLayer layer(int i) const { return layers_[static_cast<size_t>(i)]; }
+  size_t bytes() const { return bytes_; }
   // Copies positions [0, n) of slot src into slot dst, every layer (n <= max_ctx).
   void CopyPrefix(int src, int dst, int n);
   // Bytes of one position's K and V rows over all layers (what attention reads per position).
   size_t bytes_per_position() const;
-  size_t bytes() const { return bytes_; }
 
  private:
   int n_seq_;

@@ -106,6 +106,7 @@ void RegisterBench(CLI::App& app, int* rc) {
   static bool no_bw = false;
   static bool no_repack = false;
   static bool pin = false;
+  static bool identical = false;
   static uint64_t seed = 1;
   cmd->add_option("-m,--model", model, "Model folder or GGUF (default: the demo model)");
   cmd->add_option("-p,--n-prompt", p, "Prefill length (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -113,6 +114,9 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("-r,--repetitions", reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch", batches, "Sequences decoded together, e.g. 1,4,8");
+  cmd->add_flag("--identical-sequences", identical,
+                "Batched decode: every sequence gets the same tokens, so all route alike and a step reads "
+                "one sequence's experts (llama-batched-bench's workload; default: distinct random tokens)");
   cmd->add_option("-d,--depth", depth, "Tokens already in each sequence's context before every test")
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
@@ -241,7 +245,8 @@ void RegisterBench(CLI::App& app, int* rc) {
         const double a = Now();
         for (int i = 0; i < n; ++i) {
           for (int q = 0; q < b; ++q) {
-            toks[static_cast<size_t>(q)] = prompt[static_cast<size_t>(i * b + q) % prompt.size()];
+            const size_t at = identical ? static_cast<size_t>(i) : static_cast<size_t>(i * b + q);
+            toks[static_cast<size_t>(q)] = prompt[at % prompt.size()];
             pos[static_cast<size_t>(q)] = depth + i;
             seq[static_cast<size_t>(q)] = q;
           }
@@ -287,6 +292,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["threads"] = nt;
       j["kv_type"] = kv_type;
       j["depth"] = depth;
+      j["identical_sequences"] = identical;
       j["pinned"] = pin;
       j["relaid_tensors"] = info.relaid_tensors;
       j["isa"] = BestKernels().isa;
@@ -311,6 +317,7 @@ void RegisterBench(CLI::App& app, int* rc) {
                                    {"tok_s_max", r.tok_s.max},    {"roofline_tok_s", r.roofline},
                                    {"roofline_share", r.roofline > 0 ? r.tok_s.median / r.roofline : 0},
                                    {"experts_per_layer", r.experts_per_layer},
+                                   {"bytes_per_step", static_cast<int64_t>(r.bytes_step)},
                                    {"phases_s", PhasesJson(r.phases)}};
       }
       j["batched"] = bj;
@@ -341,8 +348,8 @@ void RegisterBench(CLI::App& app, int* rc) {
                     RoofCells(tgs.median, roof1).c_str());
       }
       for (const auto& r : brows) {
-        std::printf("| tg%d x B=%d (aggregate; %.1f experts/layer) | %.2f | %.2f | %.2f | %s |\n", n, r.b,
-                    r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max,
+        std::printf("| tg%d x B=%d (aggregate%s; %.1f experts/layer) | %.2f | %.2f | %.2f | %s |\n", n, r.b,
+                    identical ? ", identical sequences" : "", r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max,
                     RoofCells(r.tok_s.median, r.roofline).c_str());
       }
       PrintPhases("prefill", pphases);

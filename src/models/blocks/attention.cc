@@ -54,7 +54,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
   const size_t n_tok = static_cast<size_t>(batch.n_tok), n_head = static_cast<size_t>(p.n_head);
   const size_t dk = static_cast<size_t>(p.dk), dv = static_cast<size_t>(p.dv);
-  const size_t kw = static_cast<size_t>(kv.k_width), vw = static_cast<size_t>(kv.v_width);
+  const size_t ldk = static_cast<size_t>(kv.k_dim), ldv = static_cast<size_t>(kv.v_dim);
   auto first_key = [&](size_t t) { return p.window > 0 ? std::max(0, batch.pos[t] - p.window + 1) : 0; };
   // One tile: tokens t0..t0+mt-1 (same sequence and first key) x heads h0..h0+mh-1 (same K/V
   // head); mt == 1 or mh == 1, so the queries are evenly strided.
@@ -70,13 +70,13 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
       n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
       n_min = std::min(n_min, n[i]);
     }
-    // K and V rows of one sequence are contiguous, k_width / v_width elements apart.
-    const E* k0 = static_cast<const E*>(kv.KRow(seq, j0)) + g * dk;
-    const E* v0 = static_cast<const E*>(kv.VRow(seq, j0)) + g * dv;
-    scores(q0, sq, m, k0, kw, n_min, dk, p.scale, sc, ctx_len);
+    // One head's K and V rows of one sequence are contiguous, k_dim / v_dim elements apart.
+    const E* k0 = static_cast<const E*>(kv.K(seq, static_cast<int>(g), j0));
+    const E* v0 = static_cast<const E*>(kv.V(seq, static_cast<int>(g), j0));
+    scores(q0, sq, m, k0, ldk, n_min, dk, p.scale, sc, ctx_len);
     for (size_t i = 0; i < m; ++i) {
       if (n[i] > n_min) {
-        scores(q0 + i * sq, sq, 1, k0 + n_min * kw, kw, n[i] - n_min, dk, p.scale, sc + i * ctx_len + n_min,
+        scores(q0 + i * sq, sq, 1, k0 + n_min * ldk, ldk, n[i] - n_min, dk, p.scale, sc + i * ctx_len + n_min,
                ctx_len);
       }
       float* si = sc + i * ctx_len;
@@ -91,10 +91,10 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
       for (size_t j = 0; j < n[i]; ++j) si[j] *= inv;
       std::memset(o0 + i * so, 0, dv * sizeof(float));
     }
-    values(sc, ctx_len, m, v0, vw, n_min, dv, o0, so);
+    values(sc, ctx_len, m, v0, ldv, n_min, dv, o0, so);
     for (size_t i = 0; i < m; ++i) {
       if (n[i] > n_min) {
-        values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * vw, vw, n[i] - n_min, dv, o0 + i * so, so);
+        values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * ldv, ldv, n[i] - n_min, dv, o0 + i * so, so);
       }
     }
   };
@@ -158,7 +158,7 @@ class GqaAttention : public AttentionBlock {
   }
 
   KvLayerSpec kv_spec() const override {
-    return {c_.n_kv_head * c_.head_dim, c_.n_kv_head * c_.head_dim};
+    return {c_.n_kv_head, c_.head_dim, c_.head_dim};
   }
 
   size_t ScratchFloats(int max_tok, int max_ctx, int n_threads) const override {
@@ -213,8 +213,11 @@ class GqaAttention : public AttentionBlock {
       rope_->CosSin(batch.pos[t], cs, sn);
       for (int h = 0; h < c_.n_head; ++h) rope_->Apply(q + t * qw + h * hd, cs, sn);
       for (int h = 0; h < c_.n_kv_head; ++h) rope_->Apply(k + t * kw + h * hd, cs, sn);
-      kv.Store(kv.KRow(batch.seq[t], batch.pos[t]), 0, k + t * kw, kw);
-      kv.Store(kv.VRow(batch.seq[t], batch.pos[t]), 0, v + t * kw, kw);
+      for (int h = 0; h < c_.n_kv_head; ++h) {
+        const size_t o = static_cast<size_t>(h * hd);
+        kv.Store(kv.K(batch.seq[t], h, batch.pos[t]), 0, k + t * kw + o, static_cast<size_t>(hd));
+        kv.Store(kv.V(batch.seq[t], h, batch.pos[t]), 0, v + t * kw + o, static_cast<size_t>(hd));
+      }
     }
     float* att = arena.Alloc(T * qw);
     AttendParams p{c_.n_head, c_.n_kv_head, hd, hd, c_.scale, c_.sliding_window};
@@ -234,7 +237,7 @@ class MlaAttention : public AttentionBlock {
   MlaAttention(MlaConfig c, MlaWeights w, const Rope* rope) : c_(c), w_(std::move(w)), rope_(rope) {}
 
   int dq() const { return c_.qk_nope_dim + c_.qk_rope_dim; }
-  KvLayerSpec kv_spec() const override { return {c_.n_head * dq(), c_.n_head * c_.v_dim}; }
+  KvLayerSpec kv_spec() const override { return {c_.n_head, dq(), c_.v_dim}; }
 
   size_t ScratchFloats(int max_tok, int max_ctx, int n_threads) const override {
     const size_t T = static_cast<size_t>(max_tok);
@@ -285,15 +288,14 @@ class MlaAttention : public AttentionBlock {
       rope_->CosSin(batch.pos[t], cs, sn);
       float* kpe = ckv + t * aw + lr;  // shared by all heads
       rope_->Apply(kpe, cs, sn);
-      void* krow = kv.KRow(batch.seq[t], batch.pos[t]);
-      void* vrow = kv.VRow(batch.seq[t], batch.pos[t]);
       for (int h = 0; h < nh; ++h) {
         float* qh = q + t * qw + static_cast<size_t>(h * d);
         rope_->Apply(qh + nope, cs, sn);
         const float* src = kvb + t * bw + static_cast<size_t>(h * (nope + vd));
-        kv.Store(krow, static_cast<size_t>(h * d), src, static_cast<size_t>(nope));
-        kv.Store(krow, static_cast<size_t>(h * d + nope), kpe, static_cast<size_t>(rd));
-        kv.Store(vrow, static_cast<size_t>(h * vd), src + nope, static_cast<size_t>(vd));
+        void* krow = kv.K(batch.seq[t], h, batch.pos[t]);
+        kv.Store(krow, 0, src, static_cast<size_t>(nope));
+        kv.Store(krow, static_cast<size_t>(nope), kpe, static_cast<size_t>(rd));
+        kv.Store(kv.V(batch.seq[t], h, batch.pos[t]), 0, src + nope, static_cast<size_t>(vd));
       }
     }
     const size_t ow = static_cast<size_t>(nh * vd);

@@ -2,6 +2,7 @@
 // CPUID check, so the rest of the binary stays baseline x86-64.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -237,10 +238,15 @@ void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const K* k, size_t ldk
 }
 
 // Values: o[c] += Σ_j p[j]·V_j[c], j in order for every (query, column): MQ queries x 32 columns
-// in registers, each V chunk loaded once for MQ queries.
+// in registers, each V chunk loaded once for MQ queries. Keys go in blocks of kValueKeys, all
+// columns of a block before the next, so a block's rows are read from memory once and from L1 for
+// the other column chunks (a long context's V rows of one head do not fit in L2); the sums are
+// stored and reloaded exactly between blocks, so the blocking does not change a bit.
+constexpr size_t kValueKeys = 32;
+
 template <int MQ, typename V>
-void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o,
-               size_t ldo) {
+void ValueRowsBlock(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o,
+                    size_t ldo) {
   size_t c = 0;
   for (; c + 32 <= d; c += 32) {
     __m256 acc[MQ][4];
@@ -273,6 +279,14 @@ void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, siz
       for (size_t j = 0; j < n; ++j) acc = std::fma(p[a * ldp + j], LoadKv1(v + j * ldv + c), acc);
       o[a * ldo + c] = acc;
     }
+  }
+}
+
+template <int MQ, typename V>
+void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o,
+               size_t ldo) {
+  for (size_t j = 0; j < n; j += kValueKeys) {
+    ValueRowsBlock<MQ>(p + j, ldp, v + j * ldv, ldv, std::min(kValueKeys, n - j), d, o, ldo);
   }
 }
 
