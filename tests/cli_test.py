@@ -280,6 +280,7 @@ bad_cases = [
     (["bench", "-m", q3, "--kv-type", "q8_0"], "q8_0"),
     (["bench", "-m", q3, "-p", "8", "-n", "4", "-d", "300"], "exceeds the model's context"),
     (["run", "-m", q3, "--kv-type", "bf16", "-p", "hi"], "bf16"),
+    (["serve", "-m", q3, "--kv-type", "q4_0"], "q4_0"),
     (["perplexity", "-m", mix, "--kl-base", "/nonexistent", "-f", os.path.join(tmp, "ppl.txt"), "--ctx", "64"],
      "/nonexistent"),
 ]
