@@ -409,6 +409,27 @@ TEST_P(FixtureTest, BatchOfSequencesMatchesSingleSequences) {
   }
 }
 
+// MLA keeps the absorbed latent cache: per layer and position, c_kv and k_pe (kv_lora_rank +
+// qk_rope_head_dim elements) shared by all heads, not per-head keys and values.
+TEST(MlaCache, HoldsOnlyTheLatentRows) {
+  for (const char* name : {"deepseek-v2", "deepseek-v3"}) {
+    const json cfg = ReadJson(ModelDir(name) + "/config.json");
+    auto m = LoadModel(ModelDir(name));
+    ASSERT_TRUE(m.ok());
+    for (DType kv_type : {DType::kF32, DType::kF16}) {
+      SessionOptions so;
+      so.max_ctx = 32;
+      so.kv_type = kv_type;
+      auto s = Session::Create(**m, so);
+      ASSERT_TRUE(s.ok());
+      const size_t per_layer = cfg["kv_lora_rank"].get<size_t>() + cfg["qk_rope_head_dim"].get<size_t>();
+      EXPECT_EQ((*s)->kv_bytes_per_position(),
+                cfg["num_hidden_layers"].get<size_t>() * per_layer * (kv_type == DType::kF16 ? 2 : 4))
+          << name;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::ValuesIn(kFixtures),
                          [](const auto& info) {
                            std::string n = info.param;

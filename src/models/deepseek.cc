@@ -162,8 +162,7 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique
     MOXIE_ASSIGN_OR_RETURN(w.wkv_a,
                            loader.Weight(a + "kv_a_proj_with_mqa.weight", {d.kv_lora + d.rope, H}));
     MOXIE_ASSIGN_OR_RETURN(w.kv_a_norm, loader.F32(a + "kv_a_layernorm.weight", {d.kv_lora}));
-    MOXIE_ASSIGN_OR_RETURN(w.wkv_b,
-                           loader.Weight(a + "kv_b_proj.weight", {nh * (d.nope + d.v), d.kv_lora}));
+    MOXIE_ASSIGN_OR_RETURN(w.kv_b, loader.F32(a + "kv_b_proj.weight", {nh * (d.nope + d.v), d.kv_lora}));
     MOXIE_ASSIGN_OR_RETURN(w.wo, loader.Weight(a + "o_proj.weight", {H, nh * d.v}));
     L.attn = MakeMlaAttention(mc, std::move(w), m->rope_.get());
 

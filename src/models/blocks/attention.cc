@@ -54,7 +54,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
   const size_t n_tok = static_cast<size_t>(batch.n_tok), n_head = static_cast<size_t>(p.n_head);
   const size_t dk = static_cast<size_t>(p.dk), dv = static_cast<size_t>(p.dv);
-  const size_t ldk = static_cast<size_t>(kv.k_dim), ldv = static_cast<size_t>(kv.v_dim);
+  const size_t ldk = static_cast<size_t>(kv.k_dim), ldv = p.v_in_k ? ldk : static_cast<size_t>(kv.v_dim);
   auto first_key = [&](size_t t) { return p.window > 0 ? std::max(0, batch.pos[t] - p.window + 1) : 0; };
   // One tile: tokens t0..t0+mt-1 (same sequence and first key) x heads h0..h0+mh-1 (same K/V
   // head); mt == 1 or mh == 1, so the queries are evenly strided.
@@ -72,7 +72,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
     }
     // One head's K and V rows of one sequence are contiguous, k_dim / v_dim elements apart.
     const E* k0 = static_cast<const E*>(kv.K(seq, static_cast<int>(g), j0));
-    const E* v0 = static_cast<const E*>(kv.V(seq, static_cast<int>(g), j0));
+    const E* v0 = p.v_in_k ? k0 : static_cast<const E*>(kv.V(seq, static_cast<int>(g), j0));
     scores(q0, sq, m, k0, ldk, n_min, dk, p.scale, sc, ctx_len);
     for (size_t i = 0; i < m; ++i) {
       if (n[i] > n_min) {
@@ -234,31 +234,52 @@ class GqaAttention : public AttentionBlock {
 
 class MlaAttention : public AttentionBlock {
  public:
-  MlaAttention(MlaConfig c, MlaWeights w, const Rope* rope) : c_(c), w_(std::move(w)), rope_(rope) {}
+  MlaAttention(MlaConfig c, MlaWeights w, const Rope* rope) : c_(c), w_(std::move(w)), rope_(rope) {
+    // Per head: W_kb_h^T [kv_lora][nope] (rows: latent dims) and W_vb_h [v][kv_lora], from kv_b_proj.
+    const size_t nh = static_cast<size_t>(c_.n_head), nope = static_cast<size_t>(c_.qk_nope_dim);
+    const size_t vd = static_cast<size_t>(c_.v_dim), lr = static_cast<size_t>(c_.kv_lora_rank);
+    wkb_t_.resize(nh * lr * nope);
+    wvb_.resize(nh * vd * lr);
+    for (size_t h = 0; h < nh; ++h) {
+      const float* kb = w_.kv_b.data() + h * (nope + vd) * lr;  // [nope][lr]
+      for (size_t i = 0; i < nope; ++i) {
+        for (size_t r = 0; r < lr; ++r) wkb_t_[(h * lr + r) * nope + i] = kb[i * lr + r];
+      }
+      std::memcpy(wvb_.data() + h * vd * lr, kb + nope * lr, vd * lr * sizeof(float));
+    }
+    w_.kv_b = {};
+  }
 
   int dq() const { return c_.qk_nope_dim + c_.qk_rope_dim; }
-  KvLayerSpec kv_spec() const override { return {c_.n_head, dq(), c_.v_dim}; }
+  int dk() const { return c_.kv_lora_rank + c_.qk_rope_dim; }  // cached row: [c_kv; k_pe]
+  KvLayerSpec kv_spec() const override { return {1, dk(), 0}; }
 
   size_t ScratchFloats(int max_tok, int max_ctx, int n_threads) const override {
     const size_t T = static_cast<size_t>(max_tok);
     const size_t nh = static_cast<size_t>(c_.n_head);
     size_t n = Arena::Round(T * static_cast<size_t>(c_.q_lora_rank));
-    n += 2 * Arena::Round(T * nh * static_cast<size_t>(dq()));  // q, attention out (>= nh*v)
-    n += Arena::Round(T * static_cast<size_t>(c_.kv_lora_rank + c_.qk_rope_dim));
-    n += Arena::Round(T * static_cast<size_t>(c_.kv_lora_rank));
-    n += Arena::Round(T * nh * static_cast<size_t>(c_.qk_nope_dim + c_.v_dim));
+    n += Arena::Round(T * nh * static_cast<size_t>(dq()));                 // q
+    n += Arena::Round(T * static_cast<size_t>(c_.kv_lora_rank + c_.qk_rope_dim));  // ckv
+    n += Arena::Round(T * static_cast<size_t>(dk()));                      // cached rows
+    n += Arena::Round(T * nh * static_cast<size_t>(dk()));                 // absorbed queries
+    n += Arena::Round(T * nh * static_cast<size_t>(c_.kv_lora_rank));      // latent outputs
+    n += Arena::Round(T * nh * static_cast<size_t>(c_.v_dim));             // head outputs
     n += 2 * Arena::Round(static_cast<size_t>(c_.qk_rope_dim));
-    return n + AttendScratchFloats(max_ctx, n_threads) + Arena::Round(T * nh * c_.v_dim);
+    return n + AttendScratchFloats(max_ctx, n_threads);
   }
 
   void Forward(const ExecContext& ctx, const float* x, const Batch& batch, const KvLayer& kv,
                float* out, Arena& arena) const override {
     const size_t mark = arena.mark();
+    const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
+    const MatmulFn f32mm = kt.Matmul(DType::kF32);
     const size_t T = static_cast<size_t>(batch.n_tok);
     const size_t H = static_cast<size_t>(c_.n_embd);
-    const int nh = c_.n_head, nope = c_.qk_nope_dim, rd = c_.qk_rope_dim, vd = c_.v_dim;
-    const int d = dq();
-    const size_t qw = static_cast<size_t>(nh * d);
+    const size_t nh = static_cast<size_t>(c_.n_head), nope = static_cast<size_t>(c_.qk_nope_dim);
+    const size_t rd = static_cast<size_t>(c_.qk_rope_dim), vd = static_cast<size_t>(c_.v_dim);
+    const size_t lr = static_cast<size_t>(c_.kv_lora_rank), d = static_cast<size_t>(dq());
+    const size_t dkr = static_cast<size_t>(dk());
+    const size_t qw = nh * d;
     float* q = arena.Alloc(T * qw);
     if (c_.q_lora_rank > 0) {
       const size_t r = static_cast<size_t>(c_.q_lora_rank);
@@ -271,37 +292,42 @@ class MlaAttention : public AttentionBlock {
     } else {
       Linear(ctx, x, H, T, w_.wq, nullptr, q, qw);
     }
-    const size_t aw = static_cast<size_t>(c_.kv_lora_rank + rd);
-    const size_t lr = static_cast<size_t>(c_.kv_lora_rank);
+    const size_t aw = lr + rd;
     float* ckv = arena.Alloc(T * aw);
     Linear(ctx, x, H, T, w_.wkv_a, nullptr, ckv, aw);
-    float* cn = arena.Alloc(T * lr);
-    for (size_t t = 0; t < T; ++t) {
-      RmsNorm(ckv + t * aw, w_.kv_a_norm.data(), lr, c_.lora_norm_eps, cn + t * lr);
-    }
-    const size_t bw = static_cast<size_t>(nh * (nope + vd));
-    float* kvb = arena.Alloc(T * bw);
-    Linear(ctx, cn, lr, T, w_.wkv_b, nullptr, kvb, bw);
-    float* cs = arena.Alloc(static_cast<size_t>(rd));
-    float* sn = arena.Alloc(static_cast<size_t>(rd));
+    // Cached rows [RMSNorm(c_kv); RoPE(k_pe)]; absorbed queries [W_kb_h^T q_nope; RoPE(q_pe)].
+    float* row = arena.Alloc(T * dkr);
+    float* qa = arena.Alloc(T * nh * dkr);
+    float* cs = arena.Alloc(rd);
+    float* sn = arena.Alloc(rd);
     for (size_t t = 0; t < T; ++t) {
       rope_->CosSin(batch.pos[t], cs, sn);
-      float* kpe = ckv + t * aw + lr;  // shared by all heads
-      rope_->Apply(kpe, cs, sn);
-      for (int h = 0; h < nh; ++h) {
-        float* qh = q + t * qw + static_cast<size_t>(h * d);
+      float* rt = row + t * dkr;
+      RmsNorm(ckv + t * aw, w_.kv_a_norm.data(), lr, c_.lora_norm_eps, rt);
+      std::memcpy(rt + lr, ckv + t * aw + lr, rd * sizeof(float));
+      rope_->Apply(rt + lr, cs, sn);
+      kv.Store(kv.K(batch.seq[t], 0, batch.pos[t]), 0, rt, dkr);
+      for (size_t h = 0; h < nh; ++h) {
+        float* qh = q + t * qw + h * d;
         rope_->Apply(qh + nope, cs, sn);
-        const float* src = kvb + t * bw + static_cast<size_t>(h * (nope + vd));
-        void* krow = kv.K(batch.seq[t], h, batch.pos[t]);
-        kv.Store(krow, 0, src, static_cast<size_t>(nope));
-        kv.Store(krow, static_cast<size_t>(nope), kpe, static_cast<size_t>(rd));
-        kv.Store(kv.V(batch.seq[t], h, batch.pos[t]), 0, src + nope, static_cast<size_t>(vd));
+        std::memcpy(qa + (t * nh + h) * dkr + lr, qh + nope, rd * sizeof(float));
       }
     }
-    const size_t ow = static_cast<size_t>(nh * vd);
+    ctx.ParallelFor(nh, [&](size_t h0, size_t h1, int) {
+      for (size_t h = h0; h < h1; ++h) {
+        f32mm(q + h * d, qw, T, wkb_t_.data() + h * lr * nope, nope, lr, qa + h * dkr, nh * dkr);
+      }
+    });
+    float* lat = arena.Alloc(T * nh * lr);
+    AttendParams p{c_.n_head, 1, static_cast<int>(dkr), static_cast<int>(lr), c_.scale, 0, true};
+    AttendCached(ctx, qa, nh * dkr, batch, kv, p, lat, nh * lr, arena);
+    const size_t ow = nh * vd;
     float* att = arena.Alloc(T * ow);
-    AttendParams p{nh, nh, d, vd, c_.scale, 0};
-    AttendCached(ctx, q, qw, batch, kv, p, att, ow, arena);
+    ctx.ParallelFor(nh, [&](size_t h0, size_t h1, int) {
+      for (size_t h = h0; h < h1; ++h) {
+        f32mm(lat + h * lr, nh * lr, T, wvb_.data() + h * vd * lr, lr, vd, att + h * vd, ow);
+      }
+    });
     Linear(ctx, att, ow, T, w_.wo, nullptr, out, H);
     arena.Release(mark);
   }
@@ -310,6 +336,8 @@ class MlaAttention : public AttentionBlock {
   MlaConfig c_;
   MlaWeights w_;
   const Rope* rope_;
+  std::vector<float> wkb_t_;  // [nh][kv_lora][nope]
+  std::vector<float> wvb_;    // [nh][v][kv_lora]
 };
 
 }  // namespace

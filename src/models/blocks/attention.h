@@ -38,6 +38,9 @@ struct AttendParams {
   int dv = 0;  // value dims per head
   float scale = 1.f;
   int window = 0;  // 0 = full causal
+  // Values are the first dv elements of the key rows (MLA's latent cache: K = [c_kv; k_pe],
+  // V = c_kv); the cache then holds no V rows.
+  bool v_in_k = false;
 };
 void AttendCached(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
                   const KvLayer& kv, const AttendParams& p, float* out, size_t ldo, Arena& arena);
@@ -82,9 +85,18 @@ struct MlaWeights {
   std::vector<float> q_a_norm;    // [q_lora]
   TensorView wkv_a;               // [kv_lora + rope, H]
   std::vector<float> kv_a_norm;   // [kv_lora]
-  TensorView wkv_b;               // [nh*(nope + v), kv_lora]
+  std::vector<float> kv_b;        // kv_b_proj in f32: [nh*(nope + v), kv_lora]
   TensorView wo;                  // [H, nh*v]
 };
+
+// MLA with the absorbed latent cache (DeepSeek-V2's "absorb" form, as llama.cpp and vLLM run it):
+// the cache holds per position only c_kv (kv_lora, after its RMSNorm) and the roped k_pe (rope),
+// shared by all heads — not per-head keys and values. Head h's query is absorbed into the latent
+// space, q_lat = W_kb_h^T q_nope (W_kb_h: head h's nope rows of kv_b_proj), so its score against
+// position j is q_lat · c_kv_j + q_pe · k_pe_j, exactly the expanded q · k; its output is
+// W_vb_h (Σ_j p_j c_kv_j), exactly Σ_j p_j v_j. Same math as Hugging Face's expanded form, summed
+// in another order. Cache elements per layer and position: kv_lora + rope instead of
+// nh * (nope + rope + v) (DeepSeek-V2-Lite: 576 instead of 7168).
 
 std::unique_ptr<AttentionBlock> MakeMlaAttention(MlaConfig cfg, MlaWeights w, const Rope* rope);
 
