@@ -96,7 +96,7 @@ struct MlaWeights {
 // position j is q_lat · c_kv_j + q_pe · k_pe_j, exactly the expanded q · k; its output is
 // W_vb_h (Σ_j p_j c_kv_j), exactly Σ_j p_j v_j. Same math as Hugging Face's expanded form, summed
 // in another order. Cache elements per layer and position: kv_lora + rope instead of
-// nh * (nope + rope + v) (DeepSeek-V2-Lite: 576 instead of 7168).
+// nh * (nope + rope + v) (DeepSeek-V2-Lite: 576 instead of 5120).
 
 std::unique_ptr<AttentionBlock> MakeMlaAttention(MlaConfig cfg, MlaWeights w, const Rope* rope);
 
