@@ -249,6 +249,26 @@ void BatchEngine::Admit() {
         best_len = n;
       }
     }
+    // Another slot, typically one still serving its request, may hold a longer prefix of this
+    // prompt (a shared system prompt, parallel requests): copy those K/V rows rather than
+    // recompute them. The rows are what this prompt would compute (batch-invariant numerics).
+    const Slot* donor = nullptr;
+    size_t donor_len = best_len;
+    for (const auto& d : slots_) {
+      if (&d == best) continue;
+      size_t n = 0;
+      while (n < d.kv_tokens.size() && n + 1 < r.prompt.size() && d.kv_tokens[n] == r.prompt[n]) ++n;
+      if (n > donor_len) {
+        donor = &d;
+        donor_len = n;
+      }
+    }
+    if (donor != nullptr && session_->CopySequence(donor->id, best->id, static_cast<int>(donor_len)).ok()) {
+      best->kv_tokens.assign(donor->kv_tokens.begin(), donor->kv_tokens.begin() + static_cast<std::ptrdiff_t>(donor_len));
+      best_len = donor_len;
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.copied_prompt_tokens += donor_len;
+    }
     Slot& s = *best;
     s.req = h;
     s.kv_tokens.resize(best_len);

@@ -108,7 +108,8 @@ struct EngineStats {
   uint64_t requests_failed = 0;    // errors and timeouts
   uint64_t requests_rejected = 0;  // queue full
   uint64_t prompt_tokens = 0;      // prefilled (reused ones not counted)
-  uint64_t cached_prompt_tokens = 0;
+  uint64_t cached_prompt_tokens = 0;  // reused: kept in the slot, or copied from another
+  uint64_t copied_prompt_tokens = 0;  // of those, copied from another slot's cache
   uint64_t generated_tokens = 0;
   uint64_t steps = 0;
   double prefill_seconds = 0, decode_seconds = 0;

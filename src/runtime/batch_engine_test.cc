@@ -154,6 +154,41 @@ TEST_F(BatchEngineTest, StopStringsAndPrefixReuseMatchTheLoop) {
   EXPECT_GT(c2.done.cached_tokens, 0);
 }
 
+// A request whose prompt shares a prefix with another slot's cache (here: one still serving its
+// request) gets those K/V rows copied instead of recomputed, and the same text as alone.
+TEST_F(BatchEngineTest, SharedPrefixIsCopiedFromABusySlot) {
+  BatchEngineOptions o;
+  o.n_slots = 2;
+  o.ctx = 256;
+  o.n_threads = 2;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  const std::string shared =
+      "You are a helpful assistant who answers questions about the history of the city council and "
+      "its committees, the jury, and the state legislature. ";
+  const EngineRequest first = Greedy(shared + "The jury said", 200);  // busy long after
+  auto h1 = (*e)->Submit(first);
+  ASSERT_OK(h1.status());
+  // Wait until the first request decodes (its prompt is in its slot), then send the second.
+  EngineEvent ev;
+  ASSERT_TRUE((*h1)->Next(&ev, std::chrono::milliseconds(60000)));
+  const EngineRequest second = Greedy(shared + "In 1961 the state legislature", 20);
+  auto h2 = (*e)->Submit(second);
+  ASSERT_OK(h2.status());
+  const Collected c2 = Drain(**h2);
+  const Collected c1 = Drain(**h1);
+  size_t common = 0;
+  while (common < first.prompt.size() && common < second.prompt.size() &&
+         first.prompt[common] == second.prompt[common]) {
+    ++common;
+  }
+  ASSERT_GT(common, 10u);
+  EXPECT_EQ(c2.done.cached_tokens, static_cast<int>(common));
+  EXPECT_EQ(c2.text, Alone(second.prompt, 20).text);
+  EXPECT_EQ(ev.text + c1.text, Alone(first.prompt, 200).text);
+  EXPECT_EQ((*e)->Stats().copied_prompt_tokens, common);
+}
+
 TEST_F(BatchEngineTest, LogprobsComeWithEveryToken) {
   BatchEngineOptions o;
   o.n_slots = 1;

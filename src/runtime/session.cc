@@ -43,12 +43,14 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   return s;
 }
 
-Status Session::CopySequence(int src, int dst) {
+Status Session::CopySequence(int src, int dst, int n) {
   if (src < 0 || src >= kv_->n_seq() || dst < 0 || dst >= kv_->n_seq()) {
     return InvalidArgument("sequence slot out of range");
   }
-  kv_->CopyPrefix(src, dst, n_past_[static_cast<size_t>(src)]);
-  n_past_[static_cast<size_t>(dst)] = n_past_[static_cast<size_t>(src)];
+  if (n < 0) n = n_past_[static_cast<size_t>(src)];
+  if (n > kv_->max_ctx()) return InvalidArgument("copy of " + std::to_string(n) + " positions exceeds the context size");
+  kv_->CopyPrefix(src, dst, n);
+  n_past_[static_cast<size_t>(dst)] = n;
   return Status::Ok();
 }
 

@@ -47,9 +47,10 @@ class Session {
     p = n < p ? n : p;
   }
 
-  // Makes sequence dst a copy of sequence src (its cached positions and length); dst's own
-  // positions are dropped. The copy shares nothing: either may then continue on its own.
-  Status CopySequence(int src, int dst);
+  // Makes sequence dst a copy of the first n positions of sequence src (n < 0: all of src's
+  // n_past) and sets dst's length to them; dst's own positions are dropped. The copy shares
+  // nothing: either may then continue on its own.
+  Status CopySequence(int src, int dst, int n = -1);
   size_t kv_bytes_per_position() const { return kv_->bytes_per_position(); }
 
   // Raw forward of a batch (positions chosen by the caller). logits: [rows, n_vocab].

@@ -355,6 +355,9 @@ std::string HttpServer::Metrics() const {
          std::to_string(st.prompt_tokens));
   metric("moxie_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache.",
          std::to_string(st.cached_prompt_tokens));
+  metric("moxie_prompt_tokens_copied_total", "counter",
+         "Prompt tokens whose K/V were copied from another slot (a shared prefix), counted in cached too.",
+         std::to_string(st.copied_prompt_tokens));
   metric("moxie_generation_tokens_total", "counter", "Tokens generated.",
          std::to_string(st.generated_tokens));
   metric("moxie_steps_total", "counter", "Engine forward steps.", std::to_string(st.steps));
