@@ -1,4 +1,5 @@
 // Bad model folders: each gets a clear error naming the file, tensor or field — never a crash.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -197,6 +198,38 @@ TEST(BadModel, UnsupportedRopeScaling) {
 }
 
 // Fused (transformers v5) expert tensors load and give the same logits as per-expert tensors.
+// Found by fuzzing: a GGUF claiming 4294967295 layers made the loader loop over them before any
+// check. The layer count is checked first now; the same for deeply nested JSON (stack overflow).
+TEST(BadModel, GgufLayerCountOutOfRangeFailsFast) {
+  ModelCopy m("qwen3moe");
+  std::string bytes;
+  {
+    std::ifstream in(m.file("model.gguf"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string key = "qwen3moe.block_count";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  const size_t value = at + key.size() + 4;  // after the key: u32 type, then the u32 value
+  uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + at + key.size(), 4);
+  ASSERT_EQ(type, 4u) << "block_count is not stored as u32";
+  for (uint32_t bad : {0u, 4097u, 0xffffffffu}) {
+    std::memcpy(bytes.data() + value, &bad, 4);
+    std::ofstream(m.file("bad.gguf"), std::ios::binary | std::ios::trunc) << bytes;
+    ExpectLoadError(m.file("bad.gguf"), {"bad.gguf", "qwen3moe.block_count", std::to_string(bad), "[1, 4096]"});
+  }
+}
+
+TEST(BadModel, DeeplyNestedConfigJson) {
+  ModelCopy m("qwen3moe");
+  json c = m.ReadConfig();
+  std::string text = c.dump();
+  text.insert(text.size() - 1, ", \"x\": " + std::string(50000, '[') + std::string(50000, ']'));
+  m.WriteText("config.json", text);
+  ExpectLoadError(m.path(), {"config.json", "nested deeper than 256 levels"});
+}
+
 TEST(ModelLayouts, FusedExpertTensorsMatchPerExpert) {
   ModelCopy m("qwen3moe");
   const int E = 8, I = 96, H = 64;

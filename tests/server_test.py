@@ -256,6 +256,12 @@ def test_concurrent(s):
 def test_errors(s):
     st, r, _ = s.post("/v1/chat/completions", None, raw="{not json")
     check(st == 400 and "malformed JSON" in r["error"]["message"], f"malformed JSON: {st} {r}")
+    # Deep nesting (a stack-overflow attempt on the JSON tree) and an out-of-range number: 400s,
+    # and the server keeps serving (the next requests below get answers).
+    st, r, _ = s.post("/v1/chat/completions", None, raw='{"messages": ' + "[" * 100000 + "]" * 100000 + "}")
+    check(st == 400 and "nested deeper" in r["error"]["message"], f"deep nesting: {st} {r}")
+    st, r, _ = s.post("/v1/completions", None, raw='{"prompt": "x", "temperature": 1e400}')
+    check(st == 400 and "error" in r, f"number out of range: {st} {r}")
     st, r, _ = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
                                                "max_tokens": "many"})
     check(st == 400 and r["error"]["param"] == "max_tokens", f"wrong type names field: {r}")

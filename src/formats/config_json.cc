@@ -1,4 +1,5 @@
 #include "formats/config_json.h"
+#include "formats/json_parse.h"
 
 #include "core/mapped_file.h"
 
@@ -7,13 +8,7 @@ namespace moxie {
 using Json = nlohmann::json;
 
 Result<ConfigReader> ConfigReader::Parse(const std::string& text, const std::string& path) {
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    return InvalidFormat(path + ": malformed JSON at byte " + std::to_string(e.byte) + ": " +
-                         e.what());
-  }
+  MOXIE_ASSIGN_OR_RETURN(Json j, ParseJson<Json>(text, path));
   if (!j.is_object()) return InvalidFormat(path + ": top level is not a JSON object");
   return ConfigReader(std::move(j), path);
 }

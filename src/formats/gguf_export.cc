@@ -1,4 +1,5 @@
 #include "formats/gguf_export.h"
+#include "formats/json_parse.h"
 
 #include <algorithm>
 #include <cctype>
@@ -143,8 +144,10 @@ Result<ExpertTypePlan> LoadExpertTypePlan(const std::string& path, int n_layer, 
   if (!in) return NotFound(path + ": cannot open the expert type plan");
   std::stringstream ss;
   ss << in.rdbuf();
-  Json j = Json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  auto parsed = ParseJson<Json>(ss.str(), path);
+  if (!parsed.ok()) return parsed.status();
+  Json j = std::move(parsed).value();
+  if (!j.is_object()) {
     return InvalidFormat(path + ": not a JSON object (expected {\"default\": ..., \"layers\": {...}})");
   }
   auto type_of = [&](const Json& v, const std::string& where, uint32_t* out) -> Status {

@@ -130,6 +130,11 @@ struct Meta {
 Status CommonConfig(const Meta& m, int64_t n_vocab, Json* c) {
   MOXIE_ASSIGN_OR_RETURN(int64_t H, m.Req("embedding_length"));
   MOXIE_ASSIGN_OR_RETURN(int64_t L, m.Req("block_count"));
+  // Checked here, before anything loops over the layers (the model's own check comes later).
+  if (L < 1 || L > 4096) {
+    return InvalidFormat(m.f.path() + ": '" + m.K("block_count") + "' = " + std::to_string(L) +
+                         " is outside [1, 4096]");
+  }
   MOXIE_ASSIGN_OR_RETURN(int64_t nh, m.Uniform("attention.head_count", 0));
   MOXIE_ASSIGN_OR_RETURN(int64_t nkv, m.Uniform("attention.head_count_kv", nh));
   (*c)["hidden_size"] = H;

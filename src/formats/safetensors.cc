@@ -1,4 +1,5 @@
 #include "formats/safetensors.h"
+#include "formats/json_parse.h"
 
 #include <algorithm>
 #include <cstring>
@@ -133,13 +134,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(const std::strin
     }
     return true;
   };
-  json header;
-  try {
-    header = json::parse(hb, hb + n, cb);
-  } catch (const json::parse_error& e) {
-    return InvalidFormat(path + ": malformed JSON header (header byte " + std::to_string(e.byte) +
-                         "): " + e.what());
-  }
+  MOXIE_ASSIGN_OR_RETURN(json header, ParseJson<json>(std::string_view(hb, n), path + " (JSON header)", cb));
   if (!duplicate.empty()) return InvalidFormat(path + ": duplicate tensor name '" + duplicate + "'");
   if (!header.is_object()) return InvalidFormat(path + ": JSON header is not an object");
 

@@ -1,4 +1,5 @@
 #include "formats/tokenizer.h"
+#include "formats/json_parse.h"
 
 #include <utf8proc.h>
 
@@ -648,13 +649,7 @@ Tokenizer::~Tokenizer() = default;
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(const std::string& text,
                                                        const std::string& path) {
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    return InvalidFormat(path + ": malformed JSON at byte " + std::to_string(e.byte) + ": " +
-                         e.what());
-  }
+  MOXIE_ASSIGN_OR_RETURN(Json j, ParseJson<Json>(text, path));
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   try {
     TokenizerBuilder b{*t, j, path};
@@ -690,12 +685,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(const std::string& di
   const std::string cfg_path = (fs::path(dir) / "tokenizer_config.json").string();
   if (fs::exists(cfg_path, ec)) {
     MOXIE_ASSIGN_OR_RETURN(std::string ctext, ReadTextFile(cfg_path));
-    Json c;
-    try {
-      c = Json::parse(ctext);
-    } catch (const Json::parse_error& e) {
-      return InvalidFormat(cfg_path + ": malformed JSON at byte " + std::to_string(e.byte));
-    }
+    MOXIE_ASSIGN_OR_RETURN(Json c, ParseJson<Json>(ctext, cfg_path));
     if (!c.is_object()) return InvalidFormat(cfg_path + ": not a JSON object");
     for (const char* key : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
       if (!c.contains(key)) continue;

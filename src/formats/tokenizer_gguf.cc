@@ -1,4 +1,5 @@
 #include "formats/tokenizer_gguf.h"
+#include "formats/json_parse.h"
 
 #include <algorithm>
 #include <cctype>
@@ -140,11 +141,7 @@ const Json& Field(const Json& j, const char* key) {
 
 Result<Json> ReadJsonFile(const std::string& path) {
   MOXIE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    return InvalidFormat(path + ": malformed JSON at byte " + std::to_string(e.byte));
-  }
+  return ParseJson<Json>(text, path);
 }
 
 // What the model folder says about its tokenizer.
@@ -168,14 +165,10 @@ Result<Folder> LoadFolder(const std::string& dir) {
                     "Face tokenizer.json)");
   }
   MOXIE_ASSIGN_OR_RETURN(f.tj_text, ReadTextFile(f.tj_path));
-  try {
-    // model.vocab is left out (the reference tokenizer has it): half the parsing time.
-    f.tj = Json::parse(f.tj_text, [](int depth, Json::parse_event_t ev, Json& parsed) {
-      return !(ev == Json::parse_event_t::key && depth == 2 && parsed == "vocab");
-    });
-  } catch (const Json::parse_error& e) {
-    return InvalidFormat(f.tj_path + ": malformed JSON at byte " + std::to_string(e.byte));
-  }
+  // model.vocab is left out (the reference tokenizer has it): half the parsing time.
+  MOXIE_ASSIGN_OR_RETURN(f.tj, ParseJson<Json>(f.tj_text, f.tj_path, [](int depth, Json::parse_event_t ev, Json& parsed) {
+                           return !(ev == Json::parse_event_t::key && depth == 2 && parsed == "vocab");
+                         }));
   if (!f.tj.is_object() || !f.tj.contains("model") || !f.tj["model"].is_object()) {
     return InvalidFormat(f.tj_path + ": no \"model\" object");
   }

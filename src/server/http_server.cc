@@ -1,4 +1,5 @@
 #include "server/http_server.h"
+#include "formats/json_parse.h"
 
 #include <dirent.h>
 #include <httplib.h>
@@ -229,15 +230,13 @@ void HttpServer::Routes() {
   auto generate = [this](bool chat) {
     return [this, chat](const httplib::Request& req, httplib::Response& res) {
       const std::string route = chat ? "/v1/chat/completions" : "/v1/completions";
-      Json body;
-      try {
-        body = Json::parse(req.body);
-      } catch (const Json::parse_error& e) {
-        SendError(res, ApiError{400, std::string("malformed JSON body: ") + e.what(),
-                                "invalid_request_error", "", ""});
+      auto parsed_body = ParseJson<Json>(req.body, "request body");
+      if (!parsed_body.ok()) {
+        SendError(res, ApiError{400, parsed_body.status().message(), "invalid_request_error", "", ""});
         Count(route, 400);
         return;
       }
+      const Json body = std::move(parsed_body).value();
       auto parsed = chat ? ParseChatRequest(body, model_) : ParseCompletionRequest(body, model_);
       if (auto* err = std::get_if<ApiError>(&parsed)) {
         SendError(res, *err);

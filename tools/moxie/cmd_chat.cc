@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "formats/json_parse.h"
 #include "formats/jinja/jinja.h"
 #include "formats/tokenizer.h"
 #include "runtime/generate.h"
@@ -22,8 +23,7 @@ using OJson = nlohmann::ordered_json;
 
 Result<OJson> ReadJsonArray(const std::string& path, const std::string& flag) {
   MOXIE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
-  OJson j = OJson::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidFormat(flag + " " + path + ": malformed JSON");
+  MOXIE_ASSIGN_OR_RETURN(OJson j, ParseJson<OJson>(text, flag + " " + path));
   if (!j.is_array()) return InvalidFormat(flag + " " + path + ": expected a JSON array");
   return j;
 }
@@ -114,12 +114,12 @@ void RegisterTemplate(CLI::App& app, int* rc) {
     }
     for (const auto& v : vars) {
       const size_t eq = v.find('=');
-      OJson val = eq == std::string::npos ? OJson() : OJson::parse(v.substr(eq + 1), nullptr, false);
-      if (eq == std::string::npos || eq == 0 || val.is_discarded()) {
+      auto val = eq == std::string::npos ? Result<OJson>(OJson()) : ParseJson<OJson>(v.substr(eq + 1), "--var");
+      if (eq == std::string::npos || eq == 0 || !val.ok()) {
         *rc = Fail(InvalidArgument("--var expects NAME=JSON (e.g. enable_thinking=false), got '" + v + "'"));
         return;
       }
-      in.extra_vars[v.substr(0, eq)] = val;
+      in.extra_vars[v.substr(0, eq)] = std::move(val).value();
     }
     auto tmpl = jinja::Template::Parse(ts.text);
     if (!tmpl.ok()) {

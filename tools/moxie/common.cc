@@ -1,4 +1,5 @@
 #include "tools/moxie/common.h"
+#include "formats/json_parse.h"
 
 #include <cerrno>
 #include <algorithm>
@@ -99,7 +100,8 @@ std::vector<int32_t> EosTokens(const std::string& dir, const Model& m, const Tok
   const std::string gc = (std::filesystem::path(dir) / "generation_config.json").string();
   auto text = ReadTextFile(gc);
   if (text.ok()) {
-    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    auto parsed = ParseJson<nlohmann::json>(*text, gc);
+    const nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
     if (j.is_object() && j.contains("eos_token_id")) {
       const auto& e = j["eos_token_id"];
       if (e.is_number_integer()) add(e.get<int64_t>());

@@ -1,0 +1,43 @@
+// Parsing untrusted JSON (model folders, tokenizer files, plan files, HTTP bodies): one place that
+// turns every way a text can fail into a Status naming the source and the byte, and never throws.
+// nlohmann's DOM copies and compares values recursively, so a document nested a hundred thousand
+// levels deep would overflow the stack after a successful parse: nesting is limited first.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace moxie {
+
+// Deepest nesting a JSON input may have: far beyond any real config, tokenizer or request.
+constexpr int kMaxJsonDepth = 256;
+
+// Scans `text` for '[' / '{' nesting (outside strings) deeper than max_depth; on finding it,
+// returns false and sets *at to the byte offset of the bracket that goes too deep.
+bool JsonDepthWithin(std::string_view text, int max_depth, size_t* at);
+
+// Parses `text` as J (nlohmann::json or ordered_json). `what` names the source in errors
+// ("path/to/config.json", "request body"). `cb`: nlohmann's parser callback, or nullptr.
+template <typename J>
+Result<J> ParseJson(std::string_view text, const std::string& what,
+                    const typename J::parser_callback_t& cb = nullptr) {
+  size_t at = 0;
+  if (!JsonDepthWithin(text, kMaxJsonDepth, &at)) {
+    return InvalidFormat(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                         " levels at byte " + std::to_string(at));
+  }
+  try {
+    return J::parse(text.begin(), text.end(), cb);
+  } catch (const typename J::parse_error& e) {
+    return InvalidFormat(what + ": malformed JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const typename J::exception& e) {  // e.g. a number out of range ("1e400")
+    return InvalidFormat(what + ": unreadable JSON: " + e.what());
+  }
+}
+
+}  // namespace moxie
