@@ -251,6 +251,19 @@ check("bench distinct sequences route apart", r.returncode == 0 and
 r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2", "--kv-type", "f16")
 check("bench md names the KV cache", r.returncode == 0 and "KV cache f16" in r.stdout, r.stdout + r.stderr)
 
+# Strings that are not UTF-8 (here the file name; a GGUF's names and metadata alike) come out of
+# --json as U+FFFD instead of aborting the program (found by scripts/fuzz_loaders.py).
+odd = os.path.join(os.fsencode(tmp), b"m\x80.gguf")
+shutil.copy(os.fsencode(os.path.join(MODELS, "mixtral", "model.q8_0.gguf")), odd)
+for cmd in ([b"info", b"-m", odd, b"--json"],
+            [b"bench", b"-m", odd, b"-p", b"4", b"-n", b"2", b"-r", b"1", b"--no-bandwidth", b"-o", b"json"]):
+    r = subprocess.run([os.fsencode(MOXIE), *cmd], capture_output=True, timeout=120)
+    ok = r.returncode == 0
+    if ok:
+        out = r.stdout.decode("utf-8")
+        ok = "\ufffd" in json.loads(out[:out.rindex("}") + 1]).get("source", json.loads(out[:out.rindex("}") + 1]).get("model", ""))
+    check(f"non-UTF-8 name in {cmd[0].decode()} --json", ok, r.stderr.decode(errors="replace")[-300:])
+
 mix = os.path.join(MODELS, "mixtral")
 bad_cases = [
     (["info", "-m", "/nonexistent"], "/nonexistent"),

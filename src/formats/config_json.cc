@@ -65,7 +65,7 @@ Status ConfigReader::IntOr(const std::string& key, int64_t def, int64_t* out) co
       return Status::Ok();
     }
   }
-  return FieldError(key, "expected an integer, got " + v.dump());
+  return FieldError(key, "expected an integer, got " + DumpJson(v));
 }
 
 Status ConfigReader::FloatOr(const std::string& key, double def, double* out) const {
@@ -74,7 +74,7 @@ Status ConfigReader::FloatOr(const std::string& key, double def, double* out) co
     return Status::Ok();
   }
   const Json& v = j_.at(key);
-  if (!v.is_number()) return FieldError(key, "expected a number, got " + v.dump());
+  if (!v.is_number()) return FieldError(key, "expected a number, got " + DumpJson(v));
   *out = v.get<double>();
   return Status::Ok();
 }
@@ -85,7 +85,7 @@ Status ConfigReader::BoolOr(const std::string& key, bool def, bool* out) const {
     return Status::Ok();
   }
   const Json& v = j_.at(key);
-  if (!v.is_boolean()) return FieldError(key, "expected true/false, got " + v.dump());
+  if (!v.is_boolean()) return FieldError(key, "expected true/false, got " + DumpJson(v));
   *out = v.get<bool>();
   return Status::Ok();
 }
@@ -97,7 +97,7 @@ Status ConfigReader::StringOr(const std::string& key, const std::string& def,
     return Status::Ok();
   }
   const Json& v = j_.at(key);
-  if (!v.is_string()) return FieldError(key, "expected a string, got " + v.dump());
+  if (!v.is_string()) return FieldError(key, "expected a string, got " + DumpJson(v));
   *out = v.get<std::string>();
   return Status::Ok();
 }
@@ -106,7 +106,7 @@ Status ConfigReader::IntListOr(const std::string& key, std::vector<int64_t>* out
   out->clear();
   if (!Has(key)) return Status::Ok();
   const Json& v = j_.at(key);
-  if (!v.is_array()) return FieldError(key, "expected a list of integers, got " + v.dump());
+  if (!v.is_array()) return FieldError(key, "expected a list of integers, got " + DumpJson(v));
   for (const auto& e : v) {
     if (!e.is_number_integer()) return FieldError(key, "expected a list of integers");
     out->push_back(e.get<int64_t>());

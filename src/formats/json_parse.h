@@ -40,4 +40,11 @@ Result<J> ParseJson(std::string_view text, const std::string& what,
   }
 }
 
+// Serializes j; strings that are not valid UTF-8 (a GGUF's names and strings, file paths) come out
+// with U+FFFD instead of making nlohmann throw.
+template <typename J>
+std::string DumpJson(const J& j, int indent = -1) {
+  return j.dump(indent, ' ', false, J::error_handler_t::replace);
+}
+
 }  // namespace moxie

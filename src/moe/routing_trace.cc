@@ -1,4 +1,5 @@
 #include "moe/routing_trace.h"
+#include "formats/json_parse.h"
 
 #include <algorithm>
 #include <numeric>
@@ -62,7 +63,7 @@ std::string RoutingTrace::ToJson(const std::string& extra_json_object) const {
     arr.push_back(std::move(L));
   }
   j["layers"] = std::move(arr);
-  return j.dump(1);
+  return DumpJson(j, 1);
 }
 
 }  // namespace moxie

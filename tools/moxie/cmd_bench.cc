@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/membw.h"
+#include "formats/json_parse.h"
 #include "kernels/kernel_table.h"
 #include "tools/moxie/commands.h"
 #include "tools/moxie/common.h"
@@ -326,7 +327,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["load_s"] = load_s;
       j["peak_rss_bytes"] = peak_rss;
       j["weight_bytes"] = info.weight_bytes;
-      std::printf("%s\n", j.dump(1).c_str());
+      std::printf("%s\n", DumpJson(j, 1).c_str());
     } else {
       std::printf("model %s (%s, %s), %d threads%s, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
                   info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,

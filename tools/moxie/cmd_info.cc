@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/moxie/commands.h"
+#include "formats/json_parse.h"
 #include "tools/moxie/common.h"
 
 namespace moxie::cli {
@@ -80,7 +81,7 @@ void RegisterInfo(CLI::App& app, int* rc) {
       j["bos_token"] = i.bos_token;
       j["eos_token"] = i.eos_token;
       j["unused_tensors"] = i.unused_tensors;
-      std::printf("%s\n", j.dump(1).c_str());
+      std::printf("%s\n", DumpJson(j, 1).c_str());
       *rc = 0;
       return;
     }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/npy.h"
+#include "formats/json_parse.h"
 #include "moe/routing_trace.h"
 #include "runtime/session.h"
 #include "tools/moxie/commands.h"
@@ -84,7 +85,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
         *rc = Fail(IoError(routing_out + ": cannot open for writing"));
         return;
       }
-      const std::string text = trace.ToJson(extra.dump());
+      const std::string text = trace.ToJson(DumpJson(extra));
       std::fwrite(text.data(), 1, text.size(), f);
       std::fclose(f);
     }

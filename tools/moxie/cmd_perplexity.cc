@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "formats/json_parse.h"
 #include "tools/moxie/commands.h"
 #include "tools/moxie/common.h"
 
@@ -220,7 +221,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
         j["kl_max"] = kl_max;
         j["top1_agreement"] = agree;
       }
-      std::printf("%s\n", j.dump(1).c_str());
+      std::printf("%s\n", DumpJson(j, 1).c_str());
     } else {
       std::printf("perplexity %.4f over %zu tokens (%zu windows, ctx %d, stride %d) in %.1f s\n", ppl,
                   n_scored, begins.size(), ctx, s, secs);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "formats/json_parse.h"
 #include "formats/tokenizer.h"
 #include "runtime/generate.h"
 #include "tools/moxie/commands.h"
@@ -132,7 +133,7 @@ void RegisterRun(CLI::App& app, int* rc) {
                       {"decode_tok_s", res->decode_s > 0 && res->tokens.size() > 1
                                            ? (res->tokens.size() - 1) / res->decode_s
                                            : 0.0}};
-      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::printf("%s\n", DumpJson(j).c_str());
     } else {
       std::printf("\n");
     }
