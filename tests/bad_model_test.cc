@@ -221,6 +221,25 @@ TEST(BadModel, GgufLayerCountOutOfRangeFailsFast) {
   }
 }
 
+// The same for the head counts (per-head loops run before the model's checks).
+TEST(BadModel, GgufHeadCountOutOfRangeFailsFast) {
+  ModelCopy m("mixtral");
+  std::string bytes;
+  {
+    std::ifstream in(m.file("model.gguf"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (const std::string key : {"llama.attention.head_count", "llama.attention.head_count_kv"}) {
+    std::string b = bytes;
+    const size_t at = b.find(key + std::string(1, '\x04'));  // key, then the first byte of the u32 type
+    ASSERT_NE(at, std::string::npos) << key;
+    const uint32_t bad = 0x7fffffffu;
+    std::memcpy(b.data() + at + key.size() + 4, &bad, 4);
+    std::ofstream(m.file("bad.gguf"), std::ios::binary | std::ios::trunc) << b;
+    ExpectLoadError(m.file("bad.gguf"), {"bad.gguf", key, "2147483647", "[1, 4096]"});
+  }
+}
+
 TEST(BadModel, DeeplyNestedConfigJson) {
   ModelCopy m("qwen3moe");
   json c = m.ReadConfig();

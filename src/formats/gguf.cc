@@ -1,5 +1,7 @@
 #include "formats/gguf.h"
 
+#include <cstdint>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -265,7 +267,14 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Parse(const std::string& path, const
       return InvalidFormat(path + ": tensor '" + t.name + "' offset " + std::to_string(t.offset) +
                            " is not a multiple of the alignment " + std::to_string(f->alignment_));
     }
-    t.nbytes = numel / static_cast<uint64_t>(ti->block) * static_cast<uint64_t>(ti->type_size);
+    // numel fits an int64 (Shape::numel) and the byte size must not wrap: a wrapped size would
+    // pass the bounds check below for a tensor far larger than the file.
+    if (numel > static_cast<uint64_t>(INT64_MAX) ||
+        __builtin_mul_overflow(numel / static_cast<uint64_t>(ti->block), static_cast<uint64_t>(ti->type_size),
+                               &t.nbytes)) {
+      return InvalidFormat(path + ": tensor '" + t.name + "' has " + std::to_string(numel) +
+                           " elements: its size in bytes overflows");
+    }
     if (f->tensor_index_.count(t.name) != 0) {
       return InvalidFormat(path + ": duplicate tensor name '" + t.name + "'");
     }

@@ -137,6 +137,11 @@ Status CommonConfig(const Meta& m, int64_t n_vocab, Json* c) {
   }
   MOXIE_ASSIGN_OR_RETURN(int64_t nh, m.Uniform("attention.head_count", 0));
   MOXIE_ASSIGN_OR_RETURN(int64_t nkv, m.Uniform("attention.head_count_kv", nh));
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"attention.head_count", nh}, {"attention.head_count_kv", nkv}}) {
+    if (v < 1 || v > 4096) {  // loops over heads run before the model's own checks
+      return InvalidFormat(m.f.path() + ": '" + m.K(key) + "' = " + std::to_string(v) + " is outside [1, 4096]");
+    }
+  }
   (*c)["hidden_size"] = H;
   (*c)["num_hidden_layers"] = L;
   (*c)["num_attention_heads"] = nh;

@@ -154,6 +154,14 @@ TEST(Gguf, BadTensorShapesAndTypes) {
   Bytes d;
   d.Header(3, 1, 0).Tensor("w", {0}, 0, 0);
   ExpectError(d, "invalid dimension");
+  // Found by fuzzing: 2^22 x 2^40 F32 elements is 2^64 bytes, which wrapped to 0 and passed the
+  // bounds check (then a loader wrote through the empty copy).
+  Bytes e;
+  e.Header(3, 1, 0).Tensor("w", {uint64_t{1} << 22, uint64_t{1} << 40}, 0, 0).PadTo(32);
+  ExpectError(e, "size in bytes overflows");
+  Bytes f;  // more elements than an int64 holds
+  f.Header(3, 1, 0).Tensor("w", {uint64_t{1} << 23, uint64_t{1} << 40}, 8, 0).PadTo(32);
+  ExpectError(f, "overflows");
 }
 
 TEST(Gguf, OverlappingTensors) {
