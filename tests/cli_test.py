@@ -248,6 +248,9 @@ else:
 r = run("bench", "-m", q3, "-p", "0", "-n", "6", "-r", "1", "-b", "4", "-o", "json", "--no-bandwidth", "-t", "2")
 check("bench distinct sequences route apart", r.returncode == 0 and
       json.loads(r.stdout)["batched"]["4"]["experts_per_layer"] > k, r.stdout[:400] + r.stderr)
+# A prefill as long as the model's whole context is allowed (the default -p 512 on a 512-position model).
+r = run("bench", "-m", q3, "-p", str(cfg["max_position_embeddings"]), "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2")
+check("bench prefill of the whole context", r.returncode == 0, r.stderr[-300:])
 r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2", "--kv-type", "f16")
 check("bench md names the KV cache", r.returncode == 0 and "KV cache f16" in r.stdout, r.stdout + r.stderr)
 
@@ -292,6 +295,7 @@ bad_cases = [
      "/nonexistent.json"),
     (["bench", "-m", q3, "--kv-type", "q8_0"], "q8_0"),
     (["bench", "-m", q3, "-p", "8", "-n", "4", "-d", "300"], "exceeds the model's context"),
+    (["bench", "-m", q3, "-p", "200", "-n", "4", "-d", "57", "--no-bandwidth"], "exceeds the model's context"),
     (["run", "-m", q3, "--kv-type", "bf16", "-p", "hi"], "bf16"),
     (["serve", "-m", q3, "--kv-type", "q4_0"], "q4_0"),
     (["perplexity", "-m", mix, "--kl-base", "/nonexistent", "-f", os.path.join(tmp, "ppl.txt"), "--ctx", "64"],

@@ -160,13 +160,13 @@ void RegisterBench(CLI::App& app, int* rc) {
     so.pin_threads = pin;
     so.kv_type = KvType(kv_type);
     so.n_seq = max_b;
-    if (depth + std::max(p, n) >= info.max_position) {
+    if (depth + std::max(p, n) > info.max_position) {
       *rc = Fail(InvalidArgument("-d " + std::to_string(depth) + " plus the longest test (" +
                                  std::to_string(std::max(p, n)) + " tokens) exceeds the model's context " +
                                  std::to_string(info.max_position)));
       return;
     }
-    so.max_ctx = depth + std::max(p, n) + 1;
+    so.max_ctx = std::min(info.max_position, depth + std::max(p, n) + 1);
     so.max_batch = std::max({1, max_b, std::min(p, 512)});
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
