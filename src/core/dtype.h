@@ -23,11 +23,14 @@ enum class DType : uint8_t {
   // Q4_K rows interleaved in groups of 8 (built at load, never stored in a file): per group and
   // 256-element super-block, 1152 bytes = the bytes of the 8 rows' Q4_K blocks:
   //   [0, 16) the 8 rows' d (f16), [16, 32) their dmin (f16),
-  //   [32, 64) scale low nibbles: byte j = lo4(sc[j]) | lo4(sc[j + 32]) << 4,
-  //   [64, 96) min low nibbles, the same with mn,
-  //   [96, 128) high bits: byte j = hi2(sc[j]) | hi2(sc[j + 32]) << 2 | hi2(mn[j]) << 4 |
-  //             hi2(mn[j + 32]) << 6,
-  //   where sc[8s + i] / mn[8s + i] are the 6-bit scale / min of sub-block s (32 elements) of row i;
+  //   [32, 128) the 6-bit scales sc_s and mins mn_s (sub-block s = elements 32s..32s+31) as three
+  //             vectors A, B, C of 8 little-endian u32, lane i = row i, laid out so that the
+  //             AVX2 kernel gets (mn_2p | mn_2p+1 << 16) and (sc_2p | sc_2p+1 << 16) per lane
+  //             with one or two shifts and ANDs:
+  //     A = mn0 | sc0 << 6 | lo4(mn6) << 12 | mn1 << 16 | sc1 << 22 | lo4(mn7) << 28,
+  //     B = mn2 | sc2 << 6 | hi2(mn6) << 12 | hi2(sc6) << 14 | mn3 << 16 | sc3 << 22 |
+  //         hi2(mn7) << 28 | hi2(sc7) << 30,
+  //     C = mn4 | sc4 << 6 | lo4(sc6) << 12 | mn5 << 16 | sc5 << 22 | lo4(sc7) << 28;
   //   [128, 1152) 32 units of 32 bytes: unit 4s + m holds, in bytes 4i..4i+3, elements
   //   32s + 4m + e (low nibble) and 32s + 4m + 16 + e (high nibble), e = 0..3, of row i.
   // Only rows % 8 == 0.

@@ -742,19 +742,45 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
 namespace {
 constexpr int64_t kQ4KBytes = 144;
 
+// A row's 8 six-bit scales and mins as the three u32 of the Q4_K_R8 layout (see DType::kQ4_KR8).
+void EncodeScalesR8(const uint8_t sc[8], const uint8_t mn[8], uint32_t w[3]) {
+  auto u = [](uint8_t v) { return static_cast<uint32_t>(v & 63); };
+  w[0] = u(mn[0]) | u(sc[0]) << 6 | (u(mn[6]) & 15) << 12 | u(mn[1]) << 16 | u(sc[1]) << 22 | (u(mn[7]) & 15) << 28;
+  w[1] = u(mn[2]) | u(sc[2]) << 6 | (u(mn[6]) >> 4) << 12 | (u(sc[6]) >> 4) << 14 | u(mn[3]) << 16 | u(sc[3]) << 22 |
+         (u(mn[7]) >> 4) << 28 | (u(sc[7]) >> 4) << 30;
+  w[2] = u(mn[4]) | u(sc[4]) << 6 | (u(sc[6]) & 15) << 12 | u(mn[5]) << 16 | u(sc[5]) << 22 | (u(sc[7]) & 15) << 28;
+}
+
+void DecodeScalesR8(const uint32_t w[3], uint8_t sc[8], uint8_t mn[8]) {
+  auto f = [](uint32_t v, int sh, uint32_t mask) { return static_cast<uint8_t>((v >> sh) & mask); };
+  for (int p = 0; p < 3; ++p) {
+    mn[2 * p] = f(w[p], 0, 63);
+    sc[2 * p] = f(w[p], 6, 63);
+    mn[2 * p + 1] = f(w[p], 16, 63);
+    sc[2 * p + 1] = f(w[p], 22, 63);
+  }
+  mn[6] = static_cast<uint8_t>(f(w[0], 12, 15) | f(w[1], 12, 3) << 4);
+  mn[7] = static_cast<uint8_t>(f(w[0], 28, 15) | f(w[1], 28, 3) << 4);
+  sc[6] = static_cast<uint8_t>(f(w[2], 12, 15) | f(w[1], 14, 3) << 4);
+  sc[7] = static_cast<uint8_t>(f(w[2], 28, 15) | f(w[1], 30, 3) << 4);
+}
+
 // Q4_K_R8 / Q5_K_R8 (kFive): the same header and nibble units; Q5_K adds 256 bytes of fifth bits.
 template <bool kFive>
 void RepackQxKToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
   constexpr int64_t kBytes = kFive ? 176 : kQ4KBytes, kQs = kFive ? 48 : 16;
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % kQK == 0);
   ForEachR8GroupBlock(src, n_rows, n_in / kQK, kBytes, dst, [](const uint8_t* const* blks, uint8_t* o) {
-    uint8_t sc[64], mn[64];
     if constexpr (kFive) std::memset(o + 1152, 0, 256);
     for (int i = 0; i < 8; ++i) {
       const uint8_t* blk = blks[i];
       std::memcpy(o + 2 * i, blk, 2);
       std::memcpy(o + 16 + 2 * i, blk + 2, 2);
-      for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[8 * j + i], &mn[8 * j + i]);
+      uint8_t sc[8], mn[8];
+      for (int j = 0; j < 8; ++j) ScaleMinK4(j, blk + 4, &sc[j], &mn[j]);
+      uint32_t w[3];
+      EncodeScalesR8(sc, mn, w);
+      for (int v = 0; v < 3; ++v) std::memcpy(o + 32 + 32 * v + 4 * i, &w[v], 4);
       // Sub-block s (elements 32s..32s+31) is nibble s % 2 of qs[32 (s / 2) ..+31].
       for (int s0 = 0; s0 < 8; ++s0) {
         const uint8_t* src8 = blk + kQs + 32 * (s0 / 2);
@@ -774,12 +800,6 @@ void RepackQxKToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
         }
       }
     }
-    for (int j = 0; j < 32; ++j) {
-      o[32 + j] = static_cast<uint8_t>((sc[j] & 15) | ((sc[j + 32] & 15) << 4));
-      o[64 + j] = static_cast<uint8_t>((mn[j] & 15) | ((mn[j + 32] & 15) << 4));
-      o[96 + j] = static_cast<uint8_t>((sc[j] >> 4) | ((sc[j + 32] >> 4) << 2) | ((mn[j] >> 4) << 4) |
-                                       ((mn[j + 32] >> 4) << 6));
-    }
   });
 }
 
@@ -793,13 +813,10 @@ void UnpackQxKR8Row(const void* group, int i, int64_t nb, void* dst) {
     uint8_t* blk = d + b * kBytes;
     std::memcpy(blk, o + 2 * i, 2);
     std::memcpy(blk + 2, o + 16 + 2 * i, 2);
+    uint32_t w[3];
+    for (int v = 0; v < 3; ++v) std::memcpy(&w[v], o + 32 + 32 * v + 4 * i, 4);
     uint8_t sc[8], mn[8];
-    for (int s0 = 0; s0 < 8; ++s0) {
-      const int j = 8 * s0 + i, jj = j % 32, sh = j < 32 ? 0 : 2;
-      const int lo_sh = j < 32 ? 0 : 4;
-      sc[s0] = static_cast<uint8_t>(((o[32 + jj] >> lo_sh) & 15) | (((o[96 + jj] >> sh) & 3) << 4));
-      mn[s0] = static_cast<uint8_t>(((o[64 + jj] >> lo_sh) & 15) | (((o[96 + jj] >> (sh + 4)) & 3) << 4));
-    }
+    DecodeScalesR8(w, sc, mn);
     uint8_t* q = blk + 4;  // the inverse of ScaleMinK4
     for (int j = 0; j < 4; ++j) {
       q[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));

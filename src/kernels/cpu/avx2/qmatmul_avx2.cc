@@ -623,26 +623,22 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
                size_t ldy, bool prefetch) {
   constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(0x03);
   const __m256i m1 = _mm256_set1_epi8(0x01);
+  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
+                m2p = _mm256_set1_epi32(0x00300030);
   __m256 acc[T], macc[T];
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + b * kGroupBlock;
     if (prefetch) PrefetchAhead<kGroupBlock, kGroupBlock>(o);  // later passes hit L1
-    // 6-bit scales and mins of the 8 sub-blocks x 8 rows, index 8s + i.
-    alignas(32) uint8_t sc[64], mn[64];
-    {
-      const __m256i slo = LoadU256(o + 32), mlo = LoadU256(o + 64), hb = LoadU256(o + 96);
-      auto hi2 = [&](int sh) {
-        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, sh), m3), 4);
-      };
-      auto st = [](uint8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); };
-      st(sc, _mm256_or_si256(_mm256_and_si256(slo, m4), hi2(0)));
-      st(sc + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(slo, 4), m4), hi2(2)));
-      st(mn, _mm256_or_si256(_mm256_and_si256(mlo, m4), hi2(4)));
-      st(mn + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(mlo, 4), m4), hi2(6)));
-    }
+    // The scales/mins words A, B, C (DType::kQ4_KR8): lane i of scp[p] = sc_2p | sc_2p+1 << 16
+    // of row i, of mnv[p] the same with the mins. Registers only: a byte table stored and
+    // re-read per block cost ~10 % at one token (store forwarding).
+    const __m256i wa = LoadU256(o + 32), wb = LoadU256(o + 64), wc = LoadU256(o + 96);
+    const __m256i scp[4] = {
+        _mm256_and_si256(_mm256_srli_epi32(wa, 6), m6p), _mm256_and_si256(_mm256_srli_epi32(wb, 6), m6p),
+        _mm256_and_si256(_mm256_srli_epi32(wc, 6), m6p),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wc, 12), m4p), _mm256_and_si256(_mm256_srli_epi32(wb, 10), m2p))};
     __m256i sumi[T];
     for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
@@ -651,8 +647,9 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       const uint8_t* u = o + 128 + 128 * s;
       // Row i's sub-block scale in both int16 halves of lane i.
       auto scale = [&] {
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * s)));
-        return _mm256_or_si256(c, _mm256_slli_epi32(c, 16));
+        const __m256i p = scp[s / 2];
+        return s % 2 == 0 ? _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(p, 0xA0), 0xA0)
+                          : _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(p, 0xF5), 0xF5);
       };
       [[maybe_unused]] const __m256i hb = kFive ? LoadU256(o + 1152 + 32 * s) : _mm256_setzero_si256();
       for (int m = 0; m < 4; ++m) {
@@ -683,14 +680,11 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       const __m256i scv = scale();
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
     }
-    // Minimums: lane i of madd(mnv[p], (B_2p, B_2p+1)) = mn[2p][i]·B_2p + mn[2p+1][i]·B_2p+1, where
-    // B_s = the token's sum over sub-block s (two bsums).
-    __m256i mnv[4];
-    for (int p = 0; p < 4; ++p) {
-      const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn + 16 * p)));
-      const __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn + 16 * p + 8)));
-      mnv[p] = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
-    }
+    // Minimums: lane i of madd(mnv[p], (B_2p, B_2p+1)) = mn_2p·B_2p + mn_2p+1·B_2p+1 of row i,
+    // where B_s = the token's sum over sub-block s (two bsums).
+    const __m256i mnv[4] = {
+        _mm256_and_si256(wa, m6p), _mm256_and_si256(wb, m6p), _mm256_and_si256(wc, m6p),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wa, 12), m4p), _mm256_and_si256(_mm256_srli_epi32(wb, 8), m2p))};
     const __m256 d8 = _mm256_cvtph_ps(LoadU128(o));
     const __m256 dm8 = _mm256_cvtph_ps(LoadU128(o + 16));
     for (int t = 0; t < T; ++t) {
