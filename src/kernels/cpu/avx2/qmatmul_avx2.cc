@@ -630,7 +630,7 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + b * kGroupBlock;
-    if (prefetch) PrefetchAhead<kGroupBlock, kGroupBlock>(o);  // later passes hit L1
+    if (prefetch) PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(o);  // later passes hit L1
     // The scales/mins words A, B, C (DType::kQ4_KR8): lane i of scp[p] = sc_2p | sc_2p+1 << 16
     // of row i, of mnv[p] the same with the mins. Registers only: a byte table stored and
     // re-read per block cost ~10 % at one token (store forwarding).
