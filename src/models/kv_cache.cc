@@ -22,7 +22,7 @@ KvCache::KvCache(const std::vector<KvLayerSpec>& specs, int n_seq, int max_ctx, 
     : n_seq_(n_seq), max_ctx_(max_ctx), type_(type) {
   MOXIE_CHECK(IsKvType(type));
   const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
-  const size_t elem = type == DType::kF16 ? 2 : 4;
+  const size_t elem = DTypeSize(type);
   bytes_ = Bytes(specs, n_seq, max_ctx, type);
   if (bytes_ > 0) {
     void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -49,7 +49,7 @@ size_t KvCache::Bytes(const std::vector<KvLayerSpec>& specs, int n_seq, int max_
   const size_t slots = static_cast<size_t>(n_seq) * static_cast<size_t>(max_ctx);
   size_t elems = 0;
   for (const auto& s : specs) elems += slots * static_cast<size_t>(s.n_head * (s.k_dim + s.v_dim));
-  return elems * (type == DType::kF16 ? 2 : 4);
+  return elems * DTypeSize(type);
 }
 
 void KvCache::CopyPrefix(int src, int dst, int n) {

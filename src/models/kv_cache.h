@@ -39,7 +39,7 @@ struct KvLayer {
   int k_dim = 0;
   int v_dim = 0;
   int max_ctx = 0;
-  size_t elem_bytes() const { return type == DType::kF16 ? 2 : 4; }
+  size_t elem_bytes() const { return DTypeSize(type); }
   // Head `head`'s key / value row at `pos` of sequence `seq` (k_dim / v_dim elements of `type`);
   // the rows of later positions follow it, k_dim / v_dim elements apart.
   void* K(int seq, int head, int pos) const { return Row(k, seq, head, pos, k_dim); }

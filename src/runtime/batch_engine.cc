@@ -234,16 +234,19 @@ void BatchEngine::Admit() {
       ++stats_.requests_cancelled;
       continue;
     }
-    // The free slot whose cached tokens share the longest prefix with the prompt (at least one
-    // prompt token is always fed, to get logits).
+    // Tokens of this prompt a slot's cache already holds (at least one prompt token is always
+    // fed, to get logits).
+    auto shared = [&r](const Slot& s) {
+      size_t n = 0;
+      while (n < s.kv_tokens.size() && n + 1 < r.prompt.size() && s.kv_tokens[n] == r.prompt[n]) ++n;
+      return n;
+    };
+    // The free slot sharing the longest prefix with the prompt.
     Slot* best = nullptr;
     size_t best_len = 0;
     for (auto& s : slots_) {
       if (s.active()) continue;
-      size_t n = 0;
-      while (n < s.kv_tokens.size() && n + 1 < r.prompt.size() && s.kv_tokens[n] == r.prompt[n]) {
-        ++n;
-      }
+      const size_t n = shared(s);
       if (best == nullptr || n > best_len) {
         best = &s;
         best_len = n;
@@ -255,9 +258,7 @@ void BatchEngine::Admit() {
     const Slot* donor = nullptr;
     size_t donor_len = best_len;
     for (const auto& d : slots_) {
-      if (&d == best) continue;
-      size_t n = 0;
-      while (n < d.kv_tokens.size() && n + 1 < r.prompt.size() && d.kv_tokens[n] == r.prompt[n]) ++n;
+      const size_t n = &d == best ? 0 : shared(d);
       if (n > donor_len) {
         donor = &d;
         donor_len = n;
