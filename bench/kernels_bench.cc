@@ -181,7 +181,7 @@ void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, si
 
 void RegisterAll() {
   std::vector<const KernelTable*> tables = {&RefKernels()};
-  if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
+  for (const KernelTable* t : SimdKernels()) tables.push_back(t);
   for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
                    DType::kQ6_K, DType::kQ6_KR8,
                    DType::kQ4_0}) {

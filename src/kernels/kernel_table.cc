@@ -9,6 +9,9 @@ namespace moxie {
 #if defined(MOXIE_HAVE_AVX2)
 const KernelTable* Avx2KernelsImpl();
 #endif
+#if defined(MOXIE_HAVE_AVX512)
+const KernelTable* Avx512KernelsImpl();
+#endif
 
 const KernelTable* Avx2Kernels() {
 #if defined(MOXIE_HAVE_AVX2)
@@ -21,14 +24,43 @@ const KernelTable* Avx2Kernels() {
   return nullptr;
 }
 
+const KernelTable* Avx512Kernels() {
+#if defined(MOXIE_HAVE_AVX512)
+  // libgcc's CPU model also checks that the OS saves the 512-bit state (XCR0).
+  if (Avx2Kernels() != nullptr && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni")) {
+    return Avx512KernelsImpl();
+  }
+#endif
+  return nullptr;
+}
+
+std::vector<const KernelTable*> SimdKernels() {
+  std::vector<const KernelTable*> v;
+  if (const KernelTable* t = Avx2Kernels()) v.push_back(t);
+  if (const KernelTable* t = Avx512Kernels()) v.push_back(t);
+  return v;
+}
+
 const KernelTable& BestKernels() {
   static const KernelTable* chosen = [] {
     const char* force = std::getenv("MOXIE_ISA");
     if (force != nullptr && std::strcmp(force, "ref") == 0) return &RefKernels();
     const KernelTable* avx2 = Avx2Kernels();
-    if (force != nullptr && std::strcmp(force, "avx2") == 0 && avx2 == nullptr) {
+    const KernelTable* avx512 = Avx512Kernels();
+    if (force != nullptr && std::strcmp(force, "avx2") == 0) {
+      if (avx2 != nullptr) return avx2;
       std::fprintf(stderr, "moxie: MOXIE_ISA=avx2 requested but unavailable; using ref\n");
+      return &RefKernels();
     }
+    if (force != nullptr && std::strcmp(force, "avx512") == 0 && avx512 == nullptr) {
+      std::fprintf(stderr, "moxie: MOXIE_ISA=avx512 requested but unavailable; using %s\n",
+                   avx2 != nullptr ? "avx2" : "ref");
+    } else if (force != nullptr && std::strcmp(force, "avx512") != 0) {
+      std::fprintf(stderr, "moxie: unknown MOXIE_ISA=%s (ref, avx2, avx512); using the best\n", force);
+    }
+    if (avx512 != nullptr) return avx512;
     return avx2 != nullptr ? avx2 : &RefKernels();
   }();
   return *chosen;

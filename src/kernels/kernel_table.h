@@ -3,10 +3,11 @@
 // Kernels see raw pointers and sizes only (no model or format types). Every kernel has a scalar
 // reference in kernels/ref/; ISA variants live in kernels/cpu/<isa>/ (the only translation units
 // built with ISA flags) and are tested against the reference on the same machine.
-// Set MOXIE_ISA=ref (or avx2) to force a variant.
+// Set MOXIE_ISA=ref, avx2 or avx512 to force a variant (one the CPU lacks falls back, with a note).
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -85,6 +86,11 @@ void RowToF32(DType t, const void* src, float* dst, int64_t n);
 const KernelTable& RefKernels();
 // nullptr when the CPU or the build lacks AVX2+FMA+F16C.
 const KernelTable* Avx2Kernels();
+// The AVX2 table with kernels using AVX-512 (F, BW, VL, DQ) and VNNI where they exist; nullptr when
+// the CPU (or its OS) or the build lacks them.
+const KernelTable* Avx512Kernels();
+// Every SIMD table this CPU can run (avx2, avx512), for tests and benches that compare them.
+std::vector<const KernelTable*> SimdKernels();
 // The best table for this CPU, honouring MOXIE_ISA. Chosen once; thread-safe.
 const KernelTable& BestKernels();
 

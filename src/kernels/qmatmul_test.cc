@@ -302,7 +302,7 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
           const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
           const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(n_in));
           std::vector<const KernelTable*> tables{&RefKernels()};
-          if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());
+          for (const KernelTable* t : SimdKernels()) tables.push_back(t);
           for (const KernelTable* kt : tables) {
             std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
             kt->QMatmul(c.plain)(xq, stride, n_tok, w, n_in, n_rows, a.data(), n_rows);
@@ -337,6 +337,38 @@ TEST(R8Layouts, KQuantsRoundTripArbitraryBytes) {
       c.unpack(r8.data() + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), 2, back.data());
       ASSERT_EQ(std::memcmp(back.data(), w.data() + r * row_bytes, row_bytes), 0)
           << DTypeName(c.r8) << " row " << r;
+    }
+  }
+}
+
+// The AVX-512 table's R8 kernels give the AVX2 table's bits (same integer dots, same f32 steps):
+// row counts with and without a lone 8-row group, token counts across its 8-token tiles.
+TEST(R8Layouts, Avx512MatchesAvx2Bits) {
+  const KernelTable* avx2 = Avx2Kernels();
+  const KernelTable* avx512 = Avx512Kernels();
+  if (avx2 == nullptr || avx512 == nullptr) GTEST_SKIP() << "CPU or build without AVX-512 + VNNI";
+  std::mt19937 rng(13);
+  for (const R8Case& c : kR8Cases) {
+    for (size_t n_in : {size_t{256}, size_t{2048}, size_t{32 * 9}}) {
+      if (n_in % c.block != 0) continue;
+      for (size_t n_rows : {size_t{8}, size_t{16}, size_t{24}, size_t{48}}) {
+        std::vector<uint8_t> wst;
+        const uint8_t* w = MakeWeights(c.plain, n_rows, n_in, &rng, &wst);
+        std::vector<uint8_t> r8(n_rows * RowBytes(c.plain, static_cast<int64_t>(n_in)) + 1);
+        uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
+        c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
+        const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
+        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{7}, size_t{8}, size_t{9}, size_t{17}}) {
+          const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
+          std::vector<uint8_t> xst;
+          const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
+          std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
+          avx2->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
+          avx512->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+              << DTypeName(c.r8) << " n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
+        }
+      }
     }
   }
 }

@@ -1,0 +1,157 @@
+// AVX-512 (F, BW, VL, DQ) + VNNI kernels: the AVX2 table with the integer dot products of the
+// 8-bit-activation path done by vpdpbusd (u8 × s8 products summed in int32 by one instruction,
+// where AVX2 needs maddubs + madd). Built with ISA flags; reached only through Avx512Kernels()
+// after a CPUID check. The scalar references stay the oracle (kernels/ref).
+//
+// Every kernel here keeps the arithmetic of its AVX2 counterpart per (row, token): the same exact
+// integer block dot, the same f32 scale product and fma in block order. So results are
+// bit-identical to the AVX2 table's, whatever the batch or the row split (tested).
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+
+const KernelTable* Avx2KernelsImpl();
+
+namespace {
+
+inline float LoadF16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q8_0_R8 (DType::kQ8_0R8, see core/dtype.h): a group of 8 rows stores per 32-element block the
+// rows' 8 f16 scales (16 bytes) and 8 vectors of 32 bytes, vector k = bytes 4k..4k+3 of rows 0..7.
+// Two consecutive groups fill one 512-bit vector (rows of group g in lanes 0-7, of g + 1 in lanes
+// 8-15): a token's 4 activation bytes, broadcast, give 16 rows' partial dots per vpdpbusd.
+//
+// vpdpbusd multiplies unsigned by signed bytes. The weights are made unsigned by flipping their
+// sign bit (w + 128, one xor per weight vector, shared by all tokens of a pass), and each
+// (token, block) sum starts from −128·Σx of the block, so it ends at exactly Σ w·x: the integer
+// dot of the reference. |Σ (w + 128)·x| ≤ 255·127·32, far inside int32.
+constexpr size_t kQ8_0Bytes = 34;
+constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
+constexpr size_t kPrefetchAhead = 1024;
+
+// −128 × (sum of the 32 activation bytes) of every (token, block): the start of each block sum.
+void ActivationOffsets(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (size_t t = 0; t < n_tok; ++t) {
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* q = xq + t * xq_stride + b * kQ8_0Bytes + 2;
+      // Σ (x + 128) over the block by sums of absolute differences against 0, then − 32·128.
+      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), flip);
+      const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+      const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      const int64_t sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
+      out[t * nb + b] = static_cast<int32_t>(-128 * sum);
+    }
+  }
+}
+
+// Groups g (lanes 0-7) and g + 1 (lanes 8-15; `g1` points at it) × T tokens; `off` holds the
+// tokens' ActivationOffsets rows (off[t * nb + b]).
+template <int T>
+void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
+                const int32_t* off, float* y, size_t ldy, bool prefetch) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o0 = g0 + b * kGroupBlock;
+    const uint8_t* o1 = g1 + b * kGroupBlock;
+    if (prefetch) {
+      for (size_t c = 0; c < kGroupBlock; c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(o0 + kPrefetchAhead + c), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(o1 + kPrefetchAhead + c), _MM_HINT_T0);
+      }
+    }
+    __m512i sum[T];
+    for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(off[t * nb + b]);
+    for (int k = 0; k < 8; ++k) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * k));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * k));
+      const __m512i wu = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+      for (int t = 0; t < T; ++t) {
+        int32_t v;
+        std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
+        sum[t] = _mm512_dpbusd_epi32(sum[t], wu, _mm512_set1_epi32(v));
+      }
+    }
+    const __m256i d16 = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1);
+    const __m512 dw = _mm512_cvtph_ps(d16);
+    for (int t = 0; t < T; ++t) {
+      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), d, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+// All tokens over one pair of groups, kT at a time (the tail with fewer); the first pass
+// prefetches, later passes find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
+template <int kT>
+void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
+                const int32_t* off, size_t n_tok, float* y, size_t ldy, bool prefetch) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) {
+    Tile16Q8_0<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, off + t * nb, y + t * ldy, ldy,
+                   prefetch && t == 0);
+  }
+  if constexpr (kT > 1) {
+    if (t < n_tok) {
+      Pair16Q8_0<kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, off + t * nb, n_tok - t,
+                         y + t * ldy, ldy, prefetch && t == 0);
+    }
+  }
+}
+
+void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                         size_t n_rows, float* y, size_t ldy) {
+  constexpr int kT = 8;
+  MOXIE_CHECK(n_rows % 8 == 0);  // the layout exists only in whole 8-row groups
+  const size_t nb = n_in / 32;
+  const size_t group_bytes = nb * kGroupBlock;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  // Offsets of every (token, block); the buffer only grows, so steady-state calls do not allocate.
+  thread_local std::vector<int32_t> off;
+  if (off.size() < n_tok * nb) off.resize(n_tok * nb);
+  ActivationOffsets(xb, xq_stride, n_tok, nb, off.data());
+  size_t r = 0;
+  for (; r + 16 <= n_rows; r += 16) {
+    const uint8_t* g0 = wb + (r / 8) * group_bytes;
+    Pair16Q8_0<kT>(g0, g0 + group_bytes, nb, xb, xq_stride, off.data(), n_tok, y + r, ldy, true);
+  }
+  if (r < n_rows) {  // a last lone group: the AVX2 kernel (the same bits)
+    Avx2KernelsImpl()->QMatmul(DType::kQ8_0R8)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
+                                               n_rows - r, y + r, ldy);
+  }
+}
+
+}  // namespace
+
+const KernelTable* Avx512KernelsImpl() {
+  static const KernelTable table = [] {
+    KernelTable t = *Avx2KernelsImpl();
+    t.isa = "avx512";
+    t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace moxie
