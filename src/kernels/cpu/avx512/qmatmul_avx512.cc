@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "kernels/kernel_table.h"
+#include "kernels/ref/quant.h"
 
 namespace moxie {
 
@@ -142,6 +143,160 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Q4_K_R8 / Q5_K_R8 (kFive) with Q8_K activations, two 8-row groups per 512-bit vector. Per
+// 32-element sub-block, vpdpbusd sums a row's unsigned 4/5-bit values times the token's bytes
+// into an exact int32 (|Σ| ≤ 32·31·127), which is multiplied by the row's 6-bit sub-block scale
+// (vpmulld) and added up: the same integer as the AVX2 kernel's int16 partial sums and madd, so the
+// same bits after the same f32 steps. Minimums as there: lane i of madd(mins pair, bsums pair).
+constexpr size_t kQ8KBytes = kQ8KBlockBytes;  // f32 d @0, int8 qs[256] @4, int16 bsums[16] @260
+
+inline __m512i Load2x256(const uint8_t* lo, const uint8_t* hi) {
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi)), 1);
+}
+inline __m256i Load2x128(const uint8_t* lo, const uint8_t* hi) {
+  return _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+inline float LoadF32(const uint8_t* p) {
+  float f;
+  std::memcpy(&f, p, 4);
+  return f;
+}
+template <size_t kBytes, size_t kAhead>
+inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
+  for (size_t c = 0; c < kBytes; c += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(o0 + kAhead + c), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(o1 + kAhead + c), _MM_HINT_T0);
+  }
+}
+
+template <int T, bool kFive>
+void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
+               float* y, size_t ldy, bool prefetch) {
+  constexpr size_t kGroupBlockK = 8 * (kFive ? 176 : 144);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m1 = _mm512_set1_epi8(0x01);
+  const __m512i m6p = _mm512_set1_epi32(0x003F003F), m4p = _mm512_set1_epi32(0x000F000F),
+                m2p = _mm512_set1_epi32(0x00300030), lo16 = _mm512_set1_epi32(0xFFFF);
+  __m512 acc[T], macc[T];
+  for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o0 = g0 + b * kGroupBlockK;
+    const uint8_t* o1 = g1 + b * kGroupBlockK;
+    if (prefetch) PrefetchPair<kGroupBlockK, 2 * kGroupBlockK>(o0, o1);
+    // Words A, B, C of the scales and mins (DType::kQ4_KR8): lane i of scp[p] = sc_2p | sc_2p+1
+    // << 16 of row i, of mnv[p] the same with the mins.
+    const __m512i wa = Load2x256(o0 + 32, o1 + 32), wb = Load2x256(o0 + 64, o1 + 64),
+                  wc = Load2x256(o0 + 96, o1 + 96);
+    const __m512i scp[4] = {
+        _mm512_and_si512(_mm512_srli_epi32(wa, 6), m6p), _mm512_and_si512(_mm512_srli_epi32(wb, 6), m6p),
+        _mm512_and_si512(_mm512_srli_epi32(wc, 6), m6p),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(wc, 12), m4p),
+                        _mm512_and_si512(_mm512_srli_epi32(wb, 10), m2p))};
+    __m512i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* u0 = o0 + 128 + 128 * s;
+      const uint8_t* u1 = o1 + 128 + 128 * s;
+      [[maybe_unused]] const __m512i hb =
+          kFive ? Load2x256(o0 + 1152 + 32 * s, o1 + 1152 + 32 * s) : _mm512_setzero_si512();
+      __m512i a32[T];
+      for (int t = 0; t < T; ++t) a32[t] = _mm512_setzero_si512();
+      for (int m = 0; m < 4; ++m) {
+        const __m512i q = Load2x256(u0 + 32 * m, u1 + 32 * m);
+        __m512i lo = _mm512_and_si512(q, m4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {
+          lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2 * m), m1), 4));
+          hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hb, 2 * m + 1), m1), 4));
+        }
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
+          int32_t v0, v1;
+          std::memcpy(&v0, xs, 4);
+          std::memcpy(&v1, xs + 16, 4);
+          a32[t] = _mm512_dpbusd_epi32(a32[t], lo, _mm512_set1_epi32(v0));
+          a32[t] = _mm512_dpbusd_epi32(a32[t], hi, _mm512_set1_epi32(v1));
+        }
+      }
+      // Row i's scale of sub-block s in lane i.
+      const __m512i sc = s % 2 == 0 ? _mm512_and_si512(scp[s / 2], lo16) : _mm512_srli_epi32(scp[s / 2], 16);
+      for (int t = 0; t < T; ++t) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a32[t], sc));
+    }
+    const __m512i mnv[4] = {
+        _mm512_and_si512(wa, m6p), _mm512_and_si512(wb, m6p), _mm512_and_si512(wc, m6p),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(wa, 12), m4p),
+                        _mm512_and_si512(_mm512_srli_epi32(wb, 8), m2p))};
+    const __m512 d16 = _mm512_cvtph_ps(Load2x128(o0, o1));
+    const __m512 dm16 = _mm512_cvtph_ps(Load2x128(o0 + 16, o1 + 16));
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + 260));
+      const __m128i bsub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      __m512i summ = _mm512_madd_epi16(mnv[0], _mm512_broadcastd_epi32(bsub));
+      summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mnv[1], _mm512_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0x55))));
+      summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mnv[2], _mm512_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
+      summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mnv[3], _mm512_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
+      const __m512 vdy = _mm512_set1_ps(LoadF32(yb));
+      macc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm16, vdy), _mm512_cvtepi32_ps(summ), macc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d16, vdy), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(macc[t], acc[t]));
+}
+
+// Pairs of 8-row groups of an R8 layout K (K::Tile<T>(g0, g1, ...)) over all tokens, kT at a time
+// (the tail with fewer); a last lone group goes to the AVX2 kernel (the same bits).
+template <typename K, int kT>
+void Pair16(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
+            size_t n_tok, float* y, size_t ldy, bool prefetch) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) {
+    K::template Tile<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
+  }
+  if constexpr (kT > 1) {
+    if (t < n_tok) {
+      Pair16<K, kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy,
+                        prefetch && t == 0);
+    }
+  }
+}
+
+template <typename K>
+void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
+                size_t n_rows, float* y, size_t ldy) {
+  MOXIE_CHECK(n_rows % 8 == 0);  // the layouts exist only in whole 8-row groups
+  const size_t nb = n_in / K::kBlock;
+  const size_t group_bytes = nb * 8 * K::kBytes;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  size_t r = 0;
+  for (; r + 16 <= n_rows; r += 16) {
+    const uint8_t* g0 = wb + (r / 8) * group_bytes;
+    Pair16<K, K::kT>(g0, g0 + group_bytes, nb, xb, xq_stride, n_tok, y + r, ldy, true);
+  }
+  if (r < n_rows) {
+    Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
+                                          n_rows - r, y + r, ldy);
+  }
+}
+
+template <bool kFive>
+struct QxKR16 {
+  static constexpr size_t kBlock = 256, kBytes = kFive ? 176 : 144;
+  static constexpr int kT = 4;
+  static constexpr DType kDType = kFive ? DType::kQ5_KR8 : DType::kQ4_KR8;
+  template <int T>
+  static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
+                   float* y, size_t l, bool pf) {
+    Tile16QxK<T, kFive>(g0, g1, nb, xq, s, y, l, pf);
+  }
+};
+
 }  // namespace
 
 const KernelTable* Avx512KernelsImpl() {
@@ -149,6 +304,8 @@ const KernelTable* Avx512KernelsImpl() {
     KernelTable t = *Avx2KernelsImpl();
     t.isa = "avx512";
     t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
+    t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
+    t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);
     return t;
   }();
   return &table;
