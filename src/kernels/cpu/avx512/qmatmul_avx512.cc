@@ -297,6 +297,91 @@ struct QxKR16 {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Q6_K_R8 (DType::kQ6_KR8) with Q8_K activations, two 8-row groups per 512-bit vector: the AVX2
+// kernel's arithmetic (two maddubs of unsigned 6-bit values add up in int16, |Σ| ≤ 2·2·63·127),
+// with vpdpwssd applying the row's group scale and accumulating in one instruction. (vpdpbusd per
+// group times the scale by vpmulld was slower: 4 dot products per multiply, which runs on one
+// port.) The −32 offset is 32·Σ_g scale_g·bsum_g per block; same integers, same f32 steps.
+constexpr size_t kQ6KGroupBlock = 8 * 210;
+
+template <int T>
+void Tile16Q6K(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
+               float* y, size_t ldy, bool prefetch) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m48 = _mm512_set1_epi8(0x30);
+  const __m512i m63 = _mm512_set1_epi8(0x3F);
+  const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o0 = g0 + b * kQ6KGroupBlock;
+    const uint8_t* o1 = g1 + b * kQ6KGroupBlock;
+    if (prefetch) PrefetchPair<kQ6KGroupBlock, kQ6KGroupBlock>(o0, o1);
+    const uint8_t* sc0 = o0 + 16;  // int8, byte 8g + i: scale of group g of row i
+    const uint8_t* sc1 = o1 + 16;
+    __m512i sumi[T];
+    for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+    for (int gr = 0; gr < 16; ++gr) {
+      const __m512i v0 = Load2x256(o0 + 144 + 96 * gr, o1 + 144 + 96 * gr);
+      const __m512i v1 = Load2x256(o0 + 176 + 96 * gr, o1 + 176 + 96 * gr);
+      const __m512i v2 = Load2x256(o0 + 208 + 96 * gr, o1 + 208 + 96 * gr);
+      // Unit m: elements 16gr + 4m + e of row i in bytes 4i + e (layout in core/dtype.h).
+      const __m512i u0 = _mm512_and_si512(v0, m63);
+      const __m512i u2 = _mm512_and_si512(v1, m63);
+      const __m512i u1 = _mm512_or_si512(_mm512_and_si512(v2, m4),
+                                         _mm512_and_si512(_mm512_srli_epi16(v0, 2), m48));
+      const __m512i u3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v2, 4), m4),
+                                         _mm512_and_si512(_mm512_srli_epi16(v1, 2), m48));
+      // Row i's scale of group gr in lane i.
+      const __m512i scv = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc0 + 8 * gr)), dup)),
+          _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc1 + 8 * gr)), dup), 1));
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 16 * gr;
+        int32_t v[4];
+        std::memcpy(v, xs, 16);
+        const __m512i p01 = _mm512_add_epi16(_mm512_maddubs_epi16(u0, _mm512_set1_epi32(v[0])),
+                                             _mm512_maddubs_epi16(u1, _mm512_set1_epi32(v[1])));
+        const __m512i p23 = _mm512_add_epi16(_mm512_maddubs_epi16(u2, _mm512_set1_epi32(v[2])),
+                                             _mm512_maddubs_epi16(u3, _mm512_set1_epi32(v[3])));
+        sumi[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[t], p01, scv), p23, scv);
+      }
+    }
+    // Lane i of scp[p] = (scale of group 2p, of group 2p + 1) of row i, as int16.
+    __m512i scp[8];
+    for (int p = 0; p < 8; ++p) {
+      auto pair = [&](const uint8_t* sc) {
+        return _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 16 * p)),
+                                 _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 16 * p + 8)));
+      };
+      scp[p] = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(pair(sc0)), pair(sc1), 1));
+    }
+    const __m512 d16 = _mm512_cvtph_ps(Load2x128(o0, o1));
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      int32_t bs[8];  // int16 pairs of bsums
+      std::memcpy(bs, yb + 260, 32);
+      __m512i off = _mm512_madd_epi16(scp[0], _mm512_set1_epi32(bs[0]));
+      for (int p = 1; p < 8; ++p) off = _mm512_add_epi32(off, _mm512_madd_epi16(scp[p], _mm512_set1_epi32(bs[p])));
+      const __m512i sv = _mm512_sub_epi32(sumi[t], _mm512_slli_epi32(off, 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d16, _mm512_set1_ps(LoadF32(yb))), _mm512_cvtepi32_ps(sv), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+struct Q6KR16 {
+  static constexpr size_t kBlock = 256, kBytes = 210;
+  static constexpr int kT = 4;
+  static constexpr DType kDType = DType::kQ6_KR8;
+  template <int T>
+  static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
+                   float* y, size_t l, bool pf) {
+    Tile16Q6K<T>(g0, g1, nb, xq, s, y, l, pf);
+  }
+};
+
 }  // namespace
 
 const KernelTable* Avx512KernelsImpl() {
@@ -306,6 +391,7 @@ const KernelTable* Avx512KernelsImpl() {
     t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);
+    t.SetQ(DType::kQ6_KR8, t.QuantizeAct(DType::kQ6_KR8), QMatmulR16<Q6KR16>);
     return t;
   }();
   return &table;
