@@ -28,7 +28,7 @@ namespace {
 inline float LoadF16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return F16ToF32(h);
+  return _cvtsh_ss(h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -45,8 +45,13 @@ constexpr size_t kQ8_0Bytes = 34;
 constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
 constexpr size_t kPrefetchAhead = 1024;
 
-// −128 × (sum of the 32 activation bytes) of every (token, block): the start of each block sum.
-void ActivationOffsets(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t* out) {
+// Per (token, block) of the Q8_0 activations: the start of each block sum, −128 × (sum of the 32
+// activation bytes), and the block's scale as f32.
+struct ActBlock {
+  int32_t off;
+  float d;
+};
+void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, ActBlock* out) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t t = 0; t < n_tok; ++t) {
     for (size_t b = 0; b < nb; ++b) {
@@ -56,16 +61,16 @@ void ActivationOffsets(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t
       const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
       const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       const int64_t sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
-      out[t * nb + b] = static_cast<int32_t>(-128 * sum);
+      out[t * nb + b] = {static_cast<int32_t>(-128 * sum), LoadF16(q - 2)};
     }
   }
 }
 
-// Groups g (lanes 0-7) and g + 1 (lanes 8-15; `g1` points at it) × T tokens; `off` holds the
-// tokens' ActivationOffsets rows (off[t * nb + b]).
+// Groups g (lanes 0-7) and g + 1 (lanes 8-15; `g1` points at it) × T tokens; `ab` holds the
+// tokens' ActivationBlocks rows (ab[t * nb + b]).
 template <int T>
 void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-                const int32_t* off, float* y, size_t ldy, bool prefetch) {
+                const ActBlock* ab, float* y, size_t ldy, bool prefetch) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -79,7 +84,7 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
       }
     }
     __m512i sum[T];
-    for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(off[t * nb + b]);
+    for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; ++k) {
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * k));
       const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * k));
@@ -95,7 +100,7 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1);
     const __m512 dw = _mm512_cvtph_ps(d16);
     for (int t = 0; t < T; ++t) {
-      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
+      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(ab[t * nb + b].d));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
@@ -106,15 +111,15 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 // prefetches, later passes find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
 template <int kT>
 void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-                const int32_t* off, size_t n_tok, float* y, size_t ldy, bool prefetch) {
+                const ActBlock* ab, size_t n_tok, float* y, size_t ldy, bool prefetch) {
   size_t t = 0;
   for (; t + kT <= n_tok; t += kT) {
-    Tile16Q8_0<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, off + t * nb, y + t * ldy, ldy,
+    Tile16Q8_0<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y + t * ldy, ldy,
                    prefetch && t == 0);
   }
   if constexpr (kT > 1) {
     if (t < n_tok) {
-      Pair16Q8_0<kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, off + t * nb, n_tok - t,
+      Pair16Q8_0<kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, n_tok - t,
                          y + t * ldy, ldy, prefetch && t == 0);
     }
   }
@@ -128,14 +133,15 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
   const size_t group_bytes = nb * kGroupBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
-  // Offsets of every (token, block); the buffer only grows, so steady-state calls do not allocate.
-  thread_local std::vector<int32_t> off;
-  if (off.size() < n_tok * nb) off.resize(n_tok * nb);
-  ActivationOffsets(xb, xq_stride, n_tok, nb, off.data());
+  // Every (token, block)'s offset and scale; the buffer only grows, so steady-state calls do not
+  // allocate.
+  thread_local std::vector<ActBlock> ab;
+  if (ab.size() < n_tok * nb) ab.resize(n_tok * nb);
+  ActivationBlocks(xb, xq_stride, n_tok, nb, ab.data());
   size_t r = 0;
   for (; r + 16 <= n_rows; r += 16) {
     const uint8_t* g0 = wb + (r / 8) * group_bytes;
-    Pair16Q8_0<kT>(g0, g0 + group_bytes, nb, xb, xq_stride, off.data(), n_tok, y + r, ldy, true);
+    Pair16Q8_0<kT>(g0, g0 + group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + r, ldy, true);
   }
   if (r < n_rows) {  // a last lone group: the AVX2 kernel (the same bits)
     Avx2KernelsImpl()->QMatmul(DType::kQ8_0R8)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
