@@ -34,9 +34,19 @@ Bandwidth MeasureReadBandwidth(int threads, size_t mib, int reps) {
       th.emplace_back([&, t] {
         const size_t b = n * static_cast<size_t>(t) / static_cast<size_t>(nt);
         const size_t e = n * static_cast<size_t>(t + 1) / static_cast<size_t>(nt);
-        uint64_t acc = 0;
-        for (size_t i = b; i < e; ++i) acc += buf[i];
-        partial[static_cast<size_t>(t)] = acc;
+        // Eight independent sums and a software prefetch 2 KiB ahead, as the kernels stream their
+        // weights: one plain dependent loop read 20-25 % less on a Xeon (Sapphire Rapids class)
+        // than Moxie's own decode streams, so roofline shares came out above 100 %.
+        uint64_t acc[8] = {};
+        size_t i = b;
+        for (; i + 8 <= e; i += 8) {
+          __builtin_prefetch(buf + i + 256);
+          for (int k = 0; k < 8; ++k) acc[k] += buf[i + static_cast<size_t>(k)];
+        }
+        for (; i < e; ++i) acc[0] += buf[i];
+        uint64_t sum = 0;
+        for (uint64_t v : acc) sum += v;
+        partial[static_cast<size_t>(t)] = sum;
       });
     }
     for (auto& x : th) x.join();
