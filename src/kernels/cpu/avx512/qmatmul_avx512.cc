@@ -22,6 +22,7 @@
 namespace moxie {
 
 const KernelTable* Avx2KernelsImpl();
+void AddFloatMatmulsAvx512(KernelTable* t);  // matmul_avx512.cc
 
 namespace {
 
@@ -394,6 +395,7 @@ const KernelTable* Avx512KernelsImpl() {
   static const KernelTable table = [] {
     KernelTable t = *Avx2KernelsImpl();
     t.isa = "avx512";
+    AddFloatMatmulsAvx512(&t);
     t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);

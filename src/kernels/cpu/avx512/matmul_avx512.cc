@@ -1,0 +1,233 @@
+// AVX-512 float matmuls (F32/F16/BF16 weights, f32 activations). Built with ISA flags; reached only
+// through Avx512Kernels() after a CPUID check.
+//
+// Two rows share one 512-bit vector: row r in lanes 0-7, row r + 1 in lanes 8-15, each half doing
+// exactly what one 8-lane AVX2 accumulator does (matmul_avx2.cc: 16-element chunks in the lane
+// order [0..3, 8..11] / [4..7, 12..15], two fmas each, then an 8-element chunk, the fixed horizontal
+// sum of the 8 lanes, the scalar fma tail). So every (row, token) gets the AVX2 table's bits, and
+// results stay independent of the batch and of the row split.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cpu/avx2/avx2_util.h"
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+
+const KernelTable* Avx2KernelsImpl();
+
+namespace {
+
+using avx2::HSum;
+
+inline __m512 Join(__m256 lo, __m256 hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+// Weights of rows p (low half) and p + row_bytes (high half): 16 elements each, in two vectors
+// (elements [0..3, 8..11] and [4..7, 12..15] of each row), or 8 elements in one.
+struct W2F32 {
+  static constexpr size_t kBytes = 4;
+  static void Load16(const uint8_t* p, size_t rb, __m512* a, __m512* b) {
+    const auto* f0 = reinterpret_cast<const float*>(p);
+    const auto* f1 = reinterpret_cast<const float*>(p + rb);
+    const __m128 a0 = _mm_loadu_ps(f0), a1 = _mm_loadu_ps(f0 + 4), a2 = _mm_loadu_ps(f0 + 8),
+                 a3 = _mm_loadu_ps(f0 + 12);
+    const __m128 b0 = _mm_loadu_ps(f1), b1 = _mm_loadu_ps(f1 + 4), b2 = _mm_loadu_ps(f1 + 8),
+                 b3 = _mm_loadu_ps(f1 + 12);
+    *a = Join(_mm256_insertf128_ps(_mm256_castps128_ps256(a0), a2, 1),
+              _mm256_insertf128_ps(_mm256_castps128_ps256(b0), b2, 1));
+    *b = Join(_mm256_insertf128_ps(_mm256_castps128_ps256(a1), a3, 1),
+              _mm256_insertf128_ps(_mm256_castps128_ps256(b1), b3, 1));
+  }
+  static __m512 Load8(const uint8_t* p, size_t rb) {
+    return Join(_mm256_loadu_ps(reinterpret_cast<const float*>(p)),
+                _mm256_loadu_ps(reinterpret_cast<const float*>(p + rb)));
+  }
+  static float Load1(const uint8_t* p) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+};
+struct W2Bf16 {
+  static constexpr size_t kBytes = 2;
+  static void Load16(const uint8_t* p, size_t rb, __m512* a, __m512* b) {
+    const __m512i h = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + rb)), 1);
+    const __m512i z = _mm512_setzero_si512();
+    *a = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, h));
+    *b = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, h));
+  }
+  static __m512 Load8(const uint8_t* p, size_t rb) {
+    const __m256i h = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + rb)), 1);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static float Load1(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return Bf16ToF32(h);
+  }
+};
+struct W2F16 {
+  static constexpr size_t kBytes = 2;
+  static void Load16(const uint8_t* p, size_t rb, __m512* a, __m512* b) {
+    const __m128i a0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + rb));
+    const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + rb + 16));
+    auto pair = [](__m128i lo, __m128i hi) {
+      return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    };
+    *a = _mm512_cvtph_ps(pair(_mm_unpacklo_epi64(a0, a1), _mm_unpacklo_epi64(b0, b1)));
+    *b = _mm512_cvtph_ps(pair(_mm_unpackhi_epi64(a0, a1), _mm_unpackhi_epi64(b0, b1)));
+  }
+  static __m512 Load8(const uint8_t* p, size_t rb) {
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + rb)), 1));
+  }
+  static float Load1(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+  }
+};
+
+// A 16-element chunk of activations in the weights' lane order ([0..3, 8..11], [4..7, 12..15]),
+// each half repeated in both halves of a vector. kXp: x is pre-permuted (PermuteX16), so two
+// broadcast loads; otherwise permuted here.
+template <bool kXp>
+inline void LoadX16(const float* x, __m512* a, __m512* b) {
+  if constexpr (kXp) {
+    *a = _mm512_broadcast_f32x8(_mm256_loadu_ps(x));
+    *b = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + 8));
+  } else {
+    const __m256 lo = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x)), _mm_loadu_ps(x + 8), 1);
+    const __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 4)), _mm_loadu_ps(x + 12), 1);
+    *a = Join(lo, lo);
+    *b = Join(hi, hi);
+  }
+}
+
+// x rows with each 16-element chunk as [0..3, 8..11, 4..7, 12..15], the last n % 16 as they are.
+void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
+  for (size_t t = 0; t < n_tok; ++t) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const float* s = x + t * ldx + i;
+      float* d = out + t * n + i;
+      std::memcpy(d, s, 16);
+      std::memcpy(d + 4, s + 8, 16);
+      std::memcpy(d + 8, s + 4, 16);
+      std::memcpy(d + 12, s + 12, 16);
+    }
+    for (; i < n; ++i) out[t * n + i] = x[t * ldx + i];
+  }
+}
+
+// R2 row pairs (2·R2 rows) x T tokens.
+template <typename L, int R2, int T, bool kXp>
+void Tile2(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_t n, float* y, size_t ldy) {
+  __m512 acc[R2][T];
+  for (int r = 0; r < R2; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 xa[T], xb[T];
+    for (int t = 0; t < T; ++t) LoadX16<kXp>(x + t * ldx + i, &xa[t], &xb[t]);
+    for (int r = 0; r < R2; ++r) {
+      __m512 wa, wb;
+      L::Load16(w + 2 * r * row_bytes + i * L::kBytes, row_bytes, &wa, &wb);
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm512_fmadd_ps(xa[t], wa, acc[r][t]);
+        acc[r][t] = _mm512_fmadd_ps(xb[t], wb, acc[r][t]);
+      }
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m512 xv[T];
+    for (int t = 0; t < T; ++t) {
+      const __m256 v = _mm256_loadu_ps(x + t * ldx + i);
+      xv[t] = Join(v, v);
+    }
+    for (int r = 0; r < R2; ++r) {
+      const __m512 wv = L::Load8(w + 2 * r * row_bytes + i * L::kBytes, row_bytes);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(xv[t], wv, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R2; ++r) {
+    for (int t = 0; t < T; ++t) {
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* wr = w + (2 * r + h) * row_bytes;
+        float s = HSum(h == 0 ? _mm512_castps512_ps256(acc[r][t]) : _mm512_extractf32x8_ps(acc[r][t], 1));
+        for (size_t j = i; j < n; ++j) s = std::fma(x[t * ldx + j], L::Load1(wr + j * L::kBytes), s);
+        y[t * ldy + 2 * r + h] = s;
+      }
+    }
+  }
+}
+
+template <typename L, int R2, int kT, bool kXp>
+void PairsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, size_t row_bytes, size_t n,
+                    float* y, size_t ldy) {
+  size_t t = 0;
+  for (; t + kT <= n_tok; t += kT) Tile2<L, R2, kT, kXp>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
+  if constexpr (kT > 1) {
+    if (t < n_tok) PairsAllTokens<L, R2, kT - 1, kXp>(x + t * ldx, ldx, n_tok - t, w, row_bytes, n, y + t * ldy, ldy);
+  }
+}
+
+template <typename L, bool kXp>
+void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in, size_t n_rows,
+                float* y, size_t ldy) {
+  const size_t row_bytes = n_in * L::kBytes;
+  size_t r = 0;
+  for (; r + 4 <= n_rows; r += 4) {
+    PairsAllTokens<L, 2, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+  }
+  for (; r + 2 <= n_rows; r += 2) PairsAllTokens<L, 1, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+}
+
+template <typename L>
+void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+            float* y, size_t ldy) {
+  const DType dt = L::kBytes == 4 ? DType::kF32 : (std::is_same_v<L, W2Bf16> ? DType::kBF16 : DType::kF16);
+  // One token (decode) is bound by memory, and the AVX2 mat-vec reads as fast or faster (F16:
+  // 24 vs 19 GB/s from cache on one core, the 512-bit conversion costing two operations): same bits.
+  if (n_tok == 1) {
+    Avx2KernelsImpl()->Matmul(dt)(x, ldx, n_tok, w, n_in, n_rows, y, ldy);
+    return;
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t pairs = n_rows / 2 * 2;
+  // Few tokens: x permuted once into a stack buffer, so the tiles broadcast it with plain loads.
+  constexpr size_t kStackFloats = 8192;
+  if (n_tok * n_in <= kStackFloats) {
+    alignas(64) float xp[kStackFloats];
+    PermuteX16(x, ldx, n_tok, n_in, xp);
+    MatmulRows<L, true>(xp, n_in, n_tok, wb, n_in, pairs, y, ldy);
+  } else {
+    MatmulRows<L, false>(x, ldx, n_tok, wb, n_in, pairs, y, ldy);
+  }
+  if (pairs < n_rows) {  // a last odd row: the AVX2 kernel (the same bits)
+    Avx2KernelsImpl()->Matmul(dt)(x, ldx, n_tok, wb + pairs * n_in * L::kBytes, n_in, 1, y + pairs, ldy);
+  }
+}
+
+}  // namespace
+
+void AddFloatMatmulsAvx512(KernelTable* t) {
+  t->Set(DType::kF32, Matmul<W2F32>);
+  t->Set(DType::kF16, Matmul<W2F16>);
+  t->Set(DType::kBF16, Matmul<W2Bf16>);
+}
+
+}  // namespace moxie
