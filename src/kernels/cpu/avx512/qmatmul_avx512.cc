@@ -189,8 +189,8 @@ void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
   const __m512i m1 = _mm512_set1_epi8(0x01);
   const __m512i m6p = _mm512_set1_epi32(0x003F003F), m4p = _mm512_set1_epi32(0x000F000F),
                 m2p = _mm512_set1_epi32(0x00300030), lo16 = _mm512_set1_epi32(0xFFFF);
-  __m512 acc[T], macc[T];
-  for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm512_setzero_ps();
+  // The f32 accumulators live in memory (L1): registers go to the T integer sums.
+  alignas(64) float acc[T][16] = {}, macc[T][16] = {};
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o0 = g0 + b * kGroupBlockK;
     const uint8_t* o1 = g1 + b * kGroupBlockK;
@@ -249,11 +249,15 @@ void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
       summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mnv[2], _mm512_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
       summ = _mm512_add_epi32(summ, _mm512_madd_epi16(mnv[3], _mm512_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
       const __m512 vdy = _mm512_set1_ps(LoadF32(yb));
-      macc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm16, vdy), _mm512_cvtepi32_ps(summ), macc[t]);
-      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d16, vdy), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+      _mm512_store_ps(macc[t], _mm512_fnmadd_ps(_mm512_mul_ps(dm16, vdy), _mm512_cvtepi32_ps(summ),
+                                                _mm512_load_ps(macc[t])));
+      _mm512_store_ps(acc[t], _mm512_fmadd_ps(_mm512_mul_ps(d16, vdy), _mm512_cvtepi32_ps(sumi[t]),
+                                              _mm512_load_ps(acc[t])));
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(macc[t], acc[t]));
+  for (int t = 0; t < T; ++t) {
+    _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(_mm512_load_ps(macc[t]), _mm512_load_ps(acc[t])));
+  }
 }
 
 // Pairs of 8-row groups of an R8 layout K (K::Tile<T>(g0, g1, ...)) over all tokens, kT at a time
@@ -295,7 +299,7 @@ void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
 template <bool kFive>
 struct QxKR16 {
   static constexpr size_t kBlock = 256, kBytes = kFive ? 176 : 144;
-  static constexpr int kT = 4;
+  static constexpr int kT = 8;
   static constexpr DType kDType = kFive ? DType::kQ5_KR8 : DType::kQ4_KR8;
   template <int T>
   static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
