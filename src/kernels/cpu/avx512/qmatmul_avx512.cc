@@ -323,8 +323,7 @@ void Tile16Q6K(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
   const __m512i m48 = _mm512_set1_epi8(0x30);
   const __m512i m63 = _mm512_set1_epi8(0x3F);
   const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  __m512 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  alignas(64) float acc[T][16] = {};  // in L1: registers go to the T integer sums
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o0 = g0 + b * kQ6KGroupBlock;
     const uint8_t* o1 = g1 + b * kQ6KGroupBlock;
@@ -376,15 +375,16 @@ void Tile16Q6K(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
       __m512i off = _mm512_madd_epi16(scp[0], _mm512_set1_epi32(bs[0]));
       for (int p = 1; p < 8; ++p) off = _mm512_add_epi32(off, _mm512_madd_epi16(scp[p], _mm512_set1_epi32(bs[p])));
       const __m512i sv = _mm512_sub_epi32(sumi[t], _mm512_slli_epi32(off, 5));
-      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d16, _mm512_set1_ps(LoadF32(yb))), _mm512_cvtepi32_ps(sv), acc[t]);
+      _mm512_store_ps(acc[t], _mm512_fmadd_ps(_mm512_mul_ps(d16, _mm512_set1_ps(LoadF32(yb))),
+                                              _mm512_cvtepi32_ps(sv), _mm512_load_ps(acc[t])));
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_load_ps(acc[t]));
 }
 
 struct Q6KR16 {
   static constexpr size_t kBlock = 256, kBytes = 210;
-  static constexpr int kT = 4;
+  static constexpr int kT = 8;
   static constexpr DType kDType = DType::kQ6_KR8;
   template <int T>
   static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
