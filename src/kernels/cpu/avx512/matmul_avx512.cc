@@ -141,14 +141,19 @@ void Tile2(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __m512 xa[T], xb[T];
-    for (int t = 0; t < T; ++t) LoadX16<kXp>(x + t * ldx + i, &xa[t], &xb[t]);
-    for (int r = 0; r < R2; ++r) {
-      __m512 wa, wb;
-      L::Load16(w + 2 * r * row_bytes + i * L::kBytes, row_bytes, &wa, &wb);
-      for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm512_fmadd_ps(xa[t], wa, acc[r][t]);
-        acc[r][t] = _mm512_fmadd_ps(xb[t], wb, acc[r][t]);
+    // The weights are widened once per pair and chunk for all T tokens; the activations are
+    // loaded at each use (with x pre-permuted, two broadcast loads), so the registers hold the
+    // R2·T accumulators and the R2 pairs' weights. Kernel bench (one Xeon core, from cache, 16
+    // tokens): 3 pairs x 6 tokens BF16 93 -> 109 GFLOP/s, F16 70 -> 78, against 2 pairs x 6 with
+    // the activations held in registers (2 x 12: 96 / 81; 4 x 4: 112 / 71).
+    __m512 wa[R2], wb[R2];
+    for (int r = 0; r < R2; ++r) L::Load16(w + 2 * r * row_bytes + i * L::kBytes, row_bytes, &wa[r], &wb[r]);
+    for (int t = 0; t < T; ++t) {
+      __m512 xa, xb;
+      LoadX16<kXp>(x + t * ldx + i, &xa, &xb);
+      for (int r = 0; r < R2; ++r) {
+        acc[r][t] = _mm512_fmadd_ps(xa, wa[r], acc[r][t]);
+        acc[r][t] = _mm512_fmadd_ps(xb, wb[r], acc[r][t]);
       }
     }
   }
@@ -190,8 +195,8 @@ void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, siz
                 float* y, size_t ldy) {
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
-  for (; r + 4 <= n_rows; r += 4) {
-    PairsAllTokens<L, 2, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+  for (; r + 6 <= n_rows; r += 6) {
+    PairsAllTokens<L, 3, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   }
   for (; r + 2 <= n_rows; r += 2) PairsAllTokens<L, 1, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
