@@ -145,7 +145,8 @@ void Tile2(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_
     // loaded at each use (with x pre-permuted, two broadcast loads), so the registers hold the
     // R2·T accumulators and the R2 pairs' weights. Kernel bench (one Xeon core, from cache, 16
     // tokens): 3 pairs x 6 tokens BF16 93 -> 109 GFLOP/s, F16 70 -> 78, against 2 pairs x 6 with
-    // the activations held in registers (2 x 12: 96 / 81; 4 x 4: 112 / 71).
+    // the activations held in registers (2 x 12: 96 / 81; 4 x 4: 112 / 71); F16 then 78 -> 95 with
+    // the permute-based Load16 above.
     __m512 wa[R2], wb[R2];
     for (int r = 0; r < R2; ++r) L::Load16(w + 2 * r * row_bytes + i * L::kBytes, row_bytes, &wa[r], &wb[r]);
     for (int t = 0; t < T; ++t) {
