@@ -3,6 +3,10 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
 namespace moxie::avx2 {
 
 // Fixed-order horizontal sum of 8 floats (the one reduction of every accumulator, so results do
@@ -16,6 +20,35 @@ inline float HSum(__m256 v) {
   sh = _mm_movehl_ps(sh, lo);
   lo = _mm_add_ss(lo, sh);
   return _mm_cvtss_f32(lo);
+}
+
+// Scalars at unaligned byte addresses (f16 widened exactly by F16C).
+inline float LoadF16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+inline float LoadF32(const uint8_t* p) {
+  float f;
+  std::memcpy(&f, p, 4);
+  return f;
+}
+
+// x rows (ldx apart) into out (n apart) in the float kernels' lane order: each 16-element chunk
+// as [0..3, 8..11, 4..7, 12..15], the last n % 16 elements as they are.
+inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
+  for (size_t t = 0; t < n_tok; ++t) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const float* s = x + t * ldx + i;
+      float* d = out + t * n + i;
+      std::memcpy(d, s, 16);
+      std::memcpy(d + 4, s + 8, 16);
+      std::memcpy(d + 8, s + 4, 16);
+      std::memcpy(d + 12, s + 12, 16);
+    }
+    for (; i < n; ++i) out[t * n + i] = x[t * ldx + i];
+  }
 }
 
 }  // namespace moxie::avx2

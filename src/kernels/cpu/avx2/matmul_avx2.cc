@@ -14,6 +14,7 @@ namespace moxie {
 namespace {
 
 using avx2::HSum;
+using avx2::PermuteX16;
 
 // Load16: 16 elements in two vectors, lanes in the order [0..3, 8..11] and [4..7, 12..15] (the
 // order bf16 widens in cheaply, see LoadBf16); every float type uses it, so a bf16 weight and its
@@ -140,21 +141,6 @@ void RowsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, s
   for (; t + kT <= n_tok; t += kT) Tile<L, R, kT, kXp>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
   if constexpr (kT > 1) {
     if (t < n_tok) RowsAllTokens<L, R, kT - 1, kXp>(x + t * ldx, ldx, n_tok - t, w, row_bytes, n, y + t * ldy, ldy);
-  }
-}
-
-// x rows in the weights' lane order: each 16-element chunk as [0..3, 8..11, 4..7, 12..15], the
-// last n % 16 elements as they are.
-void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
-  for (size_t t = 0; t < n_tok; ++t) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      __m256 a, b;
-      LoadF32::Load16(reinterpret_cast<const uint8_t*>(x + t * ldx + i), &a, &b);
-      _mm256_storeu_ps(out + t * n + i, a);
-      _mm256_storeu_ps(out + t * n + i + 8, b);
-    }
-    for (; i < n; ++i) out[t * n + i] = x[t * ldx + i];
   }
 }
 

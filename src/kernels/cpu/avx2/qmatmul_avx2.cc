@@ -49,16 +49,8 @@ inline __m256i LoadU256(const uint8_t* p) {
 inline __m128i LoadU128(const uint8_t* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
-inline float LoadF16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-inline float LoadF32(const uint8_t* p) {
-  float f;
-  std::memcpy(&f, p, 4);
-  return f;
-}
+using avx2::LoadF16;
+using avx2::LoadF32;
 
 using avx2::HSum;
 inline int HSumI32(__m128i v) {

@@ -23,6 +23,7 @@ const KernelTable* Avx2KernelsImpl();
 namespace {
 
 using avx2::HSum;
+using avx2::PermuteX16;
 
 inline __m512 Join(__m256 lo, __m256 hi) {
   return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
@@ -114,22 +115,6 @@ inline void LoadX16(const float* x, __m512* a, __m512* b) {
     const __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + 4)), _mm_loadu_ps(x + 12), 1);
     *a = Join(lo, lo);
     *b = Join(hi, hi);
-  }
-}
-
-// x rows with each 16-element chunk as [0..3, 8..11, 4..7, 12..15], the last n % 16 as they are.
-void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
-  for (size_t t = 0; t < n_tok; ++t) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const float* s = x + t * ldx + i;
-      float* d = out + t * n + i;
-      std::memcpy(d, s, 16);
-      std::memcpy(d + 4, s + 8, 16);
-      std::memcpy(d + 8, s + 4, 16);
-      std::memcpy(d + 12, s + 12, 16);
-    }
-    for (; i < n; ++i) out[t * n + i] = x[t * ldx + i];
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "kernels/cpu/avx2/avx2_util.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/quant.h"
 
@@ -26,10 +27,16 @@ void AddFloatMatmulsAvx512(KernelTable* t);  // matmul_avx512.cc
 
 namespace {
 
-inline float LoadF16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
+using avx2::LoadF16;
+using avx2::LoadF32;
+
+// Prefetches the cache lines of two weight blocks (one per group of a pair) kAhead bytes ahead.
+template <size_t kBytes, size_t kAhead>
+inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
+  for (size_t c = 0; c < kBytes; c += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(o0 + kAhead + c), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(o1 + kAhead + c), _MM_HINT_T0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,12 +85,7 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o0 = g0 + b * kGroupBlock;
     const uint8_t* o1 = g1 + b * kGroupBlock;
-    if (prefetch) {
-      for (size_t c = 0; c < kGroupBlock; c += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(o0 + kPrefetchAhead + c), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(o1 + kPrefetchAhead + c), _MM_HINT_T0);
-      }
-    }
+    if (prefetch) PrefetchPair<kGroupBlock, kPrefetchAhead>(o0, o1);
     __m512i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; ++k) {
@@ -167,18 +169,6 @@ inline __m256i Load2x128(const uint8_t* lo, const uint8_t* hi) {
   return _mm256_inserti128_si256(
       _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
-}
-inline float LoadF32(const uint8_t* p) {
-  float f;
-  std::memcpy(&f, p, 4);
-  return f;
-}
-template <size_t kBytes, size_t kAhead>
-inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
-  for (size_t c = 0; c < kBytes; c += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(o0 + kAhead + c), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(o1 + kAhead + c), _MM_HINT_T0);
-  }
 }
 
 template <int T, bool kFive>
