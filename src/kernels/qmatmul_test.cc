@@ -358,7 +358,7 @@ TEST(R8Layouts, Avx512MatchesAvx2Bits) {
         uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
         c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
         const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
-        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{7}, size_t{8}, size_t{9}, size_t{17}}) {
+        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{7}, size_t{8}, size_t{9}, size_t{17}}) {
           const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
           std::vector<uint8_t> xst;
           const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
