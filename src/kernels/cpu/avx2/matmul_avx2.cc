@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/kernel_table.h"
@@ -81,7 +82,10 @@ struct LoadF16 {
 // kPf: software-prefetch each row kPrefetchFloat bytes ahead (the one-token mat-vec, which streams
 // its rows from memory once: a 2048-element BF16 row is one 4 KiB page, where the hardware
 // prefetchers stop). Model A BF16 decode on the Xeon, alternated: 9.1-9.2 -> 10.6-10.9 tok/s
-// (1024 B ahead; 2048 B gave 8.4-9.6, 512 B about the same as 1024).
+// (1024 B ahead; 2048 B gave 8.4-9.6, 512 B about the same as 1024). On AMD Zen 4 the same
+// prefetch halves the stream instead (kernel bench, one core, BF16 1 token from DRAM: 13-14 GB/s
+// without, 8-9 with; model A BF16 decode, alternated: 6.95 / 7.93 -> 9.05 / 9.85 tok/s), so the
+// table turns it on for Intel CPUs only (RowPrefetchWanted). Prefetching changes no result.
 constexpr size_t kPrefetchFloat = 1024;
 
 template <typename L, int R, int T, bool kXp, bool kPf = false>
@@ -144,13 +148,13 @@ void RowsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, s
   }
 }
 
-template <typename L, bool kXp>
+template <typename L, bool kXp, bool kPf>
 void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in, size_t n_rows,
                 float* y, size_t ldy) {
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
   if (n_tok == 1) {  // decode: 8 rows in flight (8 independent FMA chains, 8 weight streams)
-    for (; r + 8 <= n_rows; r += 8) Tile<L, 8, 1, kXp, true>(x, ldx, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+    for (; r + 8 <= n_rows; r += 8) Tile<L, 8, 1, kXp, kPf>(x, ldx, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   } else {
     for (; r + 4 <= n_rows; r += 4) {
       RowsAllTokens<L, 4, 3, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
@@ -159,7 +163,7 @@ void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, siz
   for (; r < n_rows; ++r) RowsAllTokens<L, 1, 3, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
 
-template <typename L>
+template <typename L, bool kPf>
 void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
             float* y, size_t ldy) {
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -169,9 +173,9 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   if (n_tok * n_in <= kStackFloats) {
     alignas(32) float xp[kStackFloats];
     PermuteX16(x, ldx, n_tok, n_in, xp);
-    MatmulRows<L, true>(xp, n_in, n_tok, wb, n_in, n_rows, y, ldy);
+    MatmulRows<L, true, kPf>(xp, n_in, n_tok, wb, n_in, n_rows, y, ldy);
   } else {
-    MatmulRows<L, false>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+    MatmulRows<L, false, kPf>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
   }
 }
 
@@ -296,6 +300,15 @@ void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const V* v, size_t ldv
   if (m - i == 1) ValueRows<1>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
 }
 
+// The one-token float mat-vec's row prefetch (kPrefetchFloat): on for Intel CPUs, off elsewhere;
+// MOXIE_ROW_PREFETCH=0|1 overrides (for measuring it on a new CPU).
+bool RowPrefetchWanted() {
+  if (const char* e = std::getenv("MOXIE_ROW_PREFETCH"); e != nullptr && (e[0] == '0' || e[0] == '1')) {
+    return e[0] == '1';
+  }
+  return __builtin_cpu_is("intel");
+}
+
 }  // namespace
 
 void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
@@ -310,9 +323,15 @@ const KernelTable* Avx2KernelsImpl() {
     t.attn_values = AttnValuesAvx2<float>;
     t.attn_scores_f16 = AttnScoresAvx2<uint16_t>;
     t.attn_values_f16 = AttnValuesAvx2<uint16_t>;
-    t.Set(DType::kF32, Matmul<LoadF32>);
-    t.Set(DType::kF16, Matmul<LoadF16>);
-    t.Set(DType::kBF16, Matmul<LoadBf16>);
+    if (RowPrefetchWanted()) {
+      t.Set(DType::kF32, Matmul<LoadF32, true>);
+      t.Set(DType::kF16, Matmul<LoadF16, true>);
+      t.Set(DType::kBF16, Matmul<LoadBf16, true>);
+    } else {
+      t.Set(DType::kF32, Matmul<LoadF32, false>);
+      t.Set(DType::kF16, Matmul<LoadF16, false>);
+      t.Set(DType::kBF16, Matmul<LoadBf16, false>);
+    }
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);
     AddQuantActMatmulsAvx2(&t);
