@@ -48,28 +48,29 @@ ThreadPool::~ThreadPool() {
   for (auto& th : threads_) th.join();
 }
 
-void ThreadPool::RunRange(int tid) {
+void ThreadPool::RunRange(int range, int n_ranges) {
   const size_t n = job_n_;
-  const size_t nt = static_cast<size_t>(n_threads_);
-  const size_t t = static_cast<size_t>(tid);
+  const size_t nt = static_cast<size_t>(n_ranges);
+  const size_t t = static_cast<size_t>(range);
   const size_t begin = n * t / nt;
   const size_t end = n * (t + 1) / nt;
-  if (begin < end) job_fn_(job_ctx_, begin, end, tid);
+  if (begin < end) job_fn_(job_ctx_, begin, end, range);
 }
 
-void ThreadPool::Run(size_t n, RangeFn fn, void* ctx) {
+void ThreadPool::Run(size_t n, int n_ranges, RangeFn fn, void* ctx) {
   if (pin_) PinCaller();
   job_fn_ = fn;
   job_ctx_ = ctx;
   job_n_ = n;
   done_.store(0, std::memory_order_relaxed);
-  next_.store(0, std::memory_order_release);  // publishes the job to whoever claims a range
+  // Publishes the job to whoever claims a range.
+  next_.store(static_cast<uint64_t>(n_ranges) << 32, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   Participate();
   // Spin briefly (ranges are short in decode), then block.
   int d;
-  for (int spin = 0; (d = done_.load(std::memory_order_acquire)) != n_threads_; ++spin) {
+  for (int spin = 0; (d = done_.load(std::memory_order_acquire)) != n_ranges; ++spin) {
     if (spin > 64) std::this_thread::yield();
     if (spin > 2000) done_.wait(d, std::memory_order_acquire);
   }
@@ -81,10 +82,11 @@ void ThreadPool::Run(size_t n, RangeFn fn, void* ctx) {
 // of waiting for it.
 void ThreadPool::Participate() {
   for (;;) {
-    const int r = next_.fetch_add(1, std::memory_order_acq_rel);
-    if (r >= n_threads_) return;
-    RunRange(r);
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_threads_) done_.notify_one();
+    const uint64_t v = next_.fetch_add(1, std::memory_order_acq_rel);
+    const int r = static_cast<int>(v & 0xffffffffu), n_ranges = static_cast<int>(v >> 32);
+    if (r >= n_ranges) return;
+    RunRange(r, n_ranges);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_ranges) done_.notify_one();
   }
 }
 

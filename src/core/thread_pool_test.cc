@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -29,6 +30,45 @@ TEST(ThreadPool, StaticRangesCoverEveryIndexOnce) {
       // Ranges are contiguous and in thread order: owner is non-decreasing.
       for (size_t i = 1; i < n; ++i) EXPECT_LE(owner[i - 1], owner[i]);
     }
+  }
+}
+
+TEST(ThreadPool, ChunksCoverEveryIndexOnceInFixedRanges) {
+  for (int nt : {1, 2, 3}) {
+    ThreadPool pool(nt);
+    for (size_t n : {1u, 2u, 7u, 64u, 1001u}) {
+      for (size_t chunks : {0u, 1u, 3u, 8u, 2000u}) {
+        const size_t c = std::max<size_t>(1, std::min(chunks, n));
+        std::vector<std::atomic<int>> hits(n);
+        pool.ParallelChunks(n, chunks, [&](size_t b, size_t e, int chunk) {
+          // Chunk i is always [n·i/c, n·(i+1)/c), whoever runs it.
+          EXPECT_EQ(b, n * static_cast<size_t>(chunk) / c);
+          EXPECT_EQ(e, n * (static_cast<size_t>(chunk) + 1) / c);
+          for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+        });
+        for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n " << n << " i " << i;
+      }
+    }
+  }
+}
+
+// Jobs with different range counts back to back: a thread still claiming from one job must never
+// run a range of the next (each index of each job runs exactly once).
+TEST(ThreadPool, AlternatingRangeCountsRunEachIndexOnce) {
+  ThreadPool pool(3);
+  constexpr size_t kN = 96;
+  std::vector<std::atomic<int>> hits(kN);
+  for (int rep = 0; rep < 3000; ++rep) {
+    for (auto& h : hits) h.store(0);
+    auto body = [&](size_t b, size_t e, int) {
+      for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    };
+    if (rep % 2 == 0) {
+      pool.ParallelFor(kN, body);
+    } else {
+      pool.ParallelChunks(kN, 1 + static_cast<size_t>(rep) % 40, body);
+    }
+    for (size_t i = 0; i < kN; ++i) ASSERT_EQ(hits[i].load(), 1) << "rep " << rep << " i " << i;
   }
 }
 

@@ -33,7 +33,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     const uint8_t* xqp = xq.data();
     // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits).
     constexpr size_t kRowGroup = 8;
-    ctx.ParallelFor((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
+    ctx.ParallelChunks((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
       const size_t r0 = g0 * kRowGroup, r1 = std::min(n_out, g1 * kRowGroup);
       qmm(xqp, stride, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
       if (bias != nullptr) {
@@ -46,7 +46,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
   }
   // Interleaved layouts are addressed by whole 8-row groups.
   const auto unit = static_cast<size_t>(RowInterleave(w.dtype));
-  ctx.ParallelFor((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
+  ctx.ParallelChunks((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
     const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
     mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
     if (bias != nullptr) {

@@ -129,7 +129,8 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     bi.h = arena.Alloc(bi.n * bi.ff);
     bi.yd = arena.Alloc(bi.n * H);
   }
-  const int nt = ctx.n_threads();
+  // Phase A's pieces of equal cost, claimed dynamically (ParallelChunks).
+  const int nt = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
   // Phase A: gate/up rows; cost per row ~ its bytes (+ a compute term for many tokens).
   double total = 0;
   auto row_cost = [&](size_t i) {
@@ -138,7 +139,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     return bytes + static_cast<double>(b[i].n) * static_cast<double>(H) * 0.25;
   };
   for (size_t i = 0; i < G; ++i) total += row_cost(i) * static_cast<double>(b[i].ff);
-  ctx.ParallelFor(static_cast<size_t>(nt), [&](size_t t0, size_t t1, int) {
+  ctx.ParallelChunks(static_cast<size_t>(nt), [&](size_t t0, size_t t1, int) {
     for (size_t th = t0; th < t1; ++th) {
       const double lo = total * static_cast<double>(th) / nt, hi = total * static_cast<double>(th + 1) / nt;
       double acc = 0;
@@ -174,7 +175,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
   // Phase B: down rows split by output row; each thread accumulates its rows over the groups in
   // order.
   constexpr size_t kRowGroup = 8;  // ranges in whole 8-row groups, as in Linear
-  ctx.ParallelFor((H + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
+  ctx.ParallelChunks((H + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
     const size_t r0 = g0 * kRowGroup, r1 = std::min(H, g1 * kRowGroup);
     if (r1 <= r0) return;
     for (size_t i = 0; i < G; ++i) {
