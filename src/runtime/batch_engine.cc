@@ -241,29 +241,26 @@ void BatchEngine::Admit() {
       while (n < s.kv_tokens.size() && n + 1 < r.prompt.size() && s.kv_tokens[n] == r.prompt[n]) ++n;
       return n;
     };
-    // The free slot sharing the longest prefix with the prompt.
+    // The free slot sharing the longest prefix with the prompt (best), and the slot of all, free
+    // or still serving its request, sharing the longest (donor): when that is another slot with a
+    // longer prefix (a shared system prompt, parallel requests), its K/V rows are copied rather
+    // than recomputed. The rows are what this prompt would compute (batch-invariant numerics).
     Slot* best = nullptr;
     size_t best_len = 0;
+    const Slot* donor = nullptr;
+    size_t donor_len = 0;
     for (auto& s : slots_) {
-      if (s.active()) continue;
       const size_t n = shared(s);
-      if (best == nullptr || n > best_len) {
+      if (!s.active() && (best == nullptr || n > best_len)) {
         best = &s;
         best_len = n;
       }
-    }
-    // Another slot, typically one still serving its request, may hold a longer prefix of this
-    // prompt (a shared system prompt, parallel requests): copy those K/V rows rather than
-    // recompute them. The rows are what this prompt would compute (batch-invariant numerics).
-    const Slot* donor = nullptr;
-    size_t donor_len = best_len;
-    for (const auto& d : slots_) {
-      const size_t n = &d == best ? 0 : shared(d);
       if (n > donor_len) {
-        donor = &d;
+        donor = &s;
         donor_len = n;
       }
     }
+    if (donor_len <= best_len) donor = nullptr;
     if (donor != nullptr && session_->CopySequence(donor->id, best->id, static_cast<int>(donor_len)).ok()) {
       best->kv_tokens.assign(donor->kv_tokens.begin(), donor->kv_tokens.begin() + static_cast<std::ptrdiff_t>(donor_len));
       best_len = donor_len;
