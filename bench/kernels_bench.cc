@@ -186,7 +186,7 @@ void RegisterAll() {
                    DType::kQ6_K, DType::kQ6_KR8,
                    DType::kQ4_0}) {
     for (const WeightShape& s : kShapes) {
-      for (size_t n_tok : {1, 2, 4, 8, 32}) {
+      for (size_t n_tok : {1, 2, 4, 8, 12, 32}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
             const std::string name = std::string("qmatmul/") + DTypeName(dt) + "/" + s.name +
@@ -224,7 +224,7 @@ void RegisterAll() {
   }
   for (DType dt : {DType::kBF16, DType::kF16}) {
     for (const WeightShape& s : kShapes) {
-      for (size_t n_tok : {1, 2, 4, 16}) {
+      for (size_t n_tok : {1, 2, 4, 8, 16}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
             const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name + "/tok" +

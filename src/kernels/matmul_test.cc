@@ -244,7 +244,7 @@ TEST_P(MatmulIsaTest, Avx512MatchesAvx2Bits) {
       const auto w = MakeWeights(dt, wf);
       std::vector<uint8_t> wu(w.size() + 1);
       std::memcpy(wu.data() + 1, w.data(), w.size());
-      for (size_t toks : {1, 2, 4, 7}) {
+      for (size_t toks : {1, 2, 4, 7, 8, 13}) {
         std::vector<float> x(toks * n_in);
         for (auto& v : x) v = nd(rng);
         std::vector<float> a(toks * rows), b(toks * rows);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace moxie::avx2 {
 
@@ -48,6 +49,30 @@ inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float
       std::memcpy(d + 12, s + 12, 16);
     }
     for (; i < n; ++i) out[t * n + i] = x[t * ldx + i];
+  }
+}
+
+// f(std::integral_constant<int, T>{}) for the run-time tile height T in [1, kT].
+template <int kT, typename F>
+inline void WithTile(size_t T, F&& f) {
+  if (T == static_cast<size_t>(kT)) {
+    f(std::integral_constant<int, kT>{});
+    return;
+  }
+  if constexpr (kT > 1) WithTile<kT - 1>(T, f);
+}
+
+// Covers tokens [0, n) with ceil(n / kMax) tiles of balanced sizes (9 tokens, kMax 8: 5 + 4, not
+// 8 + 1, so each weight load serves more tokens), calling f(std::integral_constant<int, T>{}, t)
+// for the tile [t, t + T). A (row, token) result never depends on its tile, so neither do the bits.
+template <int kMax, typename F>
+inline void BalancedTiles(size_t n, F&& f) {
+  const size_t tiles = (n + kMax - 1) / kMax;
+  size_t t = 0;
+  for (size_t i = 0; i < tiles; ++i) {
+    const size_t T = n / tiles + (i < n % tiles ? 1 : 0);
+    WithTile<kMax>(T, [&](auto c) { f(c, t); });
+    t += T;
   }
 }
 

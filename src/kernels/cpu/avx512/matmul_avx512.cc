@@ -166,14 +166,14 @@ void Tile2(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_
   }
 }
 
-template <typename L, int R2, int kT, bool kXp>
+// R2 pairs against all tokens, in balanced tiles of up to 6 (8 tokens: 4 + 4, not 6 + 2). Kernel
+// bench (one Zen 4 core, from cache, 8 tokens): BF16 82 -> 85-87 GFLOP/s, F16 66 -> 70.5.
+template <typename L, int R2, bool kXp>
 void PairsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, size_t row_bytes, size_t n,
                     float* y, size_t ldy) {
-  size_t t = 0;
-  for (; t + kT <= n_tok; t += kT) Tile2<L, R2, kT, kXp>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
-  if constexpr (kT > 1) {
-    if (t < n_tok) PairsAllTokens<L, R2, kT - 1, kXp>(x + t * ldx, ldx, n_tok - t, w, row_bytes, n, y + t * ldy, ldy);
-  }
+  avx2::BalancedTiles<6>(n_tok, [&](auto T, size_t t) {
+    Tile2<L, R2, decltype(T)::value, kXp>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
+  });
 }
 
 template <typename L, bool kXp>
@@ -182,9 +182,9 @@ void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, siz
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
   for (; r + 6 <= n_rows; r += 6) {
-    PairsAllTokens<L, 3, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+    PairsAllTokens<L, 3, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   }
-  for (; r + 2 <= n_rows; r += 2) PairsAllTokens<L, 1, 6, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+  for (; r + 2 <= n_rows; r += 2) PairsAllTokens<L, 1, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
 
 template <typename L>

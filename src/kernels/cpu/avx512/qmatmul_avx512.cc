@@ -110,22 +110,16 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
-// All tokens over one pair of groups, kT at a time (the tail with fewer); the first pass
-// prefetches, later passes find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
+// All tokens over one pair of groups, in balanced tiles of up to kT (avx2::BalancedTiles; for
+// these tiles the split is within the noise of the kernel bench at 12 tokens, unlike the float
+// tiles'); the first tile prefetches, later ones find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
 template <int kT>
 void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
                 const ActBlock* ab, size_t n_tok, float* y, size_t ldy, bool prefetch) {
-  size_t t = 0;
-  for (; t + kT <= n_tok; t += kT) {
-    Tile16Q8_0<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y + t * ldy, ldy,
-                   prefetch && t == 0);
-  }
-  if constexpr (kT > 1) {
-    if (t < n_tok) {
-      Pair16Q8_0<kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, n_tok - t,
-                         y + t * ldy, ldy, prefetch && t == 0);
-    }
-  }
+  avx2::BalancedTiles<kT>(n_tok, [&](auto T, size_t t) {
+    Tile16Q8_0<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y + t * ldy, ldy,
+                                   prefetch && t == 0);
+  });
 }
 
 // One 8-row group × T tokens with 256-bit vpdpbusd (AVX-512 VL): the arithmetic of Tile16Q8_0 per
@@ -302,21 +296,15 @@ void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
   }
 }
 
-// Pairs of 8-row groups of an R8 layout K (K::Tile<T>(g0, g1, ...)) over all tokens, kT at a time
-// (the tail with fewer); a last lone group goes to the AVX2 kernel (the same bits).
+// Pairs of 8-row groups of an R8 layout K (K::Tile<T>(g0, g1, ...)) over all tokens, in balanced
+// tiles of up to kT; a last lone group goes to the AVX2 kernel (the same bits).
 template <typename K, int kT>
 void Pair16(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
             size_t n_tok, float* y, size_t ldy, bool prefetch) {
-  size_t t = 0;
-  for (; t + kT <= n_tok; t += kT) {
-    K::template Tile<kT>(g0, g1, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
-  }
-  if constexpr (kT > 1) {
-    if (t < n_tok) {
-      Pair16<K, kT - 1>(g0, g1, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy,
-                        prefetch && t == 0);
-    }
-  }
+  avx2::BalancedTiles<kT>(n_tok, [&](auto T, size_t t) {
+    K::template Tile<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy,
+                                         prefetch && t == 0);
+  });
 }
 
 constexpr size_t kAvx2Tokens = 4;
