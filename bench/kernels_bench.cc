@@ -39,8 +39,20 @@ constexpr WeightShape kShapes[] = {{"gate_up_1024x2048", 1024, 2048},
                                    {"down_2048x1024", 2048, 1024}};
 constexpr size_t kStreamBytes = size_t{64} << 20;
 
-// Quantized random weights, `copies` times (each copy a distinct allocation-sized slice).
+// Quantized (or BF16) random weights, `copies` times (each copy a distinct allocation-sized slice).
 std::vector<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
+  if (dt == DType::kBF16) {
+    const size_t bytes = 2 * s.n_in * s.n_rows;
+    std::vector<uint8_t> w(bytes * copies);
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
+      const uint16_t h = F32ToBf16(0.02f * nd(rng));
+      std::memcpy(w.data() + 2 * i, &h, 2);
+    }
+    for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
+    return w;
+  }
   const QuantType q = WeightQuantType(dt);
   const size_t row_bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in));
   const size_t bytes = row_bytes * s.n_rows;
@@ -86,15 +98,14 @@ void TimeCalls(benchmark::State& state, const WeightShape& s, size_t n_tok, size
 
 void BM_QMatmul(benchmark::State& state, const KernelTable* kt, DType dt, WeightShape s,
                 size_t n_tok, bool stream) {
-  const QuantType q = WeightQuantType(dt);
-  const size_t bytes = QuantRowBytes(q, static_cast<int64_t>(s.n_in)) * s.n_rows;
+  const size_t bytes = RowBytes(dt, static_cast<int64_t>(s.n_in)) * s.n_rows;
   const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
   const std::vector<uint8_t> w = MakeWeights(dt, s, copies);
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;
   std::vector<float> x(n_tok * s.n_in);
   for (auto& v : x) v = nd(rng);
-  const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(s.n_in));
+  const size_t stride = ActRowBytes(dt, s.n_in);
   std::vector<uint8_t> xq(n_tok * stride);
   for (size_t t = 0; t < n_tok; ++t) {
     kt->QuantizeAct(dt)(x.data() + t * s.n_in, xq.data() + t * stride, s.n_in);
@@ -184,11 +195,12 @@ void RegisterAll() {
   for (const KernelTable* t : SimdKernels()) tables.push_back(t);
   for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
                    DType::kQ6_K, DType::kQ6_KR8,
-                   DType::kQ4_0}) {
+                   DType::kQ4_0, DType::kBF16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 4, 8, 12, 32}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
+            if (kt->QMatmul(dt) == nullptr) continue;  // BF16: bf16 activations need AVX512_BF16
             const std::string name = std::string("qmatmul/") + DTypeName(dt) + "/" + s.name +
                                      "/tok" + std::to_string(n_tok) +
                                      (stream ? "/stream/" : "/hot/") + kt->isa;

@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace moxie {
 
 class ThreadPool {
@@ -101,6 +103,14 @@ struct ExecContext {
   // Quantized weights multiply 8-bit quantized activations (llama.cpp's CPU scheme, faster);
   // false: f32 activations against the dequantized weights (exact to the dequantized model).
   bool quantized_activations = true;
+  // BF16 weights multiply bf16-rounded activations (llama.cpp's CPU scheme for BF16; vdpbf16ps on
+  // CPUs with AVX512_BF16, about 1.6x the f32 tile's multiply rate) instead of f32 ones. Off by
+  // default: it moves logits by ~1e-2 on the fixtures. The router always keeps f32 activations.
+  bool bf16_activations = false;
+  // Whether QMatmul(dtype) is to be used for a weight of `dtype` under these options.
+  bool PreparedActivations(DType dtype) const {
+    return dtype == DType::kBF16 ? bf16_activations : quantized_activations;
+  }
   // Ranges per thread in the loops that stream weights (Linear, the expert phases), claimed by
   // whichever thread is free (ParallelChunks). Model A Q8_0, 8 sequences decoded together, 2
   // threads on a shared 2-vCPU AMD EPYC, alternated: 46-55 -> 53-60 tok/s from 1 to 4; 8 about

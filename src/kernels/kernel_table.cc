@@ -1,5 +1,8 @@
 #include "kernels/kernel_table.h"
 
+#include "kernels/ref/bf16_act.h"
+#include "kernels/ref/quant.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +15,16 @@ const KernelTable* Avx2KernelsImpl();
 #if defined(MOXIE_HAVE_AVX512)
 const KernelTable* Avx512KernelsImpl();
 #endif
+
+size_t ActRowBytes(DType w, size_t n_in) {
+  if (w == DType::kBF16) return Bf16ActRowBytes(n_in);
+  return ActivationRowBytes(WeightQuantType(w), static_cast<int64_t>(n_in));
+}
+
+uint32_t ActFormat(DType w) {
+  if (w == DType::kBF16) return static_cast<uint32_t>(GgmlTypeOf(DType::kBF16));
+  return ActivationGgmlType(WeightQuantType(w));
+}
 
 const KernelTable* Avx2Kernels() {
 #if defined(MOXIE_HAVE_AVX2)

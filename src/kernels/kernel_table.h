@@ -21,10 +21,11 @@ using MatmulFn = void (*)(const float* x, size_t ldx, size_t n_tok, const void* 
 
 // Quantized weights with 8-bit activations (llama.cpp's CPU scheme): the caller first quantizes the
 // n_tok activation rows with QuantizeActFn for the weight dtype (Q8_0 blocks for Q8_0/Q4_0/MXFP4
-// weights, Q8_K for Q4_K/Q5_K/Q6_K; kernels/ref/quant.h, ActivationRowBytes) into xq, row t at
+// weights, Q8_K for Q4_K/Q5_K/Q6_K; kernels/ref/quant.h, ActRowBytes) into xq, row t at
 // xq + t * xq_stride bytes; then
 //   y[t * ldy + r] = dot(W[r], dequant(xq row t))   computed in integers per block as ggml does.
-// n_in is a multiple of the weight's block size.
+// n_in is a multiple of the weight's block size. BF16 weights take bf16 activations the same way
+// on CPUs with AVX512_BF16 (kernels/ref/bf16_act.h).
 using QuantizeActFn = void (*)(const float* x, void* xq, size_t n_in);
 using QMatmulFn = void (*)(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
                            size_t n_in, size_t n_rows, float* y, size_t ldy);
@@ -52,7 +53,8 @@ struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value
   const char* isa = "ref";
   MatmulFn matmul[kSlots] = {};
-  // 8-bit-activation path for quantized dtypes (nullptr: use matmul, f32 activations).
+  // 8-bit-activation path for quantized dtypes, bf16 activations for BF16 (nullptr: use matmul,
+  // f32 activations).
   QMatmulFn qmatmul[kSlots] = {};
   QuantizeActFn quantize_act[kSlots] = {};
   AttnScoresFn attn_scores = nullptr;
@@ -79,6 +81,14 @@ struct KernelTable {
     qmatmul[static_cast<int>(w)] = f;
   }
 };
+
+// Bytes of one activation row of n_in elements prepared by QuantizeAct(w) for QMatmul(w): bf16 for
+// BF16 weights (kernels/ref/bf16_act.h), Q8_0 / Q8_K blocks for the quantized types
+// (kernels/ref/quant.h).
+size_t ActRowBytes(DType w, size_t n_in);
+// The activation format QMatmul(w) reads, as a ggml type id (BF16, Q8_0 or Q8_K): activations
+// prepared for weights of equal formats are interchangeable.
+uint32_t ActFormat(DType w);
 
 // Row `r` of a weight of dtype `t` to f32 (any float or quantized dtype; n elements).
 void RowToF32(DType t, const void* src, float* dst, int64_t n);

@@ -20,12 +20,11 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
   MOXIE_CHECK(mm != nullptr);
   const size_t row_bytes = RowBytes(w.dtype, static_cast<int64_t>(n_in));
   const auto* wb = static_cast<const uint8_t*>(w.data);
-  const QMatmulFn qmm = ctx.quantized_activations ? kt.QMatmul(w.dtype) : nullptr;
+  const QMatmulFn qmm = ctx.PreparedActivations(w.dtype) ? kt.QMatmul(w.dtype) : nullptr;
   if (qmm != nullptr) {
-    // 8-bit activations: quantized once here, shared by every thread's rows. The buffer only
+    // 8-bit (or bf16) activations: prepared once here, shared by every thread's rows. The buffer only
     // grows (the first, largest batch sizes it), so steady-state decode does not allocate.
-    const QuantType q = WeightQuantType(w.dtype);
-    const size_t stride = ActivationRowBytes(q, static_cast<int64_t>(n_in));
+    const size_t stride = ActRowBytes(w.dtype, n_in);
     thread_local std::vector<uint8_t> xq;
     if (xq.size() < stride * n_tok) xq.resize(stride * n_tok);
     const QuantizeActFn qa = kt.QuantizeAct(w.dtype);

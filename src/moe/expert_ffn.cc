@@ -32,55 +32,57 @@ namespace moxie {
 
 namespace {
 
-// Activations of one group prepared for the weight formats it meets: f32 rows, and 8-bit rows in
-// the Q8_0 and/or Q8_K layouts when a matrix wants them.
+// Activations of one group prepared for the weight formats it meets: f32 rows, and rows in each
+// activation format (ActFormat: Q8_0, Q8_K, bf16) a matrix's QMatmul wants.
 struct PreparedAct {
-  const float* x = nullptr;  // [n, n_in], ld n_in
-  const uint8_t* q8_0 = nullptr;
-  const uint8_t* q8_k = nullptr;
-  size_t s8_0 = 0, s8_k = 0;  // bytes per row
+  static constexpr int kMaxForms = 3;  // the distinct activation formats there are
+  const float* x = nullptr;            // [n, n_in], ld n_in
+  uint32_t fmt[kMaxForms] = {};
+  const uint8_t* rows[kMaxForms] = {};
+  size_t stride[kMaxForms] = {};  // bytes per row
+  int n_forms = 0;
+  int Find(uint32_t f) const {
+    for (int i = 0; i < n_forms; ++i) {
+      if (fmt[i] == f) return i;
+    }
+    return -1;
+  }
 };
 
-bool UsesQ8(const KernelTable& kt, bool qact, const TensorView& w) {
-  return qact && kt.QMatmul(w.dtype) != nullptr;
+bool UsesQAct(const KernelTable& kt, const ExecContext& ctx, const TensorView& w) {
+  return ctx.PreparedActivations(w.dtype) && kt.QMatmul(w.dtype) != nullptr;
 }
 
-uint32_t ActFormat(const TensorView& w) {
-  return ActivationGgmlType(WeightQuantType(w.dtype));
-}
-
-size_t ActFloats(size_t rows, size_t n_in, uint32_t fmt) {
-  const size_t bytes = fmt == kGgmlTypeQ8_0 ? rows * (n_in / 32) * 34 : rows * (n_in / 256) * kQ8KBlockBytes;
-  return Arena::Round((bytes + 3) / 4);
-}
-
-// Quantizes `n` rows of x for every format the matrices in `ws` need.
-void Prepare(const KernelTable& kt, bool qact, std::initializer_list<const TensorView*> ws, const float* x, size_t n,
+// Prepares `n` rows of x in every activation format the matrices in `ws` need.
+void Prepare(const KernelTable& kt, const ExecContext& ctx, std::initializer_list<const TensorView*> ws, const float* x, size_t n,
              size_t n_in, Arena& arena, PreparedAct* a) {
   a->x = x;
   for (const TensorView* w : ws) {
-    if (!UsesQ8(kt, qact, *w)) continue;
-    const uint32_t fmt = ActFormat(*w);
-    const uint8_t*& dst = fmt == kGgmlTypeQ8_0 ? a->q8_0 : a->q8_k;
-    if (dst != nullptr) continue;
-    const size_t stride = fmt == kGgmlTypeQ8_0 ? (n_in / 32) * 34 : (n_in / 256) * kQ8KBlockBytes;
-    auto* buf = reinterpret_cast<uint8_t*>(arena.Alloc(ActFloats(n, n_in, fmt)));
+    if (!UsesQAct(kt, ctx, *w)) continue;
+    const uint32_t fmt = ActFormat(w->dtype);
+    if (a->Find(fmt) >= 0) continue;
+    MOXIE_CHECK(a->n_forms < PreparedAct::kMaxForms);
+    const size_t stride = ActRowBytes(w->dtype, n_in);
+    auto* buf = reinterpret_cast<uint8_t*>(arena.Alloc(Arena::Round((n * stride + 3) / 4)));
     const QuantizeActFn qa = kt.QuantizeAct(w->dtype);
     for (size_t t = 0; t < n; ++t) qa(x + t * n_in, buf + t * stride, n_in);
-    dst = buf;
-    (fmt == kGgmlTypeQ8_0 ? a->s8_0 : a->s8_k) = stride;
+    a->fmt[a->n_forms] = fmt;
+    a->rows[a->n_forms] = buf;
+    a->stride[a->n_forms] = stride;
+    ++a->n_forms;
   }
 }
 
 // y[t * ldy + r] for rows [r0, r1) of w, all n tokens of `a`.
-void Rows(const KernelTable& kt, bool qact, const TensorView& w, size_t r0, size_t r1, const PreparedAct& a,
+void Rows(const KernelTable& kt, const ExecContext& ctx, const TensorView& w, size_t r0, size_t r1, const PreparedAct& a,
           size_t n, float* y, size_t ldy) {
   if (r1 <= r0) return;
   const size_t n_in = static_cast<size_t>(w.dim(1));
   const auto* wr = static_cast<const uint8_t*>(w.row(static_cast<int64_t>(r0)));
-  if (UsesQ8(kt, qact, w)) {
-    const bool k = ActFormat(w) != kGgmlTypeQ8_0;
-    kt.QMatmul(w.dtype)(k ? a.q8_k : a.q8_0, k ? a.s8_k : a.s8_0, n, wr, n_in, r1 - r0, y + r0, ldy);
+  if (UsesQAct(kt, ctx, w)) {
+    const int i = a.Find(ActFormat(w.dtype));
+    MOXIE_CHECK(i >= 0);
+    kt.QMatmul(w.dtype)(a.rows[i], a.stride[i], n, wr, n_in, r1 - r0, y + r0, ldy);
   } else {
     kt.Matmul(w.dtype)(a.x, n_in, n, wr, n_in, r1 - r0, y + r0, ldy);
   }
@@ -89,12 +91,13 @@ void Rows(const KernelTable& kt, bool qact, const TensorView& w, size_t r0, size
 }  // namespace
 
 size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff) {
-  // gathered x + its two 8-bit forms; gate, up, h and h's two 8-bit forms; down outputs.
-  const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= either 8-bit form, in floats
+  // gathered x + its (up to 3) prepared forms; gate, up, h and h's forms; down outputs. A form
+  // takes at most 2 bytes per element (bf16; Q8_0 34 / 32, Q8_K 292 / 256).
+  const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= any form, in floats
   const size_t qf = Arena::Round(n_assign * n_ff / 2 + 64);
-  // + per-group rounding (<= 8 allocations of <= kAlign floats each) and the group table.
-  return Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
-         Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 32) + 64;
+  // + per-group rounding (<= 11 allocations of <= kAlign floats each) and the group table.
+  return Arena::Round(n_assign * n_embd) + 3 * q + 3 * Arena::Round(n_assign * n_ff) + 3 * qf +
+         Arena::Round(n_assign * n_embd) + n_assign * (11 * Arena::kAlign + 32) + 64;
 }
 
 void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
@@ -102,7 +105,6 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
   if (n_groups <= 0) return;
   const size_t mark = arena.mark();
   const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
-  const bool qact = ctx.quantized_activations;
   const size_t H = n_embd;
   const size_t G = static_cast<size_t>(n_groups);
   // Per-group buffers (all from the arena, in the arena's float units).
@@ -123,7 +125,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     bi.ff = static_cast<size_t>(gr.w->gate.dim(0));
     float* xg = arena.Alloc(bi.n * H);
     for (size_t t = 0; t < bi.n; ++t) std::memcpy(xg + t * H, x + static_cast<size_t>(gr.tokens[t]) * H, H * sizeof(float));
-    Prepare(kt, qact, {&gr.w->gate, &gr.w->up}, xg, bi.n, H, arena, &bi.xa);
+    Prepare(kt, ctx, {&gr.w->gate, &gr.w->up}, xg, bi.n, H, arena, &bi.xa);
     bi.g = arena.Alloc(bi.n * bi.ff);
     bi.u = arena.Alloc(bi.n * bi.ff);
     bi.h = arena.Alloc(bi.n * bi.ff);
@@ -161,8 +163,8 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
         acc += span;
         if (r1 <= r0) continue;
         const ExpertGroup& gr = groups[i];
-        Rows(kt, qact, gr.w->gate, r0, r1, b[i].xa, b[i].n, b[i].g, b[i].ff);
-        Rows(kt, qact, gr.w->up, r0, r1, b[i].xa, b[i].n, b[i].u, b[i].ff);
+        Rows(kt, ctx, gr.w->gate, r0, r1, b[i].xa, b[i].n, b[i].g, b[i].ff);
+        Rows(kt, ctx, gr.w->up, r0, r1, b[i].xa, b[i].n, b[i].u, b[i].ff);
         for (size_t t = 0; t < b[i].n; ++t) {
           const size_t o = t * b[i].ff;
           SwiGlu(b[i].g + o + r0, b[i].u + o + r0, b[i].h + o + r0, r1 - r0);
@@ -171,7 +173,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     }
   });
   // h in the formats the down matrices want.
-  for (size_t i = 0; i < G; ++i) Prepare(kt, qact, {&groups[i].w->down}, b[i].h, b[i].n, b[i].ff, arena, &b[i].ha);
+  for (size_t i = 0; i < G; ++i) Prepare(kt, ctx, {&groups[i].w->down}, b[i].h, b[i].n, b[i].ff, arena, &b[i].ha);
   // Phase B: down rows split by output row; each thread accumulates its rows over the groups in
   // order.
   constexpr size_t kRowGroup = 8;  // ranges in whole 8-row groups, as in Linear
@@ -180,7 +182,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     if (r1 <= r0) return;
     for (size_t i = 0; i < G; ++i) {
       const ExpertGroup& gr = groups[i];
-      Rows(kt, qact, gr.w->down, r0, r1, b[i].ha, b[i].n, b[i].yd, H);
+      Rows(kt, ctx, gr.w->down, r0, r1, b[i].ha, b[i].n, b[i].yd, H);
       for (size_t t = 0; t < b[i].n; ++t) {
         float* o = out + static_cast<size_t>(gr.tokens[t]) * H;
         const float* y = b[i].yd + t * H;

@@ -95,6 +95,7 @@ Result<std::unique_ptr<BatchEngine>> BatchEngine::Create(Model& model, const Tok
   so.max_ctx = o.ctx;
   so.max_batch = o.max_step_tokens;
   so.quantized_activations = o.quantized_activations;
+  so.bf16_activations = o.bf16_activations;
   so.pin_threads = o.pin_threads;
   so.kv_type = o.kv_type;
   MOXIE_ASSIGN_OR_RETURN(e->session_, Session::Create(model, so));

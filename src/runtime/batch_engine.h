@@ -44,6 +44,7 @@ struct BatchEngineOptions {
   int prefill_chunk_while_decoding = 32;
   int max_queue = 64;  // waiting requests beyond the slots; Submit fails with kUnavailable past it
   bool quantized_activations = true;
+  bool bf16_activations = false;  // SessionOptions::bf16_activations
   bool pin_threads = false;
   DType kv_type = DType::kF32;  // KV cache element type (kF32 or kF16)
 };

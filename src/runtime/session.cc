@@ -24,6 +24,7 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   s->ctx_.pool = s->pool_.get();
   s->ctx_.kernels = &BestKernels();
   s->ctx_.quantized_activations = o.quantized_activations;
+  s->ctx_.bf16_activations = o.bf16_activations;
   int ctx_len = o.max_ctx;
   if (ctx_len == 0) ctx_len = std::min(model.info().max_position, 4096);
   try {

@@ -23,6 +23,8 @@ struct SessionOptions {
   // Quantized weights: 8-bit activations (default, as llama.cpp) or f32 activations against the
   // dequantized weights (exact to the dequantized model; slower).
   bool quantized_activations = true;
+  // BF16 weights: bf16 activations (ExecContext::bf16_activations; off by default).
+  bool bf16_activations = false;
   bool pin_threads = false;  // bind the threads to CPUs (ThreadPool)
   // KV cache element type: kF32 (exact) or kF16 (half the memory and attention reads).
   DType kv_type = DType::kF32;

@@ -108,6 +108,7 @@ void RegisterBench(CLI::App& app, int* rc) {
   static bool no_repack = false;
   static bool pin = false;
   static bool identical = false;
+  static bool bf16_act = false;
   static uint64_t seed = 1;
   cmd->add_option("-m,--model", model, "Model folder or GGUF (default: the demo model)");
   cmd->add_option("-p,--n-prompt", p, "Prefill length (0 = skip)")->check(CLI::Range(0, 1 << 20));
@@ -124,6 +125,7 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
   cmd->add_flag("--no-repack", no_repack, "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (no row-interleaved layout at load)");
   cmd->add_flag("--pin", pin, "Bind each thread to one CPU");
+  AddBf16ActFlag(cmd, &bf16_act);
   static std::string kv_type = "f32";
   AddKvTypeFlag(cmd, &kv_type);
   cmd->add_option("--seed", seed, "Seed of the random token ids");
@@ -159,6 +161,7 @@ void RegisterBench(CLI::App& app, int* rc) {
     so.n_threads = nt;
     so.pin_threads = pin;
     so.kv_type = KvType(kv_type);
+    so.bf16_activations = bf16_act;
     so.n_seq = max_b;
     if (depth + std::max(p, n) > info.max_position) {
       *rc = Fail(InvalidArgument("-d " + std::to_string(depth) + " plus the longest test (" +
@@ -294,6 +297,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["kv_type"] = kv_type;
       j["depth"] = depth;
       j["identical_sequences"] = identical;
+      j["bf16_activations"] = bf16_act && BestKernels().QMatmul(DType::kBF16) != nullptr;
       j["pinned"] = pin;
       j["relaid_tensors"] = info.relaid_tensors;
       j["isa"] = BestKernels().isa;
@@ -334,6 +338,11 @@ void RegisterBench(CLI::App& app, int* rc) {
                   Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
       std::printf("KV cache %s, %.1f KiB per position; every test starts after %d tokens of context\n",
                   kv_type.c_str(), static_cast<double>(s.kv_bytes_per_position()) / 1024.0, depth);
+      if (bf16_act) {
+        std::printf("BF16 weights: %s\n", BestKernels().QMatmul(DType::kBF16) != nullptr
+                                               ? "bf16 activations (vdpbf16ps)"
+                                               : "f32 activations (--bf16-activations needs AVX512_BF16)");
+      }
       if (info.relaid_tensors > 0) {
         std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K/Q5_K/Q6_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",
                     info.relaid_tensors);

@@ -28,6 +28,8 @@ void RegisterLogits(CLI::App& app, int* rc) {
   cmd->add_option("-t,--threads", threads, "Threads (0 = all cores)")->check(CLI::Range(0, 1024));
   static std::string kv_type = "f32";
   AddKvTypeFlag(cmd, &kv_type);
+  static bool bf16_act = false;
+  AddBf16ActFlag(cmd, &bf16_act);
   cmd->callback([rc] {
     model = ModelOrDefault(model);
     auto ids = ParseTokenList(tokens, "--tokens");
@@ -45,6 +47,7 @@ void RegisterLogits(CLI::App& app, int* rc) {
     SessionOptions so;
     so.n_threads = threads;
     so.kv_type = KvType(kv_type);
+    so.bf16_activations = bf16_act;
     so.max_ctx = std::max(T, std::min((*m)->info().max_position, 4096));
     auto s = Session::Create(**m, so);
     if (!s.ok()) {

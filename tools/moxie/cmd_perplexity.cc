@@ -47,6 +47,8 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
                   "Reference model (folder or GGUF) to compare with: KL divergence and top-1 agreement");
   static std::string kv_type = "f32";
   AddKvTypeFlag(cmd, &kv_type);
+  static bool bf16_act = false;
+  AddBf16ActFlag(cmd, &bf16_act);
   cmd->add_flag("--f32-activations", f32_act,
                 "Quantized weights: f32 activations against the dequantized weights (exact to the dequantized "
                 "model) instead of 8-bit activations");
@@ -86,6 +88,7 @@ void RegisterPerplexity(CLI::App& app, int* rc) {
     so.max_ctx = ctx;
     so.quantized_activations = !f32_act;
     so.kv_type = KvType(kv_type);
+    so.bf16_activations = bf16_act;
     auto sess = Session::Create(**m, so);
     if (!sess.ok()) {
       *rc = Fail(sess.status());

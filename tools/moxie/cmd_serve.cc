@@ -32,6 +32,7 @@ void RegisterServe(CLI::App& app, int* rc) {
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("-t,--threads", eng.n_threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_flag("--pin", eng.pin_threads, "Bind each thread to one CPU");
+  AddBf16ActFlag(cmd, &eng.bf16_activations);
   static bool no_repack = false;
   cmd->add_flag("--no-repack", no_repack,
                 "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (faster load, slower kernels; default: 8-row interleaved at load)");

@@ -37,11 +37,14 @@ struct GenOptionsCli {
   bool pin = false;
   bool no_repack = false;
   std::string kv_type = "f32";
+  bool bf16_act = false;
 };
 void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
 // `--kv-type f32|f16` (the KV cache's element type) bound to *kv_type; KvType maps it to a DType.
 void AddKvTypeFlag(CLI::App* cmd, std::string* kv_type);
 DType KvType(const std::string& kv_type);
+// `--bf16-activations` (SessionOptions::bf16_activations) bound to *on.
+void AddBf16ActFlag(CLI::App* cmd, bool* on);
 
 // A model with its tokenizer and a session, ready to generate.
 struct TextModel {

@@ -24,6 +24,7 @@ namespace moxie {
 
 const KernelTable* Avx2KernelsImpl();
 void AddFloatMatmulsAvx512(KernelTable* t);  // matmul_avx512.cc
+void AddBf16ActMatmulsAvx512(KernelTable* t);  // bf16_avx512.cc
 
 namespace {
 
@@ -444,6 +445,8 @@ const KernelTable* Avx512KernelsImpl() {
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);
     t.SetQ(DType::kQ6_KR8, t.QuantizeAct(DType::kQ6_KR8), QMatmulR16<Q6KR16>);
+    // libgcc's CPU model checks the OS state as for the rest of AVX-512.
+    if (__builtin_cpu_supports("avx512bf16")) AddBf16ActMatmulsAvx512(&t);
     return t;
   }();
   return &table;

@@ -1,0 +1,97 @@
+// BF16 weights x bf16 activations: the AVX512_BF16 kernel against the scalar reference, and its
+// independence of the batch (a row's bits alone and among other tokens and rows).
+#include "kernels/ref/bf16_act.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/kernel_table.h"
+#include "tests/test_util.h"
+
+namespace moxie {
+namespace {
+
+std::vector<uint8_t> Bf16Rows(size_t rows, size_t n, std::mt19937* rng) {
+  std::normal_distribution<float> nd;
+  std::vector<uint8_t> w(rows * n * 2 + 2);  // +2: the kernels read it unaligned
+  for (size_t i = 0; i < rows * n; ++i) {
+    const uint16_t h = F32ToBf16(nd(*rng));
+    std::memcpy(w.data() + 2 + 2 * i, &h, 2);
+  }
+  return w;
+}
+
+TEST(Bf16Activations, QuantizeRoundsToNearestEven) {
+  const float x[] = {1.0f, 1.00390625f /* halfway 1 + 2^-8: to even (1) */, 1.01171875f /* 1 + 3·2^-8: up */,
+                     -2.5f, 0.0f, INFINITY};
+  uint16_t q[6];
+  QuantizeActBf16(x, q, 6);
+  EXPECT_EQ(q[0], 0x3f80);
+  EXPECT_EQ(q[1], 0x3f80);
+  EXPECT_EQ(q[2], 0x3f82);
+  EXPECT_EQ(Bf16ToF32(q[3]), -2.5f);
+  EXPECT_EQ(q[4], 0);
+  EXPECT_EQ(q[5], 0x7f80);
+}
+
+TEST(Bf16Activations, FastKernelMatchesReference) {
+  const KernelTable* t = Avx512Kernels();
+  if (t == nullptr || t->QMatmul(DType::kBF16) == nullptr) GTEST_SKIP() << "CPU or build without AVX512_BF16";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  for (size_t n_in : {1, 2, 31, 32, 33, 64, 100, 2048}) {
+    for (size_t rows : {1, 3, 8, 13}) {
+      const auto w = Bf16Rows(rows, n_in, &rng);
+      for (size_t toks : {1, 2, 5, 7, 13}) {
+        std::vector<float> x(toks * n_in);
+        for (auto& v : x) v = nd(rng);
+        const size_t stride = ActRowBytes(DType::kBF16, n_in);
+        std::vector<uint8_t> xq(toks * stride);
+        for (size_t k = 0; k < toks; ++k) t->QuantizeAct(DType::kBF16)(x.data() + k * n_in, xq.data() + k * stride, n_in);
+        std::vector<float> want(toks * rows), got(toks * rows);
+        QMatmulBf16ActRef(xq.data(), stride, toks, w.data() + 2, n_in, rows, want.data(), rows);
+        t->QMatmul(DType::kBF16)(xq.data(), stride, toks, w.data() + 2, n_in, rows, got.data(), rows);
+        // Products of bf16 values are exact in f32; only the summation order differs.
+        for (size_t i = 0; i < want.size(); ++i) {
+          const float scale = std::sqrt(static_cast<float>(n_in));
+          EXPECT_NEAR(got[i], want[i], 2e-5f * scale * (1 + std::fabs(want[i])))
+              << "n_in " << n_in << " rows " << rows << " toks " << toks << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+// A (row, token) result is the same bits alone (one token, one row) and in any batch and row split.
+TEST(Bf16Activations, ResultIndependentOfBatchAndRows) {
+  const KernelTable* t = Avx512Kernels();
+  if (t == nullptr || t->QMatmul(DType::kBF16) == nullptr) GTEST_SKIP() << "CPU or build without AVX512_BF16";
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  const size_t n_in = 2048 + 17, rows = 19, toks = 11;
+  const auto w = Bf16Rows(rows, n_in, &rng);
+  const size_t stride = ActRowBytes(DType::kBF16, n_in);
+  std::vector<float> x(toks * n_in);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> xq(toks * stride);
+  for (size_t k = 0; k < toks; ++k) QuantizeActBf16(x.data() + k * n_in, xq.data() + k * stride, n_in);
+  std::vector<float> all(toks * rows);
+  t->QMatmul(DType::kBF16)(xq.data(), stride, toks, w.data() + 2, n_in, rows, all.data(), rows);
+  for (size_t k = 0; k < toks; ++k) {
+    for (size_t r = 0; r < rows; ++r) {
+      float one;
+      t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2 + r * n_in * 2, n_in, 1, &one, 1);
+      ASSERT_EQ(std::memcmp(&one, &all[k * rows + r], 4), 0) << "token " << k << " row " << r;
+    }
+    // One token against all rows (the decode path: 8 rows in flight).
+    std::vector<float> dec(rows);
+    t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2, n_in, rows, dec.data(), rows);
+    ASSERT_EQ(std::memcmp(dec.data(), &all[k * rows], rows * 4), 0) << "token " << k;
+  }
+}
+
+}  // namespace
+}  // namespace moxie
