@@ -77,7 +77,7 @@ def batched_bench(binp, a, bs):
 
 def moxie_bench(binp, a, bs, p, extra=()):
     out = run([os.path.abspath(binp), "bench", "-m", os.path.abspath(a.model), "-p", str(p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
-               "-b", ",".join(map(str, bs)), "-o", "json", *extra], a.timeout)
+               "-b", ",".join(map(str, bs)), "-o", "json", *a.moxie_arg, *extra], a.timeout)
     return json.loads(out[:out.rindex("}") + 1])
 
 
@@ -97,6 +97,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--moxie-arg", action="append", default=[],
+                    help="extra flag for every moxie bench run (repeatable), e.g. --moxie-arg=--bf16-activations")
     a = ap.parse_args()
     if not a.llama_cpp and not a.ik_llama_cpp:
         print("compare: no peer given. Build llama.cpp and/or ik_llama.cpp outside this repository "
@@ -146,7 +148,8 @@ def main():
     peers = [n for n, _ in engines if n != "moxie"]
     print(f"\nmodel {a.model} ({j['type']}, {j['weight_bytes'] / 1e9:.2f} GB), {a.t} threads, "
           f"{a.rounds} rounds x {a.r} repetitions; Moxie's probe {j['bandwidth_gb_s']:.1f} GB/s, "
-          f"{j['decode_bytes_per_token'] / 1e9:.3f} GB per decoded token\n")
+          f"{j['decode_bytes_per_token'] / 1e9:.3f} GB per decoded token"
+          + (f"; moxie flags: {' '.join(a.moxie_arg)}" if a.moxie_arg else "") + "\n")
     cols = ["test", "moxie"] + peers + [f"moxie / {p}" for p in peers] + ["roofline", "moxie share"]
     head = "| " + " | ".join(cols) + " |"
     print(head)
