@@ -35,7 +35,7 @@ namespace {
 // Activations of one group prepared for the weight formats it meets: f32 rows, and rows in each
 // activation format (ActFormat: Q8_0, Q8_K, bf16) a matrix's QMatmul wants.
 struct PreparedAct {
-  static constexpr int kMaxForms = 3;  // the distinct activation formats there are
+  static constexpr int kMaxForms = 2;  // gate's and up's (ExpertGroupsScratchFloats reserves 2)
   const float* x = nullptr;            // [n, n_in], ld n_in
   uint32_t fmt[kMaxForms] = {};
   const uint8_t* rows[kMaxForms] = {};
@@ -91,13 +91,14 @@ void Rows(const KernelTable& kt, const ExecContext& ctx, const TensorView& w, si
 }  // namespace
 
 size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff) {
-  // gathered x + its (up to 3) prepared forms; gate, up, h and h's forms; down outputs. A form
-  // takes at most 2 bytes per element (bf16; Q8_0 34 / 32, Q8_K 292 / 256).
+  // gathered x + its prepared forms (<= 2: gate's and up's); gate, up, h and h's forms (<= 2
+  // reserved, down needs 1); down outputs. A form takes at most 2 bytes per element (bf16; Q8_0
+  // 34 / 32, Q8_K 292 / 256).
   const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= any form, in floats
   const size_t qf = Arena::Round(n_assign * n_ff / 2 + 64);
-  // + per-group rounding (<= 11 allocations of <= kAlign floats each) and the group table.
-  return Arena::Round(n_assign * n_embd) + 3 * q + 3 * Arena::Round(n_assign * n_ff) + 3 * qf +
-         Arena::Round(n_assign * n_embd) + n_assign * (11 * Arena::kAlign + 32) + 64;
+  // + per-group rounding (<= 8 allocations of <= kAlign floats each) and the group table.
+  return Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
+         Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 32) + 64;
 }
 
 void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
