@@ -254,6 +254,26 @@ check("bench prefill of the whole context", r.returncode == 0, r.stderr[-300:])
 r = run("bench", "-m", q3, "-p", "8", "-n", "4", "-r", "1", "--no-bandwidth", "-t", "2", "--kv-type", "f16")
 check("bench md names the KV cache", r.returncode == 0 and "KV cache f16" in r.stdout, r.stdout + r.stderr)
 
+# --bf16-activations: on a CPU with AVX512_BF16 a BF16 model's logits move (activations rounded to
+# bf16) but stay near the reference; elsewhere the flag changes nothing. bench reports which.
+has_bf16 = "avx512_bf16" in open("/proc/cpuinfo").read().split()
+bf = os.path.join(MODELS, "qwen2moe-bf16-sharded")
+bf_ids = ",".join(map(str, json.load(open(os.path.join(bf, "reference", "sequences.json")))["prompt"]["ids"]))
+bf_ref = np.load(os.path.join(bf, "reference", "prompt.prefill.npy"))
+bf_out = os.path.join(tmp, "bf16act.npy")
+r = run("logits", "-m", bf, "--tokens", bf_ids, "--out", bf_out, "-t", "2", "--bf16-activations")
+check("logits --bf16-activations exit", r.returncode == 0, r.stderr)
+if r.returncode == 0:
+    d_bf = float(np.abs(np.load(bf_out) - bf_ref).max())
+    if has_bf16:
+        check("--bf16-activations moves the logits a little", 1e-4 < d_bf < 0.1, f"max diff {d_bf}")
+    else:
+        check("--bf16-activations without AVX512_BF16 is exact", d_bf <= 1e-4, f"max diff {d_bf}")
+r = run("bench", "-m", bf, "-p", "8", "-n", "2", "-r", "1", "--no-bandwidth", "-t", "2", "-o", "json",
+        "--bf16-activations")
+check("bench --bf16-activations reports the path", r.returncode == 0 and
+      json.loads(r.stdout)["bf16_activations"] == has_bf16, r.stdout[-300:] + r.stderr[-300:])
+
 # Strings that are not UTF-8 (here the file name; a GGUF's names and metadata alike) come out of
 # --json as U+FFFD instead of aborting the program (found by scripts/fuzz_loaders.py).
 odd = os.path.join(os.fsencode(tmp), b"m\x80.gguf")
