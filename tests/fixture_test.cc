@@ -66,6 +66,25 @@ Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true, 
 
 Loaded Load(const std::string& name) { return LoadPath(ModelDir(name)); }
 
+// The mixed batch of the batch-invariance tests: sequence 0 = prompt a[0..10) and sequence 1 =
+// long b[0..4) prefilled, then one batch interleaving a[10..13) and b[4..6).
+constexpr int32_t kMixedPos[] = {10, 4, 11, 5, 12};
+constexpr int32_t kMixedSeq[] = {0, 1, 0, 1, 0};
+std::vector<float> MixedBatchLogits(Session& s, const std::vector<int32_t>& a, const std::vector<int32_t>& b,
+                                    size_t V) {
+  std::vector<float> tmp(64 * V), mixed(5 * V);
+  EXPECT_TRUE(s.Feed(0, a.data(), 10, true, tmp.data()).ok());
+  EXPECT_TRUE(s.Feed(1, b.data(), 4, true, tmp.data()).ok());
+  const int32_t tok[] = {a[10], b[4], a[11], b[5], a[12]};
+  Batch batch;
+  batch.n_tok = 5;
+  batch.tokens = tok;
+  batch.pos = kMixedPos;
+  batch.seq = kMixedSeq;
+  EXPECT_TRUE(s.Forward(batch, mixed.data()).ok());
+  return mixed;
+}
+
 class FixtureTest : public ::testing::TestWithParam<const char*> {};
 
 // Logits (prefill and decode) within 1e-4 of the reference, argmax identical at every position,
@@ -382,29 +401,15 @@ TEST_P(FixtureTest, BatchOfSequencesMatchesSingleSequences) {
   const auto a = Ids(seqs["prompt"]["ids"]);
   const auto b = Ids(seqs["long"]["ids"]);
   const size_t V = static_cast<size_t>((*m)->info().n_vocab);
-  // Sequence 0: prompt[0..10) prefilled; sequence 1: long[0..4). Then one batch with
-  // prompt[10..13) for seq 0 and long[4..6) for seq 1, interleaved.
-  std::vector<float> tmp(64 * V);
-  ASSERT_TRUE((*s)->Feed(0, a.data(), 10, true, tmp.data()).ok());
-  ASSERT_TRUE((*s)->Feed(1, b.data(), 4, true, tmp.data()).ok());
-  const int32_t tok[] = {a[10], b[4], a[11], b[5], a[12]};
-  const int32_t pos[] = {10, 4, 11, 5, 12};
-  const int32_t sq[] = {0, 1, 0, 1, 0};
-  Batch batch;
-  batch.n_tok = 5;
-  batch.tokens = tok;
-  batch.pos = pos;
-  batch.seq = sq;
-  std::vector<float> mixed(5 * V);
-  ASSERT_TRUE((*s)->Forward(batch, mixed.data()).ok());
+  const std::vector<float> mixed = MixedBatchLogits(**s, a, b, V);
   // References: each sequence alone, prefilled in one pass.
   const std::string dir = ModelDir(name) + "/reference/";
   auto ref_a = ReadNpyF32(dir + "prompt.prefill.npy");
   auto ref_b = ReadNpyF32(dir + "long.prefill.npy");
   ASSERT_TRUE(ref_a.ok() && ref_b.ok());
   for (int i = 0; i < 5; ++i) {
-    const auto& ref = sq[i] == 0 ? ref_a->data : ref_b->data;
-    EXPECT_TRUE(testing::AllClose(mixed.data() + i * V, ref.data() + pos[i] * V, V, kLogitTol, V))
+    const auto& ref = kMixedSeq[i] == 0 ? ref_a->data : ref_b->data;
+    EXPECT_TRUE(testing::AllClose(mixed.data() + i * V, ref.data() + kMixedPos[i] * V, V, kLogitTol, V))
         << "batch row " << i;
   }
 }
@@ -461,20 +466,9 @@ TEST(Bf16ActivationsFixture, StayNearReferenceAndBatchInvariant) {
   EXPECT_GE(agree * 5, static_cast<size_t>(T) * 4);
   // Batch invariance: prompt[0..10) and long[0..4) prefilled, then one batch interleaving both,
   // against the same tokens fed to each sequence alone.
-  std::vector<float> tmp(64 * V), alone_a(static_cast<size_t>(T) * V), alone_b(6 * V);
   s->Reset(0);
-  ASSERT_TRUE(s->Feed(0, a.data(), 10, true, tmp.data()).ok());
-  ASSERT_TRUE(s->Feed(1, b.data(), 4, true, tmp.data()).ok());
-  const int32_t tok[] = {a[10], b[4], a[11], b[5], a[12]};
-  const int32_t pos[] = {10, 4, 11, 5, 12};
-  const int32_t sq[] = {0, 1, 0, 1, 0};
-  Batch batch;
-  batch.n_tok = 5;
-  batch.tokens = tok;
-  batch.pos = pos;
-  batch.seq = sq;
-  std::vector<float> mixed(5 * V);
-  ASSERT_TRUE(s->Forward(batch, mixed.data()).ok());
+  const std::vector<float> mixed = MixedBatchLogits(*s, a, b, V);
+  std::vector<float> tmp(64 * V), alone_a(static_cast<size_t>(T) * V), alone_b(6 * V);
   s->Reset(0);
   s->Reset(1);
   ASSERT_TRUE(s->Feed(0, a.data(), 10, true, tmp.data()).ok());
@@ -482,7 +476,8 @@ TEST(Bf16ActivationsFixture, StayNearReferenceAndBatchInvariant) {
   ASSERT_TRUE(s->Feed(1, b.data(), 4, true, tmp.data()).ok());
   ASSERT_TRUE(s->Feed(1, b.data() + 4, 2, true, alone_b.data()).ok());
   for (int i = 0; i < 5; ++i) {
-    const float* want = sq[i] == 0 ? alone_a.data() + (pos[i] - 10) * V : alone_b.data() + (pos[i] - 4) * V;
+    const float* want = kMixedSeq[i] == 0 ? alone_a.data() + (kMixedPos[i] - 10) * V
+                                          : alone_b.data() + (kMixedPos[i] - 4) * V;
     EXPECT_EQ(std::memcmp(mixed.data() + i * V, want, V * 4), 0) << "batch row " << i;
   }
 }
