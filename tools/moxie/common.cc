@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "kernels/kernel_table.h"
 
 namespace moxie::cli {
 
@@ -84,7 +85,13 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
 void AddBf16ActFlag(CLI::App* cmd, bool* on) {
   cmd->add_flag("--bf16-activations", *on,
                 "BF16 weights: round activations to bf16 (llama.cpp's scheme; faster prefill on CPUs with "
-                "AVX512_BF16, logits move ~1e-2; default: f32 activations)");
+                "AVX512_BF16, logits move ~1e-2; default: f32 activations)")
+      ->each([](const std::string&) {
+        if (BestKernels().QMatmul(DType::kBF16) == nullptr) {
+          std::fprintf(stderr, "moxie: note: --bf16-activations needs a CPU with AVX512_BF16 (kernels: %s); "
+                       "using f32 activations\n", BestKernels().isa);
+        }
+      });
 }
 
 void AddKvTypeFlag(CLI::App* cmd, std::string* kv_type) {
