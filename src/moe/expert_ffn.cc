@@ -133,7 +133,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     bi.yd = arena.Alloc(bi.n * H);
   }
   // Phase A's pieces of equal cost, claimed dynamically (ParallelChunks).
-  const int nt = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
+  const int n_pieces = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
   // Phase A: gate/up rows; cost per row ~ its bytes (+ a compute term for many tokens).
   double total = 0;
   auto row_cost = [&](size_t i) {
@@ -142,9 +142,9 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     return bytes + static_cast<double>(b[i].n) * static_cast<double>(H) * 0.25;
   };
   for (size_t i = 0; i < G; ++i) total += row_cost(i) * static_cast<double>(b[i].ff);
-  ctx.ParallelChunks(static_cast<size_t>(nt), [&](size_t t0, size_t t1, int) {
-    for (size_t th = t0; th < t1; ++th) {
-      const double lo = total * static_cast<double>(th) / nt, hi = total * static_cast<double>(th + 1) / nt;
+  ctx.ParallelChunks(static_cast<size_t>(n_pieces), [&](size_t p0, size_t p1, int) {
+    for (size_t p = p0; p < p1; ++p) {
+      const double lo = total * static_cast<double>(p) / n_pieces, hi = total * static_cast<double>(p + 1) / n_pieces;
       double acc = 0;
       for (size_t i = 0; i < G; ++i) {
         const double c = row_cost(i), span = c * static_cast<double>(b[i].ff);

@@ -55,14 +55,11 @@ void MoeLayer::Forward(const ExecContext& ctx, const float* x, int n_tok, float*
   // 1. Route.
   const double t0 = step.times ? PhaseClock() : 0;
   float* scores = arena.Alloc(T * E);
-  // f32 activations for a BF16 router: its decisions are discrete, and a GGUF file keeps it in F32.
-  if (ctx.bf16_activations && router_weight_.dtype == DType::kBF16) {
-    ExecContext rctx = ctx;
-    rctx.bf16_activations = false;
-    Linear(rctx, x, H, T, router_weight_, nullptr, scores, E);
-  } else {
-    Linear(ctx, x, H, T, router_weight_, nullptr, scores, E);
-  }
+  // The router keeps f32 activations even under bf16_activations: its decisions are discrete,
+  // and a GGUF file keeps it in F32 anyway.
+  ExecContext rctx = ctx;
+  rctx.bf16_activations = false;
+  Linear(rctx, x, H, T, router_weight_, nullptr, scores, E);
   Routing routing;
   routing.choice = arena.Alloc(T * E);
   routing.count = arena.AllocAs<int32_t>(T);

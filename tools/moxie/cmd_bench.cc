@@ -297,7 +297,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["kv_type"] = kv_type;
       j["depth"] = depth;
       j["identical_sequences"] = identical;
-      j["bf16_activations"] = bf16_act && BestKernels().QMatmul(DType::kBF16) != nullptr;
+      j["bf16_activations"] = bf16_act && Bf16ActAvailable();
       j["pinned"] = pin;
       j["relaid_tensors"] = info.relaid_tensors;
       j["isa"] = BestKernels().isa;
@@ -339,9 +339,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::printf("KV cache %s, %.1f KiB per position; every test starts after %d tokens of context\n",
                   kv_type.c_str(), static_cast<double>(s.kv_bytes_per_position()) / 1024.0, depth);
       if (bf16_act) {
-        std::printf("BF16 weights: %s\n", BestKernels().QMatmul(DType::kBF16) != nullptr
-                                               ? "bf16 activations (vdpbf16ps)"
-                                               : "f32 activations (--bf16-activations needs AVX512_BF16)");
+        std::printf("BF16 weights: %s\n", Bf16ActAvailable() ? "bf16 activations (vdpbf16ps)"
+                                                         : "f32 activations (--bf16-activations needs AVX512_BF16)");
       }
       if (info.relaid_tensors > 0) {
         std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_K/Q5_K/Q6_K: 8 rows interleaved; others: copied onto huge pages; --no-repack: as stored)\n",

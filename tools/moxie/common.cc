@@ -82,12 +82,14 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
   AddBf16ActFlag(cmd, &g->bf16_act);
 }
 
+bool Bf16ActAvailable() { return BestKernels().QMatmul(DType::kBF16) != nullptr; }
+
 void AddBf16ActFlag(CLI::App* cmd, bool* on) {
   cmd->add_flag("--bf16-activations", *on,
                 "BF16 weights: round activations to bf16 (llama.cpp's scheme; faster prefill on CPUs with "
                 "AVX512_BF16, logits move ~1e-2; default: f32 activations)")
       ->each([](const std::string&) {
-        if (BestKernels().QMatmul(DType::kBF16) == nullptr) {
+        if (!Bf16ActAvailable()) {
           std::fprintf(stderr, "moxie: note: --bf16-activations needs a CPU with AVX512_BF16 (kernels: %s); "
                        "using f32 activations\n", BestKernels().isa);
         }

@@ -43,8 +43,10 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g);
 // `--kv-type f32|f16` (the KV cache's element type) bound to *kv_type; KvType maps it to a DType.
 void AddKvTypeFlag(CLI::App* cmd, std::string* kv_type);
 DType KvType(const std::string& kv_type);
-// `--bf16-activations` (SessionOptions::bf16_activations) bound to *on.
+// `--bf16-activations` (SessionOptions::bf16_activations) bound to *on; says on stderr when the
+// CPU lacks the kernels (Bf16ActAvailable) and f32 activations are used.
 void AddBf16ActFlag(CLI::App* cmd, bool* on);
+bool Bf16ActAvailable();
 
 // A model with its tokenizer and a session, ready to generate.
 struct TextModel {
