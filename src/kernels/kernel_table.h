@@ -49,6 +49,13 @@ using AttnScoresF16Fn = void (*)(const float* q, size_t ldq, size_t m, const uin
 using AttnValuesF16Fn = void (*)(const float* p, size_t ldp, size_t m, const uint16_t* v, size_t ldv,
                                  size_t n, size_t d, float* o, size_t ldo);
 
+// h[i] = silu(g[i]) · u[i], silu(z) = z / (1 + e^−z) (the SwiGLU activation). Every element gets
+// the same arithmetic wherever it sits in the call, so rows split into any ranges give the same bits.
+using SiluMulFn = void (*)(const float* g, const float* u, float* h, size_t n);
+// x[0, n) <- e^(x_i − max) / Σ_j e^(x_j − max) (the attention softmax). The result depends only on
+// the n values.
+using SoftmaxFn = void (*)(float* x, size_t n);
+
 struct KernelTable {
   static constexpr int kSlots = 32;  // indexed by DType value
   const char* isa = "ref";
@@ -61,6 +68,8 @@ struct KernelTable {
   AttnValuesFn attn_values = nullptr;
   AttnScoresF16Fn attn_scores_f16 = nullptr;
   AttnValuesF16Fn attn_values_f16 = nullptr;
+  SiluMulFn silu_mul = nullptr;
+  SoftmaxFn softmax = nullptr;
 
   // nullptr if the dtype has no matmul kernel.
   MatmulFn Matmul(DType w) const {

@@ -28,8 +28,15 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     thread_local std::vector<uint8_t> xq;
     if (xq.size() < stride * n_tok) xq.resize(stride * n_tok);
     const QuantizeActFn qa = kt.QuantizeAct(w.dtype);
-    for (size_t t = 0; t < n_tok; ++t) qa(x + t * ldx, xq.data() + t * stride, n_in);
-    const uint8_t* xqp = xq.data();
+    uint8_t* xqp = xq.data();
+    // By all threads for prefill-sized batches; a decode step's few rows cost less than a barrier.
+    if (n_tok >= kParallelRows) {
+      ctx.ParallelFor(n_tok, [&](size_t t0, size_t t1, int) {
+        for (size_t t = t0; t < t1; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
+      });
+    } else {
+      for (size_t t = 0; t < n_tok; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
+    }
     // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits).
     constexpr size_t kRowGroup = 8;
     ctx.ParallelChunks((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
@@ -54,6 +61,25 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
       }
     }
   });
+}
+
+void AddRmsNormRows(const ExecContext& ctx, float* x, const float* y, const float* weight, size_t n_tok, size_t n,
+                    float eps, float* out) {
+  auto rows = [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      float* xt = x + t * n;
+      if (y != nullptr) {
+        const float* yt = y + t * n;
+        for (size_t i = 0; i < n; ++i) xt[i] += yt[i];
+      }
+      RmsNorm(xt, weight, n, eps, out + t * n);
+    }
+  };
+  if (n_tok >= kParallelRows) {
+    ctx.ParallelFor(n_tok, [&](size_t t0, size_t t1, int) { rows(t0, t1); });
+  } else {
+    rows(0, n_tok);
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {

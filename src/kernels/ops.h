@@ -19,6 +19,15 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
 // out = x / sqrt(mean(x^2) + eps) * weight, weight f32 [n] (or nullptr for no weight).
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);
 
+// Row-wise steps run by all threads from this many rows (tokens) up, below it on the calling
+// thread (a decode step's few rows cost less than a barrier).
+inline constexpr size_t kParallelRows = 8;
+
+// For each of n_tok rows of n elements: x[t] += y[t] (y may be nullptr: no add), then
+// out[t] = RmsNorm(x[t]). Same bits as the row-by-row calls, split over threads for many rows.
+void AddRmsNormRows(const ExecContext& ctx, float* x, const float* y, const float* weight, size_t n_tok, size_t n,
+                    float eps, float* out);
+
 // In-place softmax over n values (max-subtracted, f32).
 void SoftmaxInPlace(float* x, size_t n);
 

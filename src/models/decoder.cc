@@ -220,12 +220,13 @@ Status DecoderModel::Forward(const ExecContext& ctx, const Batch& batch, KvCache
     tc = now;
   };
   if (pt) lap(&pt->other);
+  // The residual add of each block's output is fused into the norm that follows it (the last
+  // one into the final norm, for the logit rows only).
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& L = layers_[l];
-    for (size_t t = 0; t < T; ++t) RmsNorm(x + t * H, L.attn_norm.data(), H, eps, xn + t * H);
+    AddRmsNormRows(ctx, x, l > 0 ? y : nullptr, L.attn_norm.data(), T, H, eps, xn);
     L.attn->Forward(ctx, xn, batch, kv.layer(static_cast<int>(l)), y, arena);
-    for (size_t i = 0; i < T * H; ++i) x[i] += y[i];
-    for (size_t t = 0; t < T; ++t) RmsNorm(x + t * H, L.ffn_norm.data(), H, eps, xn + t * H);
+    AddRmsNormRows(ctx, x, y, L.ffn_norm.data(), T, H, eps, xn);
     if (pt) lap(&pt->attention);
     if (L.moe) {
       L.moe->Forward(ctx, xn, batch.n_tok, y, arena, step);
@@ -234,14 +235,15 @@ Status DecoderModel::Forward(const ExecContext& ctx, const Batch& batch, KvCache
       RunSwiGlu(ctx, L.dense, xn, T, y, arena);
       if (pt) lap(&pt->dense);
     }
-    for (size_t i = 0; i < T * H; ++i) x[i] += y[i];
     if (pt) lap(&pt->other);
   }
   const int n_rows = batch.logit_rows ? batch.n_logit_rows : batch.n_tok;
   float* hn = arena.Alloc(static_cast<size_t>(n_rows) * H);
   for (int r = 0; r < n_rows; ++r) {
-    const int t = batch.logit_rows ? batch.logit_rows[r] : r;
-    RmsNorm(x + static_cast<size_t>(t) * H, final_norm_.data(), H, eps, hn + r * H);
+    const size_t t = static_cast<size_t>(batch.logit_rows ? batch.logit_rows[r] : r);
+    float* hr = hn + static_cast<size_t>(r) * H;
+    for (size_t i = 0; i < H; ++i) hr[i] = layers_.empty() ? x[t * H + i] : x[t * H + i] + y[t * H + i];
+    RmsNorm(hr, final_norm_.data(), H, eps, hr);
   }
   Linear(ctx, hn, H, static_cast<size_t>(n_rows), lm_head_, nullptr, logits,
          static_cast<size_t>(common_.n_vocab));

@@ -21,7 +21,8 @@ void RunSwiGlu(const ExecContext& ctx, const ExpertWeights& w, const float* x, s
   float* h = arena.Alloc(n_tok * n_ff);
   Linear(ctx, x, n_embd, n_tok, w.gate, nullptr, g, n_ff);
   Linear(ctx, x, n_embd, n_tok, w.up, nullptr, u, n_ff);
-  SwiGlu(g, u, h, n_tok * n_ff);
+  const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
+  kt.silu_mul(g, u, h, n_tok * n_ff);
   Linear(ctx, h, n_ff, n_tok, w.down, nullptr, y, n_embd);
   arena.Release(mark);
 }
@@ -32,13 +33,14 @@ namespace moxie {
 
 namespace {
 
-// Activations of one group prepared for the weight formats it meets: f32 rows, and rows in each
-// activation format (ActFormat: Q8_0, Q8_K, bf16) a matrix's QMatmul wants.
+// Activations prepared for the weight formats they meet: f32 rows, and rows in each activation
+// format (ActFormat: Q8_0, Q8_K, bf16) a matrix's QMatmul wants.
 struct PreparedAct {
-  static constexpr int kMaxForms = 2;  // gate's and up's (ExpertGroupsScratchFloats reserves 2)
-  const float* x = nullptr;            // [n, n_in], ld n_in
+  static constexpr int kMaxForms = 3;  // one per activation format (a group's gate and up use <= 2)
+  const float* x = nullptr;            // [n, n_in], ld n_in (nullptr when no matrix reads f32)
   uint32_t fmt[kMaxForms] = {};
-  const uint8_t* rows[kMaxForms] = {};
+  QuantizeActFn qa[kMaxForms] = {};
+  uint8_t* rows[kMaxForms] = {};
   size_t stride[kMaxForms] = {};  // bytes per row
   int n_forms = 0;
   int Find(uint32_t f) const {
@@ -53,25 +55,42 @@ bool UsesQAct(const KernelTable& kt, const ExecContext& ctx, const TensorView& w
   return ctx.PreparedActivations(w.dtype) && kt.QMatmul(w.dtype) != nullptr;
 }
 
-// Prepares `n` rows of x in every activation format the matrices in `ws` need.
-void Prepare(const KernelTable& kt, const ExecContext& ctx, std::initializer_list<const TensorView*> ws, const float* x, size_t n,
-             size_t n_in, Arena& arena, PreparedAct* a) {
-  a->x = x;
-  for (const TensorView* w : ws) {
-    if (!UsesQAct(kt, ctx, *w)) continue;
-    const uint32_t fmt = ActFormat(w->dtype);
-    if (a->Find(fmt) >= 0) continue;
-    MOXIE_CHECK(a->n_forms < PreparedAct::kMaxForms);
-    const size_t stride = ActRowBytes(w->dtype, n_in);
-    auto* buf = reinterpret_cast<uint8_t*>(arena.Alloc(Arena::Round((n * stride + 3) / 4)));
-    const QuantizeActFn qa = kt.QuantizeAct(w->dtype);
-    for (size_t t = 0; t < n; ++t) qa(x + t * n_in, buf + t * stride, n_in);
-    a->fmt[a->n_forms] = fmt;
-    a->rows[a->n_forms] = buf;
-    a->stride[a->n_forms] = stride;
-    ++a->n_forms;
-  }
+// Adds to `a` a buffer of n rows (from the arena, not filled) for each activation format that w
+// wants and `a` lacks.
+void AddForm(const KernelTable& kt, const ExecContext& ctx, const TensorView& w, size_t n, size_t n_in, Arena& arena,
+             PreparedAct* a) {
+  if (!UsesQAct(kt, ctx, w)) return;
+  const uint32_t fmt = ActFormat(w.dtype);
+  if (a->Find(fmt) >= 0) return;
+  MOXIE_CHECK(a->n_forms < PreparedAct::kMaxForms);
+  const size_t stride = ActRowBytes(w.dtype, n_in);
+  const int i = a->n_forms++;
+  a->fmt[i] = fmt;
+  a->qa[i] = kt.QuantizeAct(w.dtype);
+  a->rows[i] = reinterpret_cast<uint8_t*>(arena.Alloc(Arena::Round((n * stride + 3) / 4)));
+  a->stride[i] = stride;
 }
+
+// Row t of a.x in every form of `a`.
+void FillRow(const PreparedAct& a, size_t t, size_t n_in) {
+  for (int i = 0; i < a.n_forms; ++i) a.qa[i](a.x + t * n_in, a.rows[i] + t * a.stride[i], n_in);
+}
+
+// fn(i) for every i < n: split over the threads from min_parallel rows up, below that on this
+// thread (decode's few rows cost less than a barrier).
+template <typename Fn>
+void ForRows(const ExecContext& ctx, size_t n, size_t min_parallel, Fn&& fn) {
+  if (n < min_parallel) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  ctx.ParallelFor(n, [&](size_t b, size_t e, int) {
+    for (size_t i = b; i < e; ++i) fn(i);
+  });
+}
+// Rows from which ForRows goes parallel: quantizing a row of x (~1 us for 2048 elements) or of h,
+// and gathering one (a copy of a few KiB).
+constexpr size_t kParallelQuantRows = 8, kParallelCopyRows = 64;
 
 // y[t * ldy + r] for rows [r0, r1) of w, all n tokens of `a`.
 void Rows(const KernelTable& kt, const ExecContext& ctx, const TensorView& w, size_t r0, size_t r1, const PreparedAct& a,
@@ -91,14 +110,17 @@ void Rows(const KernelTable& kt, const ExecContext& ctx, const TensorView& w, si
 }  // namespace
 
 size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff) {
-  // gathered x + its prepared forms (<= 2: gate's and up's); gate, up, h and h's forms (<= 2
+  // x per token in up to 3 forms (one per activation format; a step has <= n_assign tokens);
+  // per group: gathered x and its forms (<= 2: gate's and up's); gate, up, h and h's form (<= 2
   // reserved, down needs 1); down outputs. A form takes at most 2 bytes per element (bf16; Q8_0
   // 34 / 32, Q8_K 292 / 256).
   const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= any form, in floats
   const size_t qf = Arena::Round(n_assign * n_ff / 2 + 64);
-  // + per-group rounding (<= 8 allocations of <= kAlign floats each) and the group table.
-  return Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
-         Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 32) + 64;
+  // + per-group rounding (<= 8 allocations of <= kAlign floats each), the group table and the
+  // groups' first rows.
+  return 3 * q + Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
+         Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 96) +
+         Arena::Round(n_assign + 2) + 64;
 }
 
 void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
@@ -117,21 +139,56 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     float* yd = nullptr;
     size_t ff = 0, n = 0;
   };
+  static_assert(sizeof(Buf) <= 96 * sizeof(float), "ExpertGroupsScratchFloats reserves 96 floats per group");
   Buf* b = reinterpret_cast<Buf*>(arena.Alloc(Arena::Round((G * sizeof(Buf) + 3) / 4)));
+  // x is prepared once per token (a token meets up to k experts) in every format some gate / up
+  // wants, by all threads, and then gathered per group; f32 rows are gathered only for groups
+  // with a matrix on the f32 path. The same bits as preparing each group's rows (one function of
+  // the row).
+  size_t n_x = 0;  // rows of x in use: 1 + the largest token index
+  PreparedAct xt;
+  xt.x = x;
+  uint32_t* first = arena.AllocAs<uint32_t>(G + 1);  // group i's rows: [first[i], first[i + 1]) in flat order
+  first[0] = 0;
+  for (size_t i = 0; i < G; ++i) {
+    const ExpertGroup& gr = groups[i];
+    for (int t = 0; t < gr.n_tok; ++t) n_x = std::max(n_x, static_cast<size_t>(gr.tokens[t]) + 1);
+    first[i + 1] = first[i] + static_cast<uint32_t>(gr.n_tok);
+  }
+  for (size_t i = 0; i < G; ++i) {
+    AddForm(kt, ctx, groups[i].w->gate, n_x, H, arena, &xt);
+    AddForm(kt, ctx, groups[i].w->up, n_x, H, arena, &xt);
+  }
   for (size_t i = 0; i < G; ++i) {
     const ExpertGroup& gr = groups[i];
     Buf& bi = b[i];
     new (&bi) Buf();
     bi.n = static_cast<size_t>(gr.n_tok);
     bi.ff = static_cast<size_t>(gr.w->gate.dim(0));
-    float* xg = arena.Alloc(bi.n * H);
-    for (size_t t = 0; t < bi.n; ++t) std::memcpy(xg + t * H, x + static_cast<size_t>(gr.tokens[t]) * H, H * sizeof(float));
-    Prepare(kt, ctx, {&gr.w->gate, &gr.w->up}, xg, bi.n, H, arena, &bi.xa);
+    if (!UsesQAct(kt, ctx, gr.w->gate) || !UsesQAct(kt, ctx, gr.w->up)) bi.xa.x = arena.Alloc(bi.n * H);
+    AddForm(kt, ctx, gr.w->gate, bi.n, H, arena, &bi.xa);
+    AddForm(kt, ctx, gr.w->up, bi.n, H, arena, &bi.xa);
     bi.g = arena.Alloc(bi.n * bi.ff);
     bi.u = arena.Alloc(bi.n * bi.ff);
     bi.h = arena.Alloc(bi.n * bi.ff);
     bi.yd = arena.Alloc(bi.n * H);
   }
+  const size_t n_rows = first[G];
+  // Group of flat row r (groups with rows only; first[] is non-decreasing).
+  auto group_of = [&](size_t r) {
+    return static_cast<size_t>(std::upper_bound(first, first + G + 1, r) - first) - 1;
+  };
+  if (xt.n_forms > 0) ForRows(ctx, n_x, kParallelQuantRows, [&](size_t t) { FillRow(xt, t, H); });
+  ForRows(ctx, n_rows, kParallelCopyRows, [&](size_t r) {
+    const size_t i = group_of(r), t = r - first[i];
+    const Buf& bi = b[i];
+    const size_t src = static_cast<size_t>(groups[i].tokens[t]);
+    if (bi.xa.x != nullptr) std::memcpy(const_cast<float*>(bi.xa.x) + t * H, x + src * H, H * sizeof(float));
+    for (int f = 0; f < bi.xa.n_forms; ++f) {
+      const int j = xt.Find(bi.xa.fmt[f]);
+      std::memcpy(bi.xa.rows[f] + t * bi.xa.stride[f], xt.rows[j] + src * xt.stride[j], bi.xa.stride[f]);
+    }
+  });
   // Phase A's pieces of equal cost, claimed dynamically (ParallelChunks).
   const int n_pieces = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
   // Phase A: gate/up rows; cost per row ~ its bytes (+ a compute term for many tokens).
@@ -168,13 +225,20 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
         Rows(kt, ctx, gr.w->up, r0, r1, b[i].xa, b[i].n, b[i].u, b[i].ff);
         for (size_t t = 0; t < b[i].n; ++t) {
           const size_t o = t * b[i].ff;
-          SwiGlu(b[i].g + o + r0, b[i].u + o + r0, b[i].h + o + r0, r1 - r0);
+          kt.silu_mul(b[i].g + o + r0, b[i].u + o + r0, b[i].h + o + r0, r1 - r0);
         }
       }
     }
   });
-  // h in the formats the down matrices want.
-  for (size_t i = 0; i < G; ++i) Prepare(kt, ctx, {&groups[i].w->down}, b[i].h, b[i].n, b[i].ff, arena, &b[i].ha);
+  // h in the format each down matrix wants, by all threads.
+  for (size_t i = 0; i < G; ++i) {
+    b[i].ha.x = b[i].h;
+    AddForm(kt, ctx, groups[i].w->down, b[i].n, b[i].ff, arena, &b[i].ha);
+  }
+  ForRows(ctx, n_rows, kParallelQuantRows, [&](size_t r) {
+    const size_t i = group_of(r);
+    FillRow(b[i].ha, r - first[i], b[i].ff);
+  });
   // Phase B: down rows split by output row; each thread accumulates its rows over the groups in
   // order.
   constexpr size_t kRowGroup = 8;  // ranges in whole 8-row groups, as in Linear

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.h"
+#include "kernels/ops.h"
 #include "kernels/ref/quant.h"
 
 namespace moxie {
@@ -213,6 +214,8 @@ void AddAttentionRef(KernelTable* t) {
   t->attn_values = AttnValuesRef<float>;
   t->attn_scores_f16 = AttnScoresRef<uint16_t>;
   t->attn_values_f16 = AttnValuesRef<uint16_t>;
+  t->silu_mul = SwiGlu;  // kernels/ops.cc
+  t->softmax = SoftmaxInPlace;
 }
 
 const KernelTable& RefKernels() {

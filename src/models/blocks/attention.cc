@@ -79,16 +79,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
         scores(q0 + i * sq, sq, 1, k0 + n_min * ldk, ldk, n[i] - n_min, dk, p.scale, sc + i * ctx_len + n_min,
                ctx_len);
       }
-      float* si = sc + i * ctx_len;
-      float mx = -INFINITY;
-      for (size_t j = 0; j < n[i]; ++j) mx = std::max(mx, si[j]);
-      float sum = 0.f;
-      for (size_t j = 0; j < n[i]; ++j) {
-        si[j] = std::exp(si[j] - mx);
-        sum += si[j];
-      }
-      const float inv = 1.0f / sum;
-      for (size_t j = 0; j < n[i]; ++j) si[j] *= inv;
+      kt.softmax(sc + i * ctx_len, n[i]);
       std::memset(o0 + i * so, 0, dv * sizeof(float));
     }
     values(sc, ctx_len, m, v0, ldv, n_min, dv, o0, so);

@@ -314,6 +314,7 @@ bool RowPrefetchWanted() {
 void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
 void AddQuantActMatmulsRef(KernelTable* t);   // 8-bit-activation reference (fast ones replace them)
 void AddQuantActMatmulsAvx2(KernelTable* t);  // qmatmul_avx2.cc
+void AddElementwiseAvx2(KernelTable* t);      // elementwise_avx2.cc
 
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
@@ -323,6 +324,7 @@ const KernelTable* Avx2KernelsImpl() {
     t.attn_values = AttnValuesAvx2<float>;
     t.attn_scores_f16 = AttnScoresAvx2<uint16_t>;
     t.attn_values_f16 = AttnValuesAvx2<uint16_t>;
+    AddElementwiseAvx2(&t);
     if (RowPrefetchWanted()) {
       t.Set(DType::kF32, Matmul<LoadF32, true>);
       t.Set(DType::kF16, Matmul<LoadF16, true>);
