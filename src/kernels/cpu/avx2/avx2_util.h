@@ -10,6 +10,17 @@
 
 namespace moxie::avx2 {
 
+// Software prefetch of weight streams in the kernels (the one-token float mat-vec's rows, the
+// quantized kernels' blocks ahead of the first pass): on for Intel CPUs, off elsewhere. On the
+// Xeon it lifted BF16 decode 87 -> 99 % of the roofline; on AMD Zen 4 the hardware prefetcher
+// alone streams faster (kernel bench, one core, one token from DRAM: BF16 8-9 -> 13-14 GB/s,
+// Q8_0_R8 12-21 -> 17-24; 3 alternated pairs each: Qwen3-30B-A3B-shape Q4_K decode 14.4-17.3 ->
+// 16.8-18.6 tok/s, model A Q8_0 decode 16-24 -> 24-25, 8 sequences 45-46 -> 47-54; prefill 512
+// unchanged). MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH)
+// overrides, for measuring a new CPU. Prefetching changes no result. Decided once (matmul_avx2.cc).
+bool WeightPrefetchWanted();
+inline const bool kWeightPrefetch = WeightPrefetchWanted();
+
 // Fixed-order horizontal sum of 8 floats (the one reduction of every accumulator, so results do
 // not depend on how rows or tokens were grouped).
 inline float HSum(__m256 v) {

@@ -85,7 +85,7 @@ struct LoadF16 {
 // (1024 B ahead; 2048 B gave 8.4-9.6, 512 B about the same as 1024). On AMD Zen 4 the same
 // prefetch halves the stream instead (kernel bench, one core, BF16 1 token from DRAM: 13-14 GB/s
 // without, 8-9 with; model A BF16 decode, alternated: 6.95 / 7.93 -> 9.05 / 9.85 tok/s), so the
-// table turns it on for Intel CPUs only (RowPrefetchWanted). Prefetching changes no result.
+// table turns it on for Intel CPUs only (avx2::kWeightPrefetch). Prefetching changes no result.
 constexpr size_t kPrefetchFloat = 1024;
 
 template <typename L, int R, int T, bool kXp, bool kPf = false>
@@ -300,21 +300,20 @@ void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const V* v, size_t ldv
   if (m - i == 1) ValueRows<1>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
 }
 
-// The one-token float mat-vec's row prefetch (kPrefetchFloat): on for Intel CPUs, off elsewhere;
-// MOXIE_ROW_PREFETCH=0|1 overrides (for measuring it on a new CPU).
-bool RowPrefetchWanted() {
-  if (const char* e = std::getenv("MOXIE_ROW_PREFETCH"); e != nullptr && (e[0] == '0' || e[0] == '1')) {
-    return e[0] == '1';
-  }
-  return __builtin_cpu_is("intel");
-}
-
 }  // namespace
 
 void AddQuantMatmuls(KernelTable* t);         // f32-activation quantized matmuls (kernels/ref)
 void AddQuantActMatmulsRef(KernelTable* t);   // 8-bit-activation reference (fast ones replace them)
 void AddQuantActMatmulsAvx2(KernelTable* t);  // qmatmul_avx2.cc
 void AddElementwiseAvx2(KernelTable* t);      // elementwise_avx2.cc
+
+bool avx2::WeightPrefetchWanted() {
+  for (const char* name : {"MOXIE_WEIGHT_PREFETCH", "MOXIE_ROW_PREFETCH"}) {
+    if (const char* e = std::getenv(name); e != nullptr && (e[0] == '0' || e[0] == '1')) return e[0] == '1';
+  }
+  __builtin_cpu_init();  // may run during static initialisation
+  return __builtin_cpu_is("intel");
+}
 
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
@@ -325,7 +324,7 @@ const KernelTable* Avx2KernelsImpl() {
     t.attn_scores_f16 = AttnScoresAvx2<uint16_t>;
     t.attn_values_f16 = AttnValuesAvx2<uint16_t>;
     AddElementwiseAvx2(&t);
-    if (RowPrefetchWanted()) {
+    if (avx2::kWeightPrefetch) {
       t.Set(DType::kF32, Matmul<LoadF32, true>);
       t.Set(DType::kF16, Matmul<LoadF16, true>);
       t.Set(DType::kBF16, Matmul<LoadBf16, true>);

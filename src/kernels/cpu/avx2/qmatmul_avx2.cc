@@ -64,6 +64,7 @@ inline int HSumI32(__m256i v) {
 // Prefetches the cache lines of the weight block kAhead bytes ahead of `blk`.
 template <size_t kBytes, size_t kAhead = kPrefetchBytes>
 inline void PrefetchAhead(const uint8_t* blk) {
+  if (!avx2::kWeightPrefetch) return;
   for (size_t o = 0; o < kBytes; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + o), _MM_HINT_T0);
   }

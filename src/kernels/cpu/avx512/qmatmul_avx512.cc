@@ -34,6 +34,7 @@ using avx2::LoadF32;
 // Prefetches the cache lines of two weight blocks (one per group of a pair) kAhead bytes ahead.
 template <size_t kBytes, size_t kAhead>
 inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
+  if (!avx2::kWeightPrefetch) return;
   for (size_t c = 0; c < kBytes; c += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(o0 + kAhead + c), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(o1 + kAhead + c), _MM_HINT_T0);
@@ -138,8 +139,10 @@ void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + b * kGroupBlock;
-    for (size_t c = 0; c < kGroupBlock; c += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(o + kPrefetchAhead + c), _MM_HINT_T0);
+    if (avx2::kWeightPrefetch) {
+      for (size_t c = 0; c < kGroupBlock; c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(o + kPrefetchAhead + c), _MM_HINT_T0);
+      }
     }
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
