@@ -157,7 +157,8 @@ class GqaAttention : public AttentionBlock {
     const size_t qw = static_cast<size_t>(c_.n_head * c_.head_dim);
     const size_t kw = static_cast<size_t>(c_.n_kv_head * c_.head_dim);
     return 2 * Arena::Round(T * qw) + 2 * Arena::Round(T * kw) +
-           2 * Arena::Round(static_cast<size_t>(rope_->dim)) + AttendScratchFloats(max_ctx, n_threads);
+           2 * Arena::Round(static_cast<size_t>(rope_->dim)) * static_cast<size_t>(n_threads) +
+           AttendScratchFloats(max_ctx, n_threads);
   }
 
   void Forward(const ExecContext& ctx, const float* x, const Batch& batch, const KvLayer& kv,
@@ -177,33 +178,45 @@ class GqaAttention : public AttentionBlock {
     AddBias(q, T, qw, w_.bq);
     AddBias(k, T, kw, w_.bk);
     AddBias(v, T, kw, w_.bv);
-    for (size_t t = 0; t < T; ++t) {
-      float* qt = q + t * qw;
-      float* kt = k + t * kw;
-      if (c_.qk_norm == QkNorm::kFull) {
-        RmsNorm(qt, w_.q_norm.data(), qw, c_.norm_eps, qt);
-        RmsNorm(kt, w_.k_norm.data(), kw, c_.norm_eps, kt);
-      } else if (c_.qk_norm == QkNorm::kPerHead) {
-        for (int h = 0; h < c_.n_head; ++h) {
-          RmsNorm(qt + h * hd, w_.q_norm.data(), static_cast<size_t>(hd), c_.norm_eps, qt + h * hd);
+    // Per token: q/k norms, clipping, RoPE (by all threads for prefill-sized batches, each with
+    // its own cos/sin rows); then the K/V rows into the cache, in batch order.
+    const size_t rd = Arena::Round(static_cast<size_t>(rope_->dim));
+    float* cs_all = arena.Alloc(2 * rd * static_cast<size_t>(ctx.n_threads()));
+    auto prepare = [&](size_t t0, size_t t1, int tid) {
+      float* cs = cs_all + 2 * rd * static_cast<size_t>(tid);
+      float* sn = cs + rd;
+      for (size_t t = t0; t < t1; ++t) {
+        float* qt = q + t * qw;
+        float* kt = k + t * kw;
+        if (c_.qk_norm == QkNorm::kFull) {
+          RmsNorm(qt, w_.q_norm.data(), qw, c_.norm_eps, qt);
+          RmsNorm(kt, w_.k_norm.data(), kw, c_.norm_eps, kt);
+        } else if (c_.qk_norm == QkNorm::kPerHead) {
+          for (int h = 0; h < c_.n_head; ++h) {
+            RmsNorm(qt + h * hd, w_.q_norm.data(), static_cast<size_t>(hd), c_.norm_eps, qt + h * hd);
+          }
+          for (int h = 0; h < c_.n_kv_head; ++h) {
+            RmsNorm(kt + h * hd, w_.k_norm.data(), static_cast<size_t>(hd), c_.norm_eps, kt + h * hd);
+          }
         }
-        for (int h = 0; h < c_.n_kv_head; ++h) {
-          RmsNorm(kt + h * hd, w_.k_norm.data(), static_cast<size_t>(hd), c_.norm_eps, kt + h * hd);
+        if (c_.clip_qkv > 0.f) {
+          const float c = c_.clip_qkv;
+          float* vt = v + t * kw;
+          for (size_t i = 0; i < qw; ++i) qt[i] = std::clamp(qt[i], -c, c);
+          for (size_t i = 0; i < kw; ++i) kt[i] = std::clamp(kt[i], -c, c);
+          for (size_t i = 0; i < kw; ++i) vt[i] = std::clamp(vt[i], -c, c);
         }
+        rope_->CosSin(batch.pos[t], cs, sn);
+        for (int h = 0; h < c_.n_head; ++h) rope_->Apply(qt + h * hd, cs, sn);
+        for (int h = 0; h < c_.n_kv_head; ++h) rope_->Apply(kt + h * hd, cs, sn);
       }
+    };
+    if (T >= kParallelRows) {
+      ctx.ParallelFor(T, prepare);
+    } else {
+      prepare(0, T, 0);
     }
-    if (c_.clip_qkv > 0.f) {
-      const float c = c_.clip_qkv;
-      for (size_t i = 0; i < T * qw; ++i) q[i] = std::clamp(q[i], -c, c);
-      for (size_t i = 0; i < T * kw; ++i) k[i] = std::clamp(k[i], -c, c);
-      for (size_t i = 0; i < T * kw; ++i) v[i] = std::clamp(v[i], -c, c);
-    }
-    float* cs = arena.Alloc(static_cast<size_t>(rope_->dim));
-    float* sn = arena.Alloc(static_cast<size_t>(rope_->dim));
     for (size_t t = 0; t < T; ++t) {
-      rope_->CosSin(batch.pos[t], cs, sn);
-      for (int h = 0; h < c_.n_head; ++h) rope_->Apply(q + t * qw + h * hd, cs, sn);
-      for (int h = 0; h < c_.n_kv_head; ++h) rope_->Apply(k + t * kw + h * hd, cs, sn);
       for (int h = 0; h < c_.n_kv_head; ++h) {
         const size_t o = static_cast<size_t>(h * hd);
         kv.Store(kv.K(batch.seq[t], h, batch.pos[t]), 0, k + t * kw + o, static_cast<size_t>(hd));
