@@ -125,6 +125,16 @@ struct ExecContext {
       fn(size_t{0}, n, 0);
     }
   }
+  // ParallelFor from min_parallel items up; below that, fn(0, n, 0) on the calling thread (a decode
+  // step's few rows cost less than a barrier).
+  template <typename Fn>
+  void ParallelForFrom(size_t min_parallel, size_t n, Fn&& fn) const {
+    if (n >= min_parallel && pool != nullptr) {
+      pool->ParallelFor(n, fn);
+    } else if (n > 0) {
+      fn(size_t{0}, n, 0);
+    }
+  }
   // ParallelChunks with chunks_per_thread chunks per thread.
   template <typename Fn>
   void ParallelChunks(size_t n, Fn&& fn) const {

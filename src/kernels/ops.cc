@@ -30,13 +30,9 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     const QuantizeActFn qa = kt.QuantizeAct(w.dtype);
     uint8_t* xqp = xq.data();
     // By all threads for prefill-sized batches; a decode step's few rows cost less than a barrier.
-    if (n_tok >= kParallelRows) {
-      ctx.ParallelFor(n_tok, [&](size_t t0, size_t t1, int) {
-        for (size_t t = t0; t < t1; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
-      });
-    } else {
-      for (size_t t = 0; t < n_tok; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
-    }
+    ctx.ParallelForFrom(kParallelRows, n_tok, [&](size_t t0, size_t t1, int) {
+      for (size_t t = t0; t < t1; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
+    });
     // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits).
     constexpr size_t kRowGroup = 8;
     ctx.ParallelChunks((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
@@ -65,7 +61,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
 
 void AddRmsNormRows(const ExecContext& ctx, float* x, const float* y, const float* weight, size_t n_tok, size_t n,
                     float eps, float* out) {
-  auto rows = [&](size_t t0, size_t t1) {
+  ctx.ParallelForFrom(kParallelRows, n_tok, [&](size_t t0, size_t t1, int) {
     for (size_t t = t0; t < t1; ++t) {
       float* xt = x + t * n;
       if (y != nullptr) {
@@ -74,12 +70,7 @@ void AddRmsNormRows(const ExecContext& ctx, float* x, const float* y, const floa
       }
       RmsNorm(xt, weight, n, eps, out + t * n);
     }
-  };
-  if (n_tok >= kParallelRows) {
-    ctx.ParallelFor(n_tok, [&](size_t t0, size_t t1, int) { rows(t0, t1); });
-  } else {
-    rows(0, n_tok);
-  }
+  });
 }
 
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {

@@ -80,11 +80,7 @@ void FillRow(const PreparedAct& a, size_t t, size_t n_in) {
 // thread (decode's few rows cost less than a barrier).
 template <typename Fn>
 void ForRows(const ExecContext& ctx, size_t n, size_t min_parallel, Fn&& fn) {
-  if (n < min_parallel) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  ctx.ParallelFor(n, [&](size_t b, size_t e, int) {
+  ctx.ParallelForFrom(min_parallel, n, [&](size_t b, size_t e, int) {
     for (size_t i = b; i < e; ++i) fn(i);
   });
 }
@@ -133,6 +129,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
   // Per-group buffers (all from the arena, in the arena's float units).
   struct Buf {
     PreparedAct xa, ha;
+    float* xf = nullptr;  // the group's f32 rows of x (xa.x), when a matrix reads f32
     float* g = nullptr;
     float* u = nullptr;
     float* h = nullptr;
@@ -165,7 +162,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     new (&bi) Buf();
     bi.n = static_cast<size_t>(gr.n_tok);
     bi.ff = static_cast<size_t>(gr.w->gate.dim(0));
-    if (!UsesQAct(kt, ctx, gr.w->gate) || !UsesQAct(kt, ctx, gr.w->up)) bi.xa.x = arena.Alloc(bi.n * H);
+    if (!UsesQAct(kt, ctx, gr.w->gate) || !UsesQAct(kt, ctx, gr.w->up)) bi.xa.x = bi.xf = arena.Alloc(bi.n * H);
     AddForm(kt, ctx, gr.w->gate, bi.n, H, arena, &bi.xa);
     AddForm(kt, ctx, gr.w->up, bi.n, H, arena, &bi.xa);
     bi.g = arena.Alloc(bi.n * bi.ff);
@@ -183,7 +180,7 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
     const size_t i = group_of(r), t = r - first[i];
     const Buf& bi = b[i];
     const size_t src = static_cast<size_t>(groups[i].tokens[t]);
-    if (bi.xa.x != nullptr) std::memcpy(const_cast<float*>(bi.xa.x) + t * H, x + src * H, H * sizeof(float));
+    if (bi.xf != nullptr) std::memcpy(bi.xf + t * H, x + src * H, H * sizeof(float));
     for (int f = 0; f < bi.xa.n_forms; ++f) {
       const int j = xt.Find(bi.xa.fmt[f]);
       std::memcpy(bi.xa.rows[f] + t * bi.xa.stride[f], xt.rows[j] + src * xt.stride[j], bi.xa.stride[f]);

@@ -211,11 +211,7 @@ class GqaAttention : public AttentionBlock {
         for (int h = 0; h < c_.n_kv_head; ++h) rope_->Apply(kt + h * hd, cs, sn);
       }
     };
-    if (T >= kParallelRows) {
-      ctx.ParallelFor(T, prepare);
-    } else {
-      prepare(0, T, 0);
-    }
+    ctx.ParallelForFrom(kParallelRows, T, prepare);
     for (size_t t = 0; t < T; ++t) {
       for (int h = 0; h < c_.n_kv_head; ++h) {
         const size_t o = static_cast<size_t>(h * hd);

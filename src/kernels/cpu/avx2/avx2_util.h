@@ -34,6 +34,14 @@ inline float HSum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+// Maximum of 8 floats.
+inline float HMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
 // Scalars at unaligned byte addresses (f16 widened exactly by F16C).
 inline float LoadF16(const uint8_t* p) {
   uint16_t h;

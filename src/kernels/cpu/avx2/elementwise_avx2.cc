@@ -19,6 +19,8 @@ namespace moxie {
 
 namespace {
 
+using avx2::HMax;
+
 // e^x in 8 lanes: x = n·ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact n·ln2), e^r by
 // Cephes' expf polynomial (degree 7 with the leading 1 + r; relative error ~1e-7), 2^n put in the
 // exponent bits. Edges: x above ln(FLT_MAX) ≈ 88.72 gives +inf, x in (88.37, 88.72] gives e^88.37
@@ -64,13 +66,6 @@ void SiluMulAvx2(const float* g, const float* u, float* h, size_t n) {
   }
 }
 
-inline float HMax8(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
 void SoftmaxAvx2(float* x, size_t n) {
   if (n == 0) return;
   const size_t full = n / 8 * 8, tail = n - full;
@@ -83,7 +78,7 @@ void SoftmaxAvx2(float* x, size_t n) {
   __m256 vm = _mm256_set1_ps(-INFINITY);
   for (size_t i = 0; i < full; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
   if (tail > 0) vm = _mm256_max_ps(vm, load_tail());
-  const __m256 m = _mm256_set1_ps(HMax8(vm));
+  const __m256 m = _mm256_set1_ps(HMax(vm));
   __m256 vs = _mm256_setzero_ps();
   for (size_t i = 0; i < full; i += 8) {
     const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));

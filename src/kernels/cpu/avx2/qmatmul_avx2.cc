@@ -52,6 +52,7 @@ inline __m128i LoadU128(const uint8_t* p) {
 using avx2::LoadF16;
 using avx2::LoadF32;
 
+using avx2::HMax;
 using avx2::HSum;
 inline int HSumI32(__m128i v) {
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -68,13 +69,6 @@ inline void PrefetchAhead(const uint8_t* blk) {
   for (size_t o = 0; o < kBytes; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + o), _MM_HINT_T0);
   }
-}
-
-inline float HMax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
 }
 
 // GGML_E8M0_TO_FP32_HALF (same bits as the reference).
