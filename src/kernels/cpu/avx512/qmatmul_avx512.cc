@@ -300,6 +300,99 @@ void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
   }
 }
 
+// One 8-row group × T tokens (1-4: decode, small expert batches), one sequential stream per
+// thread as Tile8Q8_0 (a pair's two streams read slower from DRAM on AMD Zen 4), yet 512-bit
+// vpdpbusd: the 64 bytes of chunks m, m + 1 of a sub-block (rows 0-7 each) are interleaved by
+// one permute shared by all tokens (lanes 2i, 2i + 1 = row i's chunk m, m + 1), so a token's 8
+// activation bytes for both chunks are one broadcast quadword. Lanes 2i and 2i + 1 are summed
+// exactly at the end of the block: the same integers as Tile16QxK and the AVX2 kernel, the same
+// f32 steps, the same bits.
+template <int T, bool kFive>
+void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y, size_t ldy) {
+  constexpr size_t kGroupBlockK = 8 * (kFive ? 176 : 144);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m1 = _mm512_set1_epi8(0x01);
+  const __m512i inter = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
+                m2p = _mm256_set1_epi32(0x00300030), lo16 = _mm256_set1_epi32(0xFFFF);
+  __m256 acc[T], macc[T];
+  for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kGroupBlockK;
+    if (avx2::kWeightPrefetch) {
+      for (size_t c = 0; c < kGroupBlockK; c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(o + 2 * kGroupBlockK + c), _MM_HINT_T0);
+      }
+    }
+    const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 32));
+    const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 64));
+    const __m256i wc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 96));
+    const __m256i scp[4] = {
+        _mm256_and_si256(_mm256_srli_epi32(wa, 6), m6p), _mm256_and_si256(_mm256_srli_epi32(wb, 6), m6p),
+        _mm256_and_si256(_mm256_srli_epi32(wc, 6), m6p),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wc, 12), m4p),
+                        _mm256_and_si256(_mm256_srli_epi32(wb, 10), m2p))};
+    __m512i sumi[T];  // lanes 2i, 2i + 1: parts of row i's block sum
+    for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* u = o + 128 + 128 * s;
+      [[maybe_unused]] const __m512i hb =
+          kFive ? _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 1152 + 32 * s)))
+                : _mm512_setzero_si512();
+      __m512i a32[T];
+      for (int t = 0; t < T; ++t) a32[t] = _mm512_setzero_si512();
+      for (int m = 0; m < 4; m += 2) {
+        const __m512i q = _mm512_loadu_si512(u + 32 * m);  // chunk m in lanes 0-7, m + 1 in 8-15
+        __m512i lo = _mm512_and_si512(q, m4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {  // fifth bits 2m, 2m + 1 of chunk m; 2m + 2, 2m + 3 of chunk m + 1
+          const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * m)),
+                                                 _mm256_set1_epi16(static_cast<short>(2 * m + 2)), 1);
+          lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), m1), 4));
+          hi = _mm512_or_si512(
+              hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, _mm512_add_epi16(cnt, _mm512_set1_epi16(1))), m1), 4));
+        }
+        lo = _mm512_permutexvar_epi32(inter, lo);
+        hi = _mm512_permutexvar_epi32(inter, hi);
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
+          int64_t v0, v1;  // the token's bytes of chunks m and m + 1
+          std::memcpy(&v0, xs, 8);
+          std::memcpy(&v1, xs + 16, 8);
+          a32[t] = _mm512_dpbusd_epi32(a32[t], lo, _mm512_set1_epi64(v0));
+          a32[t] = _mm512_dpbusd_epi32(a32[t], hi, _mm512_set1_epi64(v1));
+        }
+      }
+      // Row i's scale of sub-block s in lanes 2i and 2i + 1.
+      const __m256i sc8 = s % 2 == 0 ? _mm256_and_si256(scp[s / 2], lo16) : _mm256_srli_epi32(scp[s / 2], 16);
+      const __m512i sc = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sc8));
+      for (int t = 0; t < T; ++t) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a32[t], sc));
+    }
+    const __m256i mnv[4] = {
+        _mm256_and_si256(wa, m6p), _mm256_and_si256(wb, m6p), _mm256_and_si256(wc, m6p),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wa, 12), m4p),
+                        _mm256_and_si256(_mm256_srli_epi32(wb, 8), m2p))};
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
+    const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 16)));
+    for (int t = 0; t < T; ++t) {
+      // Row i's block sum: lane 2i + lane 2i + 1 (the low dword of each quadword after the add).
+      const __m256i rows = _mm512_cvtepi64_epi32(_mm512_add_epi32(sumi[t], _mm512_srli_epi64(sumi[t], 32)));
+      const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + 260));
+      const __m128i bsub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      __m256i summ = _mm256_madd_epi16(mnv[0], _mm256_broadcastd_epi32(bsub));
+      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[1], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0x55))));
+      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[2], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
+      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[3], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
+      const __m256 vdy = _mm256_set1_ps(LoadF32(yb));
+      macc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm8, vdy), _mm256_cvtepi32_ps(summ), macc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(rows), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(macc[t], acc[t]));
+}
+
 // Pairs of 8-row groups of an R8 layout K (K::Tile<T>(g0, g1, ...)) over all tokens, in balanced
 // tiles of up to kT; a last lone group goes to the AVX2 kernel (the same bits).
 template <typename K, int kT>
@@ -311,24 +404,37 @@ void Pair16(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, 
   });
 }
 
-constexpr size_t kAvx2Tokens = 4;
+constexpr size_t kOneGroupTokensK = 4;
 
 template <typename K>
 void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                 size_t n_rows, float* y, size_t ldy) {
   MOXIE_CHECK(n_rows % 8 == 0);  // the layouts exist only in whole 8-row groups
-  // 1-4 tokens read each weight once from memory, and the AVX2 kernel's one stream per 8-row group
-  // beats a pair's two on AMD Zen 4 (one core, from DRAM, 1 token: Q4_K_R8 7-10 -> 18 GB/s, Q6_K_R8
-  // 7-8.5 -> 20; 4 tokens: 8.4 -> 9.6 and 6.3 -> 11; on the Xeon the two tables tied at 1-2 tokens);
-  // model A Q4_K_M decode 17-24 -> 34-38 tok/s. Same bits either way.
-  if (n_tok <= kAvx2Tokens) {
-    Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
-    return;
-  }
+  // 1-4 tokens read each weight once from memory, and one stream per 8-row group beats a pair's
+  // two on AMD Zen 4 (one core, from DRAM, 1 token: Q4_K_R8 7-10 -> 18 GB/s, Q6_K_R8 7-8.5 -> 20;
+  // 4 tokens: 8.4 -> 9.6 and 6.3 -> 11; on the Xeon the two tables tied at 1-2 tokens; model A
+  // Q4_K_M decode 17-24 -> 34-38 tok/s): Tile8QxK for Q4_K/Q5_K (against the AVX2 kernel, one Zen 4
+  // core, from cache: 4 tokens 10.5-11 -> 15-16.5 GB/s of weights; model A Q4_K_M aggregate decode
+  // of 4 / 8 distinct sequences, alternated: 53 / 67 -> 61-66 / 80-88 tok/s), the AVX2 kernel for
+  // Q6_K. Same bits either way.
   const size_t nb = n_in / K::kBlock;
   const size_t group_bytes = nb * 8 * K::kBytes;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
+  if (n_tok <= kOneGroupTokensK) {
+    if constexpr (K::kHasTile8) {
+      auto groups = [&](auto T) {
+        for (size_t r = 0; r < n_rows; r += 8) {
+          K::template Tile8<decltype(T)::value>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, y + r, ldy);
+        }
+      };
+      static_assert(kOneGroupTokensK == 4);
+      avx2::WithTile<4>(n_tok, groups);
+    } else {
+      Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
+    }
+    return;
+  }
   size_t r = 0;
   for (; r + 16 <= n_rows; r += 16) {
     const uint8_t* g0 = wb + (r / 8) * group_bytes;
@@ -349,6 +455,11 @@ struct QxKR16 {
   static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
                    float* y, size_t l, bool pf) {
     Tile16QxK<T, kFive>(g0, g1, nb, xq, s, y, l, pf);
+  }
+  static constexpr bool kHasTile8 = true;
+  template <int T>
+  static void Tile8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l) {
+    Tile8QxK<T, kFive>(g, nb, xq, s, y, l);
   }
 };
 
@@ -435,6 +546,7 @@ struct Q6KR16 {
                    float* y, size_t l, bool pf) {
     Tile16Q6K<T>(g0, g1, nb, xq, s, y, l, pf);
   }
+  static constexpr bool kHasTile8 = false;  // 1-4 tokens: the AVX2 kernel
 };
 
 }  // namespace
