@@ -546,7 +546,10 @@ struct Q6KR16 {
                    float* y, size_t l, bool pf) {
     Tile16Q6K<T>(g0, g1, nb, xq, s, y, l, pf);
   }
-  static constexpr bool kHasTile8 = false;  // 1-4 tokens: the AVX2 kernel
+  // 1-4 tokens: the AVX2 kernel. A one-group 512-bit form (units m, m + 1 interleaved as in Tile8QxK)
+  // was slower: building the interleaved units costs more than the maddubs it saves (one Zen 4
+  // core, from cache, 1 / 2 tokens: 41-43 -> 58-62 / 63 -> 76-79 us per 1024x2048).
+  static constexpr bool kHasTile8 = false;
 };
 
 }  // namespace
