@@ -72,7 +72,7 @@ TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
   std::normal_distribution<float> nd;
   // 2064: all 7 tokens take the large-batch path, 1 and 2 tokens the small one.
   for (size_t n_in : {8, 33, 264, 2064}) {
-    const size_t rows = 13, toks = 7;
+    const size_t rows = 40, toks = 7;  // 40: the one-token path's page-spread tiles (rows < 4 KiB)
     std::vector<float> x(toks * n_in), wf(rows * n_in);
     for (auto& v : x) v = nd(rng);
     for (auto& v : wf) v = nd(rng);
@@ -80,6 +80,11 @@ TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
     std::vector<float> all(toks * rows);
     avx2->Matmul(dt)(x.data(), n_in, toks, w.data(), n_in, rows, all.data(), rows);
     const size_t row_bytes = n_in * DTypeSize(dt);
+    for (size_t t = 0; t < toks; ++t) {  // one token against all rows (the decode mat-vec)
+      std::vector<float> dec(rows);
+      avx2->Matmul(dt)(x.data() + t * n_in, n_in, 1, w.data(), n_in, rows, dec.data(), rows);
+      ASSERT_EQ(std::memcmp(dec.data(), &all[t * rows], rows * 4), 0) << DTypeName(dt) << " n_in " << n_in << " token " << t;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += 5) {
       const size_t nr = std::min<size_t>(5, rows - r0);
       for (size_t t0 = 0; t0 < toks; ++t0) {

@@ -43,7 +43,7 @@ TEST(Bf16Activations, FastKernelMatchesReference) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd;
   for (size_t n_in : {1, 2, 31, 32, 33, 64, 100, 2048}) {
-    for (size_t rows : {1, 3, 8, 13}) {
+    for (size_t rows : {1, 3, 8, 13, 37}) {
       const auto w = Bf16Rows(rows, n_in, &rng);
       for (size_t toks : {1, 2, 5, 7, 13}) {
         std::vector<float> x(toks * n_in);
@@ -71,25 +71,28 @@ TEST(Bf16Activations, ResultIndependentOfBatchAndRows) {
   if (t == nullptr || t->QMatmul(DType::kBF16) == nullptr) GTEST_SKIP() << "CPU or build without AVX512_BF16";
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
-  const size_t n_in = 2048 + 17, rows = 19, toks = 11;
-  const auto w = Bf16Rows(rows, n_in, &rng);
-  const size_t stride = ActRowBytes(DType::kBF16, n_in);
-  std::vector<float> x(toks * n_in);
-  for (auto& v : x) v = nd(rng);
-  std::vector<uint8_t> xq(toks * stride);
-  for (size_t k = 0; k < toks; ++k) QuantizeActBf16(x.data() + k * n_in, xq.data() + k * stride, n_in);
-  std::vector<float> all(toks * rows);
-  t->QMatmul(DType::kBF16)(xq.data(), stride, toks, w.data() + 2, n_in, rows, all.data(), rows);
-  for (size_t k = 0; k < toks; ++k) {
-    for (size_t r = 0; r < rows; ++r) {
-      float one;
-      t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2 + r * n_in * 2, n_in, 1, &one, 1);
-      ASSERT_EQ(std::memcmp(&one, &all[k * rows + r], 4), 0) << "token " << k << " row " << r;
+  // 2065: rows over a page; 1017 and 100: the one-token path's page-spread tiles.
+  for (size_t n_in : {size_t{2048 + 17}, size_t{1017}, size_t{100}}) {
+    const size_t rows = 37, toks = 11;
+    const auto w = Bf16Rows(rows, n_in, &rng);
+    const size_t stride = ActRowBytes(DType::kBF16, n_in);
+    std::vector<float> x(toks * n_in);
+    for (auto& v : x) v = nd(rng);
+    std::vector<uint8_t> xq(toks * stride);
+    for (size_t k = 0; k < toks; ++k) QuantizeActBf16(x.data() + k * n_in, xq.data() + k * stride, n_in);
+    std::vector<float> all(toks * rows);
+    t->QMatmul(DType::kBF16)(xq.data(), stride, toks, w.data() + 2, n_in, rows, all.data(), rows);
+    for (size_t k = 0; k < toks; ++k) {
+      for (size_t r = 0; r < rows; ++r) {
+        float one;
+        t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2 + r * n_in * 2, n_in, 1, &one, 1);
+        ASSERT_EQ(std::memcmp(&one, &all[k * rows + r], 4), 0) << "token " << k << " row " << r;
+      }
+      // One token against all rows (the decode path: 8 rows in flight).
+      std::vector<float> dec(rows);
+      t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2, n_in, rows, dec.data(), rows);
+      ASSERT_EQ(std::memcmp(dec.data(), &all[k * rows], rows * 4), 0) << "n_in " << n_in << " token " << k;
     }
-    // One token against all rows (the decode path: 8 rows in flight).
-    std::vector<float> dec(rows);
-    t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2, n_in, rows, dec.data(), rows);
-    ASSERT_EQ(std::memcmp(dec.data(), &all[k * rows], rows * 4), 0) << "token " << k;
   }
 }
 
