@@ -92,6 +92,14 @@ TEST(Bf16Activations, ResultIndependentOfBatchAndRows) {
       std::vector<float> dec(rows);
       t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, 1, w.data() + 2, n_in, rows, dec.data(), rows);
       ASSERT_EQ(std::memcmp(dec.data(), &all[k * rows], rows * 4), 0) << "n_in " << n_in << " token " << k;
+      // Two and three tokens against all rows (small expert batches: one token-tile).
+      for (size_t nt : {size_t{2}, size_t{3}}) {
+        if (k + nt > toks) continue;
+        std::vector<float> few(nt * rows);
+        t->QMatmul(DType::kBF16)(xq.data() + k * stride, stride, nt, w.data() + 2, n_in, rows, few.data(), rows);
+        ASSERT_EQ(std::memcmp(few.data(), &all[k * rows], nt * rows * 4), 0)
+            << "n_in " << n_in << " tokens " << k << "+" << nt;
+      }
     }
   }
 }

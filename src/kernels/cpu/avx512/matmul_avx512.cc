@@ -8,6 +8,7 @@
 // results stay independent of the batch and of the row split.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -166,24 +167,63 @@ void Tile2(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes, size_
   }
 }
 
-// R2 pairs against all tokens, in balanced tiles of up to 6 (8 tokens: 4 + 4, not 6 + 2). Kernel
-// bench (one Zen 4 core, from cache, 8 tokens): BF16 82 -> 85-87 GFLOP/s, F16 66 -> 70.5.
+// R2 pairs against all tokens, in balanced tiles of up to 6 (8 tokens: 4 + 4, not 6 + 2; 4 pairs:
+// up to 2, all their registers allow). Kernel bench (one Zen 4 core, from cache, 8 tokens): BF16 82
+// -> 85-87 GFLOP/s, F16 66 -> 70.5.
 template <typename L, int R2, bool kXp>
 void PairsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, size_t row_bytes, size_t n,
                     float* y, size_t ldy) {
-  avx2::BalancedTiles<6>(n_tok, [&](auto T, size_t t) {
+  static_assert(R2 <= 4);
+  avx2::BalancedTiles<R2 == 4 ? 2 : 6>(n_tok, [&](auto T, size_t t) {
     Tile2<L, R2, decltype(T)::value, kXp>(x + t * ldx, ldx, w, row_bytes, n, y + t * ldy, ldy);
   });
+}
+
+// One token-tile (each weight read once) against rows shorter than a 4 KiB page:
+// the 6 rows of a tile S = 4096 / row bytes (at most 4) apart, so no two weight streams share a
+// page, as the one-token SpreadRows of matmul_avx2.cc. Kernel bench (one Zen 4 core, from DRAM,
+// 2048 x 1024, alternated): BF16 2 / 4 tokens 7.3-7.9 / 7.2-7.7 -> 12.3-13.7 / 10.1-11.2 GB/s, F16
+// 7.3-8.3 / 7.8-8.3 -> 11.7-12.9 / 10.2-11.1. Returns the rows done.
+template <typename L, int R2, bool kXp>
+[[gnu::noinline]] size_t SpreadPairs(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in,
+                                     size_t n_rows, float* y, size_t ldy) {
+  constexpr size_t kRows = 2 * R2;
+  const size_t row_bytes = n_in * L::kBytes;
+  const size_t S = std::min<size_t>(4, 4096 / row_bytes);
+  size_t r = 0;
+  for (; r + kRows * S <= n_rows; r += kRows * S) {
+    for (size_t j = 0; j < S; ++j) {
+      float yt[6 * kRows];
+      PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + (r + j) * row_bytes, S * row_bytes, n_in, yt, kRows);
+      for (size_t t = 0; t < n_tok; ++t) {
+        for (size_t k = 0; k < kRows; ++k) y[t * ldy + r + j + S * k] = yt[t * kRows + k];
+      }
+    }
+  }
+  return r;
+}
+
+// 1-2 tokens: 8 rows per tile (4 pairs), 8 weight streams in flight as the one-token mat-vec;
+// more tokens: 6 (3 pairs x 6 tokens fill the registers). Kernel bench (one Zen 4 core, from DRAM,
+// 1024 x 2048, 2 tokens, alternated): BF16 11.6-13.9 -> 15.4-16.0 GB/s, F16 12.7-13.4 -> 13.5-14.5.
+template <typename L, int R2, bool kXp>
+size_t PlainPairs(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in, size_t n_rows,
+                  float* y, size_t ldy) {
+  const size_t row_bytes = n_in * L::kBytes;
+  size_t r = 0;
+  if (n_tok <= (R2 == 4 ? 2 : 6) && row_bytes < 4096) r = SpreadPairs<L, R2, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+  for (; r + 2 * R2 <= n_rows; r += 2 * R2) {
+    PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
+  }
+  return r;
 }
 
 template <typename L, bool kXp>
 void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in, size_t n_rows,
                 float* y, size_t ldy) {
   const size_t row_bytes = n_in * L::kBytes;
-  size_t r = 0;
-  for (; r + 6 <= n_rows; r += 6) {
-    PairsAllTokens<L, 3, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
-  }
+  size_t r = n_tok <= 2 ? PlainPairs<L, 4, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy)
+                        : PlainPairs<L, 3, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
   for (; r + 2 <= n_rows; r += 2) PairsAllTokens<L, 1, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
 }
 
