@@ -83,7 +83,8 @@ TEST_P(MatmulIsaTest, Avx2IsBatchInvariant) {
     for (size_t t = 0; t < toks; ++t) {  // one token against all rows (the decode mat-vec)
       std::vector<float> dec(rows);
       avx2->Matmul(dt)(x.data() + t * n_in, n_in, 1, w.data(), n_in, rows, dec.data(), rows);
-      ASSERT_EQ(std::memcmp(dec.data(), &all[t * rows], rows * 4), 0) << DTypeName(dt) << " n_in " << n_in << " token " << t;
+      ASSERT_EQ(std::memcmp(dec.data(), &all[t * rows], rows * 4), 0)
+          << DTypeName(dt) << " n_in " << n_in << " token " << t;
     }
     for (size_t r0 = 0; r0 < rows; r0 += 5) {
       const size_t nr = std::min<size_t>(5, rows - r0);

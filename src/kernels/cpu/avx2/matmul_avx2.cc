@@ -176,7 +176,7 @@ void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, siz
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
   if (n_tok == 1) {  // decode: 8 rows in flight (8 independent FMA chains, 8 weight streams)
-    if (row_bytes < 4096) r = SpreadRows<L, kXp, kPf>(x, ldx, wb, n_in, n_rows, y);
+    if (row_bytes > 0 && row_bytes < 4096) r = SpreadRows<L, kXp, kPf>(x, ldx, wb, n_in, n_rows, y);
     for (; r + 8 <= n_rows; r += 8) Tile<L, 8, 1, kXp, kPf>(x, ldx, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   } else {
     for (; r + 4 <= n_rows; r += 4) {

@@ -104,10 +104,10 @@ void QMatmulBf16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const voi
   const size_t ldx = xq_stride / 2;
   size_t r = 0;
   if (n_tok == 1) {  // decode: 8 rows in flight, bound by memory
-    if (2 * n_in < 4096) r = SpreadRows(x, ldx, wb, n_in, n_rows, y);
+    if (n_in > 0 && 2 * n_in < 4096) r = SpreadRows(x, ldx, wb, n_in, n_rows, y);
     for (; r + 8 <= n_rows; r += 8) Tile<8, 1>(x, ldx, wb + r * n_in, n_in, n_in, y + r, ldy);
   } else {  // 4 rows × up to 6 tokens: 24 accumulators, 10 loads per 24 vdpbf16ps
-    if (n_tok <= 6 && 2 * n_in < 4096) r = SpreadRowsTokens(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+    if (n_tok <= 6 && n_in > 0 && 2 * n_in < 4096) r = SpreadRowsTokens(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
     for (; r + 4 <= n_rows; r += 4) RowsAllTokens<4>(x, ldx, n_tok, wb + r * n_in, n_in, n_in, y + r, ldy);
   }
   for (; r < n_rows; ++r) RowsAllTokens<1>(x, ldx, n_tok, wb + r * n_in, n_in, n_in, y + r, ldy);

@@ -211,7 +211,9 @@ size_t PlainPairs(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, s
                   float* y, size_t ldy) {
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
-  if (n_tok <= (R2 == 4 ? 2 : 6) && row_bytes < 4096) r = SpreadPairs<L, R2, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+  if (n_tok <= (R2 == 4 ? 2 : 6) && row_bytes > 0 && row_bytes < 4096) {
+    r = SpreadPairs<L, R2, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+  }
   for (; r + 2 * R2 <= n_rows; r += 2 * R2) {
     PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   }

@@ -350,8 +350,8 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
           const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * m)),
                                                  _mm256_set1_epi16(static_cast<short>(2 * m + 2)), 1);
           lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), m1), 4));
-          hi = _mm512_or_si512(
-              hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, _mm512_add_epi16(cnt, _mm512_set1_epi16(1))), m1), 4));
+          const __m512i cnt1 = _mm512_add_epi16(cnt, _mm512_set1_epi16(1));
+          hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt1), m1), 4));
         }
         lo = _mm512_permutexvar_epi32(inter, lo);
         hi = _mm512_permutexvar_epi32(inter, hi);
