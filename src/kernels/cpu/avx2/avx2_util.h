@@ -1,4 +1,6 @@
-// Helpers shared by the AVX2 translation units (included only by files built with -mavx2).
+// Helpers shared by the AVX2 translation units (included only by files built with -mavx2). The
+// functions are static: each unit keeps its own copy, compiled for its own ISA flags (an inline
+// function left out of line would be one COMDAT copy for all units, maybe the AVX-512 one).
 #pragma once
 
 #include <immintrin.h>
@@ -23,7 +25,7 @@ inline const bool kWeightPrefetch = WeightPrefetchWanted();
 
 // Fixed-order horizontal sum of 8 floats (the one reduction of every accumulator, so results do
 // not depend on how rows or tokens were grouped).
-inline float HSum(__m256 v) {
+static inline float HSum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
   const __m128 hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
@@ -35,7 +37,7 @@ inline float HSum(__m256 v) {
 }
 
 // Maximum of 8 floats.
-inline float HMax(__m256 v) {
+static inline float HMax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
   m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -43,12 +45,12 @@ inline float HMax(__m256 v) {
 }
 
 // Scalars at unaligned byte addresses (f16 widened exactly by F16C).
-inline float LoadF16(const uint8_t* p) {
+static inline float LoadF16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return _cvtsh_ss(h);
 }
-inline float LoadF32(const uint8_t* p) {
+static inline float LoadF32(const uint8_t* p) {
   float f;
   std::memcpy(&f, p, 4);
   return f;
@@ -56,7 +58,7 @@ inline float LoadF32(const uint8_t* p) {
 
 // x rows (ldx apart) into out (n apart) in the float kernels' lane order: each 16-element chunk
 // as [0..3, 8..11, 4..7, 12..15], the last n % 16 elements as they are.
-inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
+static inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {
   for (size_t t = 0; t < n_tok; ++t) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -73,7 +75,7 @@ inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float
 
 // f(std::integral_constant<int, T>{}) for the run-time tile height T in [1, kT].
 template <int kT, typename F>
-inline void WithTile(size_t T, F&& f) {
+static inline void WithTile(size_t T, F&& f) {
   if (T == static_cast<size_t>(kT)) {
     f(std::integral_constant<int, kT>{});
     return;
@@ -85,7 +87,7 @@ inline void WithTile(size_t T, F&& f) {
 // 8 + 1, so each weight load serves more tokens), calling f(std::integral_constant<int, T>{}, t)
 // for the tile [t, t + T). A (row, token) result never depends on its tile, so neither do the bits.
 template <int kMax, typename F>
-inline void BalancedTiles(size_t n, F&& f) {
+static inline void BalancedTiles(size_t n, F&& f) {
   const size_t tiles = (n + kMax - 1) / kMax;
   size_t t = 0;
   for (size_t i = 0; i < tiles; ++i) {

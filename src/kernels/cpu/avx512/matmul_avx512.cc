@@ -179,9 +179,8 @@ void PairsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, 
   });
 }
 
-// One token-tile (each weight read once) against rows shorter than a 4 KiB page:
-// the 6 rows of a tile S = 4096 / row bytes (at most 4) apart, so no two weight streams share a
-// page, as the one-token SpreadRows of matmul_avx2.cc. Kernel bench (one Zen 4 core, from DRAM,
+// One token-tile (each weight read once) against rows shorter than a 4 KiB page: the 2·R2 rows
+// of a tile S = 4096 / row bytes (at most 4) apart, so no two weight streams share a page, as the one-token SpreadRows of matmul_avx2.cc. Kernel bench (one Zen 4 core, from DRAM,
 // 2048 x 1024, alternated): BF16 2 / 4 tokens 7.3-7.9 / 7.2-7.7 -> 12.3-13.7 / 10.1-11.2 GB/s, F16
 // 7.3-8.3 / 7.8-8.3 -> 11.7-12.9 / 10.2-11.1. Returns the rows done.
 template <typename L, int R2, bool kXp>
