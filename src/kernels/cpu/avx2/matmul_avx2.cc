@@ -148,26 +148,15 @@ void RowsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, s
   }
 }
 
-// One token against rows shorter than a 4 KiB page: a tile's 8 rows S = 4096 / row bytes (at most
-// 4) apart, so no two of its weight streams share a page (two streams in one page stream slower on
-// AMD Zen 4), S tiles per 8·S consecutive rows; each row's arithmetic as in any tile. Kernel bench
-// (one Zen 4 core, from DRAM, 2048 x 1024, alternated): BF16 8.7-9.9 -> 13.7-15.1 GB/s, F16
-// 7.6 -> 11.8-12.9. Out of line: inlined next to the plain loop it slowed that loop's streams.
-// Returns the rows done.
+// One token against rows shorter than a page (avx2::SpreadTiles). Kernel bench (one Zen 4 core,
+// from DRAM, 2048 x 1024, alternated): BF16 8.7-9.9 -> 13.7-15.1 GB/s, F16 7.6 -> 11.8-12.9.
 template <typename L, bool kXp, bool kPf>
 [[gnu::noinline]] size_t SpreadRows(const float* x, size_t ldx, const uint8_t* wb, size_t n_in, size_t n_rows,
                                     float* y) {
   const size_t row_bytes = n_in * L::kBytes;
-  const size_t S = std::min<size_t>(4, 4096 / row_bytes);
-  size_t r = 0;
-  for (; r + 8 * S <= n_rows; r += 8 * S) {
-    for (size_t j = 0; j < S; ++j) {
-      float yt[8];
-      Tile<L, 8, 1, kXp, kPf>(x, ldx, wb + (r + j) * row_bytes, S * row_bytes, n_in, yt, 8);
-      for (size_t k = 0; k < 8; ++k) y[r + j + S * k] = yt[k];
-    }
-  }
-  return r;
+  return avx2::SpreadTiles<8, 1>(row_bytes, n_rows, 1, y, 1, [&](size_t first, size_t step, float* yt) {
+    Tile<L, 8, 1, kXp, kPf>(x, ldx, wb + first * row_bytes, step * row_bytes, n_in, yt, 8);
+  });
 }
 
 template <typename L, bool kXp, bool kPf>
@@ -176,7 +165,7 @@ void MatmulRows(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, siz
   const size_t row_bytes = n_in * L::kBytes;
   size_t r = 0;
   if (n_tok == 1) {  // decode: 8 rows in flight (8 independent FMA chains, 8 weight streams)
-    if (row_bytes > 0 && row_bytes < 4096) r = SpreadRows<L, kXp, kPf>(x, ldx, wb, n_in, n_rows, y);
+    r = SpreadRows<L, kXp, kPf>(x, ldx, wb, n_in, n_rows, y);
     for (; r + 8 <= n_rows; r += 8) Tile<L, 8, 1, kXp, kPf>(x, ldx, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   } else {
     for (; r + 4 <= n_rows; r += 4) {

@@ -8,7 +8,6 @@
 // and tokens share the call (batch invariance), and any row split gives the same bits.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -61,40 +60,20 @@ void RowsAllTokens(const uint16_t* x, size_t ldx, size_t n_tok, const uint16_t* 
   });
 }
 
-// One token against rows shorter than a 4 KiB page: as SpreadRows in matmul_avx2.cc, a tile's 8 rows
-// S = 4096 / row bytes (at most 4) apart. Kernel bench (one Zen 4 core, from DRAM, 2048 x 1024,
-// alternated): 10.1-11.2 -> 12.8-14.7 GB/s. Out of line, as there. Returns the rows done.
-[[gnu::noinline]] size_t SpreadRows(const uint16_t* x, size_t ldx, const uint16_t* wb, size_t n_in, size_t n_rows,
-                                    float* y) {
-  const size_t S = std::min<size_t>(4, 4096 / (2 * n_in));
-  size_t r = 0;
-  for (; r + 8 * S <= n_rows; r += 8 * S) {
-    for (size_t j = 0; j < S; ++j) {
-      float yt[8];
-      Tile<8, 1>(x, ldx, wb + (r + j) * n_in, S * n_in, n_in, yt, 8);
-      for (size_t k = 0; k < 8; ++k) y[r + j + S * k] = yt[k];
-    }
+// Rows shorter than a page (avx2::SpreadTiles): one token in 8-row tiles, 2-6 tokens (one
+// token-tile) in 4-row tiles. Kernel bench (one Zen 4 core, from DRAM, 2048 x 1024, alternated):
+// 1 / 2 / 4 tokens 10.1-11.2 / 6.9-7.9 / 6.3-6.9 -> 12.8-14.7 / 11.0-11.3 / 10.0-10.7 GB/s.
+// Returns the rows done.
+[[gnu::noinline]] size_t SpreadRows(const uint16_t* x, size_t ldx, size_t n_tok, const uint16_t* wb, size_t n_in,
+                                    size_t n_rows, float* y, size_t ldy) {
+  if (n_tok == 1) {
+    return avx2::SpreadTiles<8, 1>(2 * n_in, n_rows, 1, y, ldy, [&](size_t first, size_t step, float* yt) {
+      Tile<8, 1>(x, ldx, wb + first * n_in, step * n_in, n_in, yt, 8);
+    });
   }
-  return r;
-}
-
-// 2-6 tokens (one token-tile) against rows shorter than a 4 KiB page: 4-row tiles with rows S apart,
-// as SpreadPairs in matmul_avx512.cc. Kernel bench (one Zen 4 core, from DRAM, 2048 x 1024, 2 / 4
-// tokens, alternated): 6.9-7.9 / 6.3-6.9 -> 11.0-11.3 / 10.0-10.7 GB/s. Returns the rows done.
-[[gnu::noinline]] size_t SpreadRowsTokens(const uint16_t* x, size_t ldx, size_t n_tok, const uint16_t* wb,
-                                          size_t n_in, size_t n_rows, float* y, size_t ldy) {
-  const size_t S = std::min<size_t>(4, 4096 / (2 * n_in));
-  size_t r = 0;
-  for (; r + 4 * S <= n_rows; r += 4 * S) {
-    for (size_t j = 0; j < S; ++j) {
-      float yt[6 * 4];
-      RowsAllTokens<4>(x, ldx, n_tok, wb + (r + j) * n_in, S * n_in, n_in, yt, 4);
-      for (size_t t = 0; t < n_tok; ++t) {
-        for (size_t k = 0; k < 4; ++k) y[t * ldy + r + j + S * k] = yt[t * 4 + k];
-      }
-    }
-  }
-  return r;
+  return avx2::SpreadTiles<4, 6>(2 * n_in, n_rows, n_tok, y, ldy, [&](size_t first, size_t step, float* yt) {
+    RowsAllTokens<4>(x, ldx, n_tok, wb + first * n_in, step * n_in, n_in, yt, 4);
+  });
 }
 
 void QMatmulBf16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
@@ -104,10 +83,10 @@ void QMatmulBf16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const voi
   const size_t ldx = xq_stride / 2;
   size_t r = 0;
   if (n_tok == 1) {  // decode: 8 rows in flight, bound by memory
-    if (n_in > 0 && 2 * n_in < 4096) r = SpreadRows(x, ldx, wb, n_in, n_rows, y);
+    r = SpreadRows(x, ldx, 1, wb, n_in, n_rows, y, ldy);
     for (; r + 8 <= n_rows; r += 8) Tile<8, 1>(x, ldx, wb + r * n_in, n_in, n_in, y + r, ldy);
   } else {  // 4 rows × up to 6 tokens: 24 accumulators, 10 loads per 24 vdpbf16ps
-    if (n_tok <= 6 && n_in > 0 && 2 * n_in < 4096) r = SpreadRowsTokens(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+    r = SpreadRows(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
     for (; r + 4 <= n_rows; r += 4) RowsAllTokens<4>(x, ldx, n_tok, wb + r * n_in, n_in, n_in, y + r, ldy);
   }
   for (; r < n_rows; ++r) RowsAllTokens<1>(x, ldx, n_tok, wb + r * n_in, n_in, n_in, y + r, ldy);

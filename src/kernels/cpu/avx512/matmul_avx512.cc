@@ -8,7 +8,6 @@
 // results stay independent of the batch and of the row split.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -179,27 +178,18 @@ void PairsAllTokens(const float* x, size_t ldx, size_t n_tok, const uint8_t* w, 
   });
 }
 
-// One token-tile (each weight read once) against rows shorter than a 4 KiB page: the 2·R2 rows
-// of a tile S = 4096 / row bytes (at most 4) apart, so no two weight streams share a page, as the one-token SpreadRows of matmul_avx2.cc. Kernel bench (one Zen 4 core, from DRAM,
-// 2048 x 1024, alternated): BF16 2 / 4 tokens 7.3-7.9 / 7.2-7.7 -> 12.3-13.7 / 10.1-11.2 GB/s, F16
-// 7.3-8.3 / 7.8-8.3 -> 11.7-12.9 / 10.2-11.1. Returns the rows done.
+// One token-tile (each weight read once) against rows shorter than a page (avx2::SpreadTiles).
+// Kernel bench (one Zen 4 core, from DRAM, 2048 x 1024, alternated): BF16 2 / 4 tokens 7.3-7.9 /
+// 7.2-7.7 -> 12.3-13.7 / 10.1-11.2 GB/s, F16 7.3-8.3 / 7.8-8.3 -> 11.7-12.9 / 10.2-11.1. Returns
+// the rows done.
 template <typename L, int R2, bool kXp>
 [[gnu::noinline]] size_t SpreadPairs(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in,
                                      size_t n_rows, float* y, size_t ldy) {
-  constexpr size_t kRows = 2 * R2;
+  constexpr size_t kRows = 2 * R2, kMaxTok = R2 == 4 ? 2 : 6;
   const size_t row_bytes = n_in * L::kBytes;
-  const size_t S = std::min<size_t>(4, 4096 / row_bytes);
-  size_t r = 0;
-  for (; r + kRows * S <= n_rows; r += kRows * S) {
-    for (size_t j = 0; j < S; ++j) {
-      float yt[6 * kRows];
-      PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + (r + j) * row_bytes, S * row_bytes, n_in, yt, kRows);
-      for (size_t t = 0; t < n_tok; ++t) {
-        for (size_t k = 0; k < kRows; ++k) y[t * ldy + r + j + S * k] = yt[t * kRows + k];
-      }
-    }
-  }
-  return r;
+  return avx2::SpreadTiles<kRows, kMaxTok>(row_bytes, n_rows, n_tok, y, ldy, [&](size_t first, size_t step, float* yt) {
+    PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + first * row_bytes, step * row_bytes, n_in, yt, kRows);
+  });
 }
 
 // 1-2 tokens: 8 rows per tile (4 pairs), 8 weight streams in flight as the one-token mat-vec;
@@ -209,10 +199,7 @@ template <typename L, int R2, bool kXp>
 size_t PlainPairs(const float* x, size_t ldx, size_t n_tok, const uint8_t* wb, size_t n_in, size_t n_rows,
                   float* y, size_t ldy) {
   const size_t row_bytes = n_in * L::kBytes;
-  size_t r = 0;
-  if (n_tok <= (R2 == 4 ? 2 : 6) && row_bytes > 0 && row_bytes < 4096) {
-    r = SpreadPairs<L, R2, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
-  }
+  size_t r = SpreadPairs<L, R2, kXp>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
   for (; r + 2 * R2 <= n_rows; r += 2 * R2) {
     PairsAllTokens<L, R2, kXp>(x, ldx, n_tok, wb + r * row_bytes, row_bytes, n_in, y + r, ldy);
   }
