@@ -98,6 +98,39 @@ static inline void BalancedTiles(size_t n, F&& f) {
   }
 }
 
+// Q4_K_R8 / Q5_K_R8 group blocks (DType::kQ4_KR8): the 6-bit scales and mins of the 8 rows in the
+// words A, B, C at bytes 32, 64, 96. ScalesK4R8: lane i of sc[p] = scale 2p | scale 2p + 1 << 16 of
+// row i; MinsK4R8: the same with the mins (registers only: a byte table stored and re-read per block
+// cost ~10 % at one token, store forwarding).
+static inline void ScalesK4R8(__m256i wa, __m256i wb, __m256i wc, __m256i sc[4]) {
+  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
+                m2p = _mm256_set1_epi32(0x00300030);
+  sc[0] = _mm256_and_si256(_mm256_srli_epi32(wa, 6), m6p);
+  sc[1] = _mm256_and_si256(_mm256_srli_epi32(wb, 6), m6p);
+  sc[2] = _mm256_and_si256(_mm256_srli_epi32(wc, 6), m6p);
+  sc[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wc, 12), m4p),
+                          _mm256_and_si256(_mm256_srli_epi32(wb, 10), m2p));
+}
+static inline void MinsK4R8(__m256i wa, __m256i wb, __m256i wc, __m256i mn[4]) {
+  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
+                m2p = _mm256_set1_epi32(0x00300030);
+  mn[0] = _mm256_and_si256(wa, m6p);
+  mn[1] = _mm256_and_si256(wb, m6p);
+  mn[2] = _mm256_and_si256(wc, m6p);
+  mn[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wa, 12), m4p),
+                          _mm256_and_si256(_mm256_srli_epi32(wb, 8), m2p));
+}
+// Lane i: Σ_s mn_s · B_s of row i, B_s = the token's sum over sub-block s (two int16 bsums of its
+// Q8_K block yb, at byte 260): madd(mn[p], (B_2p, B_2p+1)) summed over p. Exact.
+static inline __m256i MinsDotK4R8(const __m256i mn[4], const uint8_t* yb) {
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + 260));
+  const __m128i bsub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+  __m256i summ = _mm256_madd_epi16(mn[0], _mm256_broadcastd_epi32(bsub));
+  summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mn[1], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0x55))));
+  summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mn[2], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
+  return _mm256_add_epi32(summ, _mm256_madd_epi16(mn[3], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
+}
+
 // Weight rows shorter than a 4 KiB page (model A's expert down projections: 1024 inputs, a 2 KiB
 // BF16 row): a tile over rows r, r + 1, ... puts two or more weight streams in one page, and AMD
 // Zen 4 streams those at 55-65 % of the rate of one stream per page (kernel bench, one core, from

@@ -53,6 +53,9 @@ using avx2::LoadF16;
 using avx2::LoadF32;
 
 using avx2::HMax;
+using avx2::MinsDotK4R8;
+using avx2::MinsK4R8;
+using avx2::ScalesK4R8;
 using avx2::HSum;
 inline int HSumI32(__m128i v) {
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -611,21 +614,14 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
   constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m1 = _mm256_set1_epi8(0x01);
-  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
-                m2p = _mm256_set1_epi32(0x00300030);
   __m256 acc[T], macc[T];
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + b * kGroupBlock;
     if (prefetch) PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(o);  // later passes hit L1
-    // The scales/mins words A, B, C (DType::kQ4_KR8): lane i of scp[p] = sc_2p | sc_2p+1 << 16
-    // of row i, of mnv[p] the same with the mins. Registers only: a byte table stored and
-    // re-read per block cost ~10 % at one token (store forwarding).
     const __m256i wa = LoadU256(o + 32), wb = LoadU256(o + 64), wc = LoadU256(o + 96);
-    const __m256i scp[4] = {
-        _mm256_and_si256(_mm256_srli_epi32(wa, 6), m6p), _mm256_and_si256(_mm256_srli_epi32(wb, 6), m6p),
-        _mm256_and_si256(_mm256_srli_epi32(wc, 6), m6p),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wc, 12), m4p), _mm256_and_si256(_mm256_srli_epi32(wb, 10), m2p))};
+    __m256i scp[4];  // avx2::ScalesK4R8
+    ScalesK4R8(wa, wb, wc, scp);
     __m256i sumi[T];
     for (int t = 0; t < T; ++t) sumi[t] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
@@ -667,21 +663,13 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       const __m256i scv = scale();
       for (int t = 0; t < T; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(a16[t], scv));
     }
-    // Minimums: lane i of madd(mnv[p], (B_2p, B_2p+1)) = mn_2p·B_2p + mn_2p+1·B_2p+1 of row i,
-    // where B_s = the token's sum over sub-block s (two bsums).
-    const __m256i mnv[4] = {
-        _mm256_and_si256(wa, m6p), _mm256_and_si256(wb, m6p), _mm256_and_si256(wc, m6p),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wa, 12), m4p), _mm256_and_si256(_mm256_srli_epi32(wb, 8), m2p))};
+    __m256i mnv[4];  // the minimums (avx2::MinsK4R8, MinsDotK4R8)
+    MinsK4R8(wa, wb, wc, mnv);
     const __m256 d8 = _mm256_cvtph_ps(LoadU128(o));
     const __m256 dm8 = _mm256_cvtph_ps(LoadU128(o + 16));
     for (int t = 0; t < T; ++t) {
       const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
-      const __m256i bs = LoadU256(yb + 260);
-      const __m128i bsub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-      __m256i summ = _mm256_madd_epi16(mnv[0], _mm256_broadcastd_epi32(bsub));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[1], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0x55))));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[2], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[3], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
+      const __m256i summ = MinsDotK4R8(mnv, yb);
       const __m256 vdy = _mm256_set1_ps(LoadF32(yb));
       macc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm8, vdy), _mm256_cvtepi32_ps(summ), macc[t]);
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(sumi[t]), acc[t]);

@@ -314,8 +314,7 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
   const __m512i m1 = _mm512_set1_epi8(0x01);
   const __m512i inter = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m256i m6p = _mm256_set1_epi32(0x003F003F), m4p = _mm256_set1_epi32(0x000F000F),
-                m2p = _mm256_set1_epi32(0x00300030), lo16 = _mm256_set1_epi32(0xFFFF);
+  const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
   __m256 acc[T], macc[T];
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
@@ -328,11 +327,8 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
     const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 32));
     const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 64));
     const __m256i wc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 96));
-    const __m256i scp[4] = {
-        _mm256_and_si256(_mm256_srli_epi32(wa, 6), m6p), _mm256_and_si256(_mm256_srli_epi32(wb, 6), m6p),
-        _mm256_and_si256(_mm256_srli_epi32(wc, 6), m6p),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wc, 12), m4p),
-                        _mm256_and_si256(_mm256_srli_epi32(wb, 10), m2p))};
+    __m256i scp[4];
+    avx2::ScalesK4R8(wa, wb, wc, scp);
     __m512i sumi[T];  // lanes 2i, 2i + 1: parts of row i's block sum
     for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
     for (int s = 0; s < 8; ++s) {
@@ -369,22 +365,15 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
       const __m512i sc = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sc8));
       for (int t = 0; t < T; ++t) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a32[t], sc));
     }
-    const __m256i mnv[4] = {
-        _mm256_and_si256(wa, m6p), _mm256_and_si256(wb, m6p), _mm256_and_si256(wc, m6p),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(wa, 12), m4p),
-                        _mm256_and_si256(_mm256_srli_epi32(wb, 8), m2p))};
+    __m256i mnv[4];
+    avx2::MinsK4R8(wa, wb, wc, mnv);
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
     const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 16)));
     for (int t = 0; t < T; ++t) {
       // Row i's block sum: lane 2i + lane 2i + 1 (the low dword of each quadword after the add).
       const __m256i rows = _mm512_cvtepi64_epi32(_mm512_add_epi32(sumi[t], _mm512_srli_epi64(sumi[t], 32)));
       const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + 260));
-      const __m128i bsub = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-      __m256i summ = _mm256_madd_epi16(mnv[0], _mm256_broadcastd_epi32(bsub));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[1], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0x55))));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[2], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xAA))));
-      summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mnv[3], _mm256_broadcastd_epi32(_mm_shuffle_epi32(bsub, 0xFF))));
+      const __m256i summ = avx2::MinsDotK4R8(mnv, yb);
       const __m256 vdy = _mm256_set1_ps(LoadF32(yb));
       macc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm8, vdy), _mm256_cvtepi32_ps(summ), macc[t]);
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(rows), acc[t]);
