@@ -15,6 +15,10 @@ const KernelTable* Avx2KernelsImpl();
 #if defined(MOXIE_HAVE_AVX512)
 const KernelTable* Avx512KernelsImpl();
 #endif
+#if defined(MOXIE_HAVE_AMX)
+bool AmxBf16Usable();
+const KernelTable* AmxKernelsImpl();
+#endif
 
 size_t ActRowBytes(DType w, size_t n_in) {
   if (w == DType::kBF16) return Bf16ActRowBytes(n_in);
@@ -49,10 +53,19 @@ const KernelTable* Avx512Kernels() {
   return nullptr;
 }
 
+const KernelTable* AmxKernels() {
+#if defined(MOXIE_HAVE_AMX)
+  const KernelTable* avx512 = Avx512Kernels();
+  if (avx512 != nullptr && avx512->QMatmul(DType::kBF16) != nullptr && AmxBf16Usable()) return AmxKernelsImpl();
+#endif
+  return nullptr;
+}
+
 std::vector<const KernelTable*> SimdKernels() {
   std::vector<const KernelTable*> v;
   if (const KernelTable* t = Avx2Kernels()) v.push_back(t);
   if (const KernelTable* t = Avx512Kernels()) v.push_back(t);
+  if (const KernelTable* t = AmxKernels()) v.push_back(t);
   return v;
 }
 
@@ -62,17 +75,22 @@ const KernelTable& BestKernels() {
     if (force != nullptr && std::strcmp(force, "ref") == 0) return &RefKernels();
     const KernelTable* avx2 = Avx2Kernels();
     const KernelTable* avx512 = Avx512Kernels();
+    const KernelTable* amx = AmxKernels();
     if (force != nullptr && std::strcmp(force, "avx2") == 0) {
       if (avx2 != nullptr) return avx2;
       std::fprintf(stderr, "moxie: MOXIE_ISA=avx2 requested but unavailable; using ref\n");
       return &RefKernels();
     }
-    if (force != nullptr && std::strcmp(force, "avx512") == 0 && avx512 == nullptr) {
+    if (force != nullptr && std::strcmp(force, "avx512") == 0) {
+      if (avx512 != nullptr) return avx512;
       std::fprintf(stderr, "moxie: MOXIE_ISA=avx512 requested but unavailable; using %s\n",
                    avx2 != nullptr ? "avx2" : "ref");
-    } else if (force != nullptr && std::strcmp(force, "avx512") != 0) {
-      std::fprintf(stderr, "moxie: unknown MOXIE_ISA=%s (ref, avx2, avx512); using the best\n", force);
+    } else if (force != nullptr && std::strcmp(force, "amx") == 0 && amx == nullptr) {
+      std::fprintf(stderr, "moxie: MOXIE_ISA=amx requested but unavailable; using the best\n");
+    } else if (force != nullptr && std::strcmp(force, "amx") != 0) {
+      std::fprintf(stderr, "moxie: unknown MOXIE_ISA=%s (ref, avx2, avx512, amx); using the best\n", force);
     }
+    if (amx != nullptr) return amx;
     if (avx512 != nullptr) return avx512;
     return avx2 != nullptr ? avx2 : &RefKernels();
   }();

@@ -108,9 +108,15 @@ const KernelTable* Avx2Kernels();
 // The AVX2 table with kernels using AVX-512 (F, BW, VL, DQ) and VNNI where they exist; nullptr when
 // the CPU (or its OS) or the build lacks them.
 const KernelTable* Avx512Kernels();
-// Every SIMD table this CPU can run (avx2, avx512), for tests and benches that compare them.
+// The AVX-512 table with the BF16 × bf16-activation matmul on AMX tiles (kernels/cpu/amx); nullptr
+// when the CPU, its OS or the build lacks AMX-BF16 (or AVX512_BF16), or Linux refuses the process
+// the tile state.
+const KernelTable* AmxKernels();
+// Every SIMD table this CPU can run (avx2, avx512, avx512+amx), for tests and benches that compare
+// them.
 std::vector<const KernelTable*> SimdKernels();
-// The best table for this CPU, honouring MOXIE_ISA. Chosen once; thread-safe.
+// The best table for this CPU, honouring MOXIE_ISA (ref, avx2, avx512, amx). Chosen once;
+// thread-safe.
 const KernelTable& BestKernels();
 
 }  // namespace moxie

@@ -1,0 +1,201 @@
+// BF16 weights × bf16 activations on Intel AMX (TDPBF16PS: a 16 × 32 bf16 tile times a 32 × 16
+// one into 16 × 16 f32 sums per instruction, 8192 multiply-adds where vdpbf16ps does 32). Built
+// with ISA flags in its own unit; its table (the AVX-512 one with this kernel for BF16) is used only
+// after CPUID, the OS's XCR0 and Linux's per-process permission for the tile data
+// (arch_prctl(ARCH_REQ_XCOMP_PERM)) all say yes (AmxKernels in kernel_table.cc).
+//
+// The weights stay as stored, row-major: a tile of 16 weight rows × 32 inputs is the A operand
+// (one 64-byte line of each row, rows n_in·2 bytes apart), the activations of up to 16 tokens,
+// re-laid as bf16 pairs (B[p][t] = x_t[2p], x_t[2p+1]), the B operand, so C = W·Xᵀ comes out with
+// rows as rows and tokens as columns. Each (row, token) sum is one accumulator taking the 32-input
+// steps in order, whatever the rows and tokens around it in the tile (an element of C depends only
+// on its row of A and column of B), so a row's bits are the same alone, in any row split and in any
+// batch (batch invariance, tested). Weights whose n_in is not a multiple of 32 go to the AVX-512
+// kernel as a whole (the choice depends on the weight only, never on the batch).
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cpuid.h>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+
+const KernelTable* Avx512KernelsImpl();
+
+namespace {
+
+// The 64-byte tile configuration of LDTILECFG (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64);
+
+// Tiles: 0-3 the sums C[i][j] (row block i, token block j), 4-5 the weights A[i], 6-7 the
+// activations B[j]. rb[i] rows of block i (0: unused), tb[j] tokens of block j (0: unused).
+struct Shape {
+  int rb[2], tb[2];
+  bool operator==(const Shape&) const = default;
+};
+
+void Configure(const Shape& s) {
+  thread_local Shape loaded{{-1, -1}, {-1, -1}};
+  if (loaded == s) return;
+  TileConfig c;
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      if (s.rb[i] > 0 && s.tb[j] > 0) {
+        c.rows[2 * i + j] = static_cast<uint8_t>(s.rb[i]);
+        c.colsb[2 * i + j] = static_cast<uint16_t>(4 * s.tb[j]);
+      }
+    }
+    if (s.rb[i] > 0) {
+      c.rows[4 + i] = static_cast<uint8_t>(s.rb[i]);
+      c.colsb[4 + i] = 64;
+    }
+    if (s.tb[i] > 0) {
+      c.rows[6 + i] = 16;
+      c.colsb[6 + i] = static_cast<uint16_t>(4 * s.tb[i]);
+    }
+  }
+  _tile_loadconfig(&c);
+  loaded = s;
+}
+
+// Activations of tokens [t0, t0 + tb) as bf16 pairs: xt[p * 16 + t] = the 32-bit pair (x_t[2p],
+// x_t[2p + 1]); 16 token slots per pair row (64 bytes), of which the B tile reads tb.
+void PairRows(const uint16_t* x, size_t ldx, size_t tb, size_t n_in, uint32_t* xt) {
+  const size_t np = n_in / 2;
+  for (size_t t = 0; t < tb; ++t) {
+    const uint16_t* xr = x + t * ldx;
+    for (size_t p = 0; p < np; ++p) {
+      uint32_t v;
+      std::memcpy(&v, xr + 2 * p, 4);
+      xt[p * 16 + t] = v;
+    }
+  }
+}
+
+// Rows [r0, r0 + rb0 + rb1) × the paired tokens of xt0 (tb0) and xt1 (tb1) over all of n_in.
+template <bool kTwoRowBlocks, bool kTwoTokBlocks>
+void Block(const uint8_t* w, size_t row_bytes, const uint32_t* xt0, const uint32_t* xt1, size_t n_in,
+           float* c_out /* 4 tiles of 16 × 16 */) {
+  _tile_zero(0);
+  if constexpr (kTwoTokBlocks) _tile_zero(1);
+  if constexpr (kTwoRowBlocks) _tile_zero(2);
+  if constexpr (kTwoRowBlocks && kTwoTokBlocks) _tile_zero(3);
+  const uint8_t* w1 = w + 16 * row_bytes;
+  for (size_t k = 0; k < n_in; k += 32) {
+    _tile_loadd(4, w + 2 * k, row_bytes);
+    _tile_loadd(6, xt0 + (k / 2) * 16, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kTwoTokBlocks) {
+      _tile_loadd(7, xt1 + (k / 2) * 16, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (kTwoRowBlocks) {
+      _tile_loadd(5, w1 + 2 * k, row_bytes);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (kTwoTokBlocks) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, c_out, 64);
+  if constexpr (kTwoTokBlocks) _tile_stored(1, c_out + 256, 64);
+  if constexpr (kTwoRowBlocks) _tile_stored(2, c_out + 512, 64);
+  if constexpr (kTwoRowBlocks && kTwoTokBlocks) _tile_stored(3, c_out + 768, 64);
+}
+
+void QMatmulBf16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+                    float* y, size_t ldy) {
+  if (n_in % 32 != 0 || n_in == 0) {
+    Avx512KernelsImpl()->QMatmul(DType::kBF16)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
+    return;
+  }
+  const auto* x = static_cast<const uint16_t*>(xq);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t ldx = xq_stride / 2, row_bytes = 2 * n_in;
+  // The paired activations of up to 32 tokens; grows only, so steady-state calls do not allocate.
+  thread_local std::vector<uint32_t> xt;
+  if (xt.size() < n_in * 16) xt.resize(n_in * 16);
+  uint32_t* const xt0 = xt.data();
+  uint32_t* const xt1 = xt0 + n_in * 8;
+  alignas(64) float c[4 * 256];
+  for (size_t t0 = 0; t0 < n_tok; t0 += 32) {
+    const int tb0 = static_cast<int>(std::min<size_t>(16, n_tok - t0));
+    const int tb1 = static_cast<int>(std::min<size_t>(16, n_tok - t0 - static_cast<size_t>(tb0)));
+    PairRows(x + t0 * ldx, ldx, static_cast<size_t>(tb0), n_in, xt0);
+    if (tb1 > 0) PairRows(x + (t0 + 16) * ldx, ldx, static_cast<size_t>(tb1), n_in, xt1);
+    for (size_t r0 = 0; r0 < n_rows; r0 += 32) {
+      const int rb0 = static_cast<int>(std::min<size_t>(16, n_rows - r0));
+      const int rb1 = static_cast<int>(std::min<size_t>(16, n_rows - r0 - static_cast<size_t>(rb0)));
+      Configure(Shape{{rb0, rb1}, {tb0, tb1}});
+      const uint8_t* wr = wb + r0 * row_bytes;
+      if (rb1 > 0 && tb1 > 0) {
+        Block<true, true>(wr, row_bytes, xt0, xt1, n_in, c);
+      } else if (rb1 > 0) {
+        Block<true, false>(wr, row_bytes, xt0, xt1, n_in, c);
+      } else if (tb1 > 0) {
+        Block<false, true>(wr, row_bytes, xt0, xt1, n_in, c);
+      } else {
+        Block<false, false>(wr, row_bytes, xt0, xt1, n_in, c);
+      }
+      // C[i][j] is rows × tokens; y is tokens × rows.
+      for (int i = 0; i < 2; ++i) {
+        const int rb = i == 0 ? rb0 : rb1;
+        for (int j = 0; j < 2; ++j) {
+          const int tb = j == 0 ? tb0 : tb1;
+          const float* ct = c + (2 * i + j) * 256;
+          for (int t = 0; t < tb; ++t) {
+            float* yr = y + (t0 + 16 * static_cast<size_t>(j) + static_cast<size_t>(t)) * ldy + r0 + 16 * i;
+            for (int r = 0; r < rb; ++r) yr[r] = ct[r * 16 + t];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// CPUID (AMX-TILE, AMX-BF16), the OS's XCR0 (tile config and data state) and Linux's permission
+// to use the tile data (requested once for the process; refused e.g. when an alternate signal
+// stack is too small for the larger signal frame).
+bool AmxBf16Usable() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+    constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24;
+    if ((d & kAmxBf16) == 0 || (d & kAmxTile) == 0) return false;
+    if (__get_cpuid(1, &a, &b, &c, &d) == 0 || (c & (1u << 27)) == 0) return false;  // OSXSAVE
+    uint32_t lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const uint64_t xcr0 = (uint64_t{hi} << 32) | lo;
+    constexpr uint64_t kTileState = (uint64_t{1} << 17) | (uint64_t{1} << 18);
+    if ((xcr0 & kTileState) != kTileState) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return ::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+const KernelTable* AmxKernelsImpl() {
+  static const KernelTable table = [] {
+    KernelTable t = *Avx512KernelsImpl();
+    t.isa = "avx512+amx";
+    t.SetQ(DType::kBF16, t.QuantizeAct(DType::kBF16), QMatmulBf16Amx);
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace moxie
