@@ -1,6 +1,8 @@
 #include "core/membw.h"
 
+#include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,6 +34,16 @@ Bandwidth MeasureReadBandwidth(int threads, size_t mib, int reps) {
     std::vector<std::thread> th;
     for (int t = 0; t < nt; ++t) {
       th.emplace_back([&, t] {
+        // A thread inherits its creator's CPU mask: under `moxie bench --pin` that is the one CPU
+        // the pool pinned the caller to, which would run every probe thread on one core (the
+        // probe then read half the bandwidth and decode shares came out at 140 %). Each probe
+        // thread gets the machine's online CPUs back (the kernel keeps it within any cpuset).
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+        for (long c = 0; c < online && c < CPU_SETSIZE; ++c) CPU_SET(static_cast<int>(c), &all);
+        ::sched_setaffinity(0, sizeof(all), &all);  // best effort
+
         const size_t b = n * static_cast<size_t>(t) / static_cast<size_t>(nt);
         const size_t e = n * static_cast<size_t>(t + 1) / static_cast<size_t>(nt);
         // Eight independent sums and a software prefetch 2 KiB ahead, as the kernels stream their
