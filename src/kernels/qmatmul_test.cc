@@ -373,6 +373,38 @@ TEST(R8Layouts, Avx512MatchesAvx2Bits) {
   }
 }
 
+// The AMX table (Q8_0_R8 on TDPBSSD for whole blocks of 16 tokens, the AVX-512 kernel for the rest
+// and for a lone 8-row group) gives the AVX-512 table's bits.
+TEST(R8Layouts, AmxMatchesAvx512Bits) {
+  const KernelTable* avx512 = Avx512Kernels();
+  const KernelTable* amx = AmxKernels();
+  if (avx512 == nullptr || amx == nullptr) GTEST_SKIP() << "CPU, OS or build without AMX";
+  std::mt19937 rng(17);
+  for (const R8Case& c : kR8Cases) {
+    for (size_t n_in : {size_t{256}, size_t{2048}, size_t{32 * 9}}) {
+      if (n_in % c.block != 0) continue;
+      for (size_t n_rows : {size_t{8}, size_t{16}, size_t{24}, size_t{64}}) {
+        std::vector<uint8_t> wst;
+        const uint8_t* w = MakeWeights(c.plain, n_rows, n_in, &rng, &wst);
+        std::vector<uint8_t> r8(n_rows * RowBytes(c.plain, static_cast<int64_t>(n_in)) + 1);
+        uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
+        c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
+        const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
+        for (size_t n_tok : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{40}}) {
+          const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
+          std::vector<uint8_t> xst;
+          const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
+          std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
+          avx512->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
+          amx->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+              << DTypeName(c.r8) << " n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
+        }
+      }
+    }
+  }
+}
+
 // Linear on the R8 layouts with threads: whole groups per thread, same bits as one thread and as
 // the plain layout.
 TEST(R8Layouts, LinearThreadedEqualsPlain) {

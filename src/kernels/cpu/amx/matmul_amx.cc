@@ -1,9 +1,11 @@
-// BF16 weights × bf16 activations on Intel AMX (TDPBF16PS: a 16 × 32 bf16 tile times a 32 × 16
-// one into 16 × 16 f32 sums per instruction, 8192 multiply-adds where vdpbf16ps does 32). Built
-// with ISA flags in its own unit; its table (the AVX-512 one with this kernel for BF16) is used only
-// after CPUID, the OS's XCR0 and Linux's per-process permission for the tile data
-// (arch_prctl(ARCH_REQ_XCOMP_PERM)) all say yes (AmxKernels in kernel_table.cc).
+// Intel AMX kernels: BF16 weights × bf16 activations (TDPBF16PS: a 16 × 32 bf16 tile times a
+// 32 × 16 one into 16 × 16 f32 sums per instruction, 8192 multiply-adds where vdpbf16ps does 32)
+// and Q8_0_R8 weights × Q8_0 activations (TDPBSSD, below). Built with ISA flags in its own unit;
+// its table (the AVX-512 one with these kernels) is used only after CPUID, the OS's XCR0 and
+// Linux's per-process permission for the tile data (arch_prctl(ARCH_REQ_XCOMP_PERM)) all say yes
+// (AmxKernels in kernel_table.cc).
 //
+// BF16:
 // The weights stay as stored, row-major: a tile of 16 weight rows × 32 inputs is the A operand
 // (one 64-byte line of each row, rows n_in·2 bytes apart), the activations of up to 16 tokens,
 // re-laid as bf16 pairs (B[p][t] = x_t[2p], x_t[2p+1]), the B operand, so C = W·Xᵀ comes out with
@@ -48,8 +50,13 @@ struct Shape {
   bool operator==(const Shape&) const = default;
 };
 
+thread_local Shape loaded_shape{{-1, -1}, {-1, -1}};  // the BF16 kernel's last configuration
+
+// Another kernel is about to load its own configuration.
+void InvalidateConfig() { loaded_shape = Shape{{-1, -1}, {-1, -1}}; }
+
 void Configure(const Shape& s) {
-  thread_local Shape loaded{{-1, -1}, {-1, -1}};
+  Shape& loaded = loaded_shape;
   if (loaded == s) return;
   TileConfig c;
   for (int i = 0; i < 2; ++i) {
@@ -165,6 +172,129 @@ void QMatmulBf16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* 
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Q8_0_R8 weights × Q8_0 activations on AMX-INT8 (TDPBSSD: signed bytes, exact int32 sums). The
+// load-time layout needs no change: an 8-row group stores per 32-input block its 8 f16 scales and 8
+// vectors of 32 bytes, vector k = bytes 4k..4k+3 of rows 0..7, which is exactly a B tile of 8 rows
+// (k) × 8 columns (rows of W) × 4 bytes. The A tile is 16 tokens' 32 quant bytes of the block,
+// straight from the activation rows. Each block's 16 × 8 int32 dots (Σ w·x, exact) leave the tiles
+// and take the f32 steps of the AVX-512 and AVX2 kernels, acc += f32(dot) · (d_w · d_x) per block
+// in order, so every (row, token) gets the same bits as there (tested), and which tokens go to the
+// tiles does not matter: whole blocks of 16 tokens take them, the rest and lone 8-row groups the
+// AVX-512 kernel.
+constexpr size_t kQ8Bytes = 34, kQ8GroupBlock = 8 * kQ8Bytes;
+
+void ConfigureQ8() {
+  TileConfig c;
+  // 0, 1 and 5, 6: sums (16 tokens × 8 rows of int32); 2 and 7: activations (16 tokens × 32 bytes);
+  // 3, 4: weights (8 rows of 4-byte groups × 8 columns). Two sets of sums and activations: IssueQ8.
+  c.rows[0] = c.rows[1] = c.rows[5] = c.rows[6] = 16;
+  c.colsb[0] = c.colsb[1] = c.colsb[5] = c.colsb[6] = 32;
+  c.rows[2] = c.rows[7] = 16;
+  c.colsb[2] = c.colsb[7] = 32;
+  c.rows[3] = c.rows[4] = 8;
+  c.colsb[3] = c.colsb[4] = 32;
+  _tile_loadconfig(&c);
+}
+
+// One block's dots into cb (token t: cb[16t + 0..7] the rows of group g0, cb[16t + 8..15] of g1),
+// in tile set S: sums in tiles 0-1 (S = 0) or 5-6 (S = 1), activations in tile 2 or 7, weights in
+// 3-4.
+template <int S>
+void IssueQ8(const uint8_t* xa, size_t xq_stride, const uint8_t* o0, const uint8_t* o1, int32_t* cb) {
+  // (GCC's tile intrinsics paste the tile number into the instruction: literals only.)
+  if constexpr (S == 0) {
+    _tile_loadd(2, xa, xq_stride);
+    _tile_loadd(3, o0 + 16, 32);
+    _tile_loadd(4, o1 + 16, 32);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_dpbssd(0, 2, 3);
+    _tile_dpbssd(1, 2, 4);
+    _tile_stored(0, cb, 64);
+    _tile_stored(1, cb + 8, 64);
+  } else {
+    _tile_loadd(7, xa, xq_stride);
+    _tile_loadd(3, o0 + 16, 32);
+    _tile_loadd(4, o1 + 16, 32);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_dpbssd(5, 7, 3);
+    _tile_dpbssd(6, 7, 4);
+    _tile_stored(5, cb, 64);
+    _tile_stored(6, cb + 8, 64);
+  }
+}
+
+void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+                      float* y, size_t ldy) {
+  const QMatmulFn avx512 = Avx512KernelsImpl()->QMatmul(DType::kQ8_0R8);
+  const size_t full = n_tok / 16 * 16, pairs = n_rows / 16;
+  if (full == 0 || pairs == 0) {
+    avx512(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
+    return;
+  }
+  const size_t nb = n_in / 32, group_bytes = nb * kQ8GroupBlock;
+  const auto* x = static_cast<const uint8_t*>(xq);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  // The activation scales as f32, dx[t * nb + b]; grows only.
+  thread_local std::vector<float> dx;
+  if (dx.size() < full * nb) dx.resize(full * nb);
+  for (size_t t = 0; t < full; ++t) {
+    for (size_t b = 0; b < nb; ++b) {
+      uint16_t h;
+      std::memcpy(&h, x + t * xq_stride + b * kQ8Bytes, 2);
+      dx[t * nb + b] = _cvtsh_ss(h);
+    }
+  }
+  InvalidateConfig();
+  ConfigureQ8();
+  // Two buffers of sums, alternating per block with the two tile sets.
+  alignas(64) int32_t cbuf[2][16 * 16];
+  for (size_t t0 = 0; t0 < full; t0 += 16) {
+    const uint8_t* xa = x + t0 * xq_stride + 2;
+    const float* dxt = dx.data() + t0 * nb;
+    for (size_t p = 0; p < pairs; ++p) {
+      const uint8_t* g0 = wb + 2 * p * group_bytes;
+      const uint8_t* g1 = g0 + group_bytes;
+      __m512 acc[16];
+      for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+      // Software-pipelined: block b + 1's tile work is issued before block b's f32 steps, in the
+      // other set of sum and activation tiles (tiles are not renamed: reusing one set would make
+      // every block wait for the last one's store).
+      IssueQ8<0>(xa, xq_stride, g0, g1, cbuf[0]);
+      for (size_t b = 0; b < nb; ++b) {
+        if (b + 1 < nb) {
+          const size_t n = b + 1;
+          if (n & 1) {
+            IssueQ8<1>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[1]);
+          } else {
+            IssueQ8<0>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[0]);
+          }
+        }
+        const uint8_t* o0 = g0 + b * kQ8GroupBlock;
+        const uint8_t* o1 = g1 + b * kQ8GroupBlock;
+        const int32_t* cb = cbuf[b & 1];
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1));
+        for (int t = 0; t < 16; ++t) {
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dxt[static_cast<size_t>(t) * nb + b]));
+          const __m512i sum = _mm512_load_si512(cb + 16 * t);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[t]);
+        }
+      }
+      for (int t = 0; t < 16; ++t) _mm512_storeu_ps(y + (t0 + static_cast<size_t>(t)) * ldy + 16 * p, acc[t]);
+    }
+  }
+  if (full < n_tok) {
+    avx512(x + full * xq_stride, xq_stride, n_tok - full, w, n_in, n_rows, y + full * ldy, ldy);
+  }
+  if (pairs * 16 < n_rows) {  // a lone 8-row group, for the tokens done above
+    avx512(xq, xq_stride, full, wb + 2 * pairs * group_bytes, n_in, n_rows - 16 * pairs, y + 16 * pairs, ldy);
+  }
+}
+
 }  // namespace
 
 // CPUID (AMX-TILE, AMX-BF16), the OS's XCR0 (tile config and data state) and Linux's permission
@@ -193,6 +323,11 @@ const KernelTable* AmxKernelsImpl() {
     KernelTable t = *Avx512KernelsImpl();
     t.isa = "avx512+amx";
     t.SetQ(DType::kBF16, t.QuantizeAct(DType::kBF16), QMatmulBf16Amx);
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    constexpr unsigned kAmxInt8 = 1u << 25;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (d & kAmxInt8) != 0) {
+      t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Amx);
+    }
     return t;
   }();
   return &table;
