@@ -3,6 +3,7 @@
 // and each (row, token) result independent of which other rows and tokens share the call.
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -341,36 +342,44 @@ TEST(R8Layouts, KQuantsRoundTripArbitraryBytes) {
   }
 }
 
-// The AVX-512 table's R8 kernels give the AVX2 table's bits (same integer dots, same f32 steps):
-// row counts with and without a lone 8-row group, token counts across its 8-token tiles.
-TEST(R8Layouts, Avx512MatchesAvx2Bits) {
-  const KernelTable* avx2 = Avx2Kernels();
-  const KernelTable* avx512 = Avx512Kernels();
-  if (avx2 == nullptr || avx512 == nullptr) GTEST_SKIP() << "CPU or build without AVX-512 + VNNI";
-  std::mt19937 rng(13);
+// Two tables' R8 kernels give the same bits on every R8 layout, for these row and token counts.
+void ExpectR8TablesAgree(const KernelTable* a_table, const KernelTable* b_table,
+                         std::initializer_list<size_t> row_counts, std::initializer_list<size_t> tok_counts,
+                         uint32_t seed) {
+  std::mt19937 rng(seed);
   for (const R8Case& c : kR8Cases) {
     for (size_t n_in : {size_t{256}, size_t{2048}, size_t{32 * 9}}) {
       if (n_in % c.block != 0) continue;
-      for (size_t n_rows : {size_t{8}, size_t{16}, size_t{24}, size_t{48}}) {
+      for (size_t n_rows : row_counts) {
         std::vector<uint8_t> wst;
         const uint8_t* w = MakeWeights(c.plain, n_rows, n_in, &rng, &wst);
         std::vector<uint8_t> r8(n_rows * RowBytes(c.plain, static_cast<int64_t>(n_in)) + 1);
         uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
         c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
         const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
-        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{7}, size_t{8}, size_t{9}, size_t{17}}) {
+        for (size_t n_tok : tok_counts) {
           const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
           std::vector<uint8_t> xst;
           const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
           std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
-          avx2->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
-          avx512->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
+          a_table->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
+          b_table->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
           ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-              << DTypeName(c.r8) << " n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
+              << b_table->isa << " vs " << a_table->isa << ": " << DTypeName(c.r8) << " n_in " << n_in
+              << " n_rows " << n_rows << " n_tok " << n_tok;
         }
       }
     }
   }
+}
+
+// The AVX-512 table's R8 kernels give the AVX2 table's bits (same integer dots, same f32 steps):
+// row counts with and without a lone 8-row group, token counts across its 8-token tiles.
+TEST(R8Layouts, Avx512MatchesAvx2Bits) {
+  const KernelTable* avx2 = Avx2Kernels();
+  const KernelTable* avx512 = Avx512Kernels();
+  if (avx2 == nullptr || avx512 == nullptr) GTEST_SKIP() << "CPU or build without AVX-512 + VNNI";
+  ExpectR8TablesAgree(avx2, avx512, {8, 16, 24, 48}, {1, 2, 3, 4, 5, 7, 8, 9, 17}, 13);
 }
 
 // The AMX table (Q8_0_R8 on TDPBSSD for whole blocks of 16 tokens, the AVX-512 kernel for the rest
@@ -379,30 +388,7 @@ TEST(R8Layouts, AmxMatchesAvx512Bits) {
   const KernelTable* avx512 = Avx512Kernels();
   const KernelTable* amx = AmxKernels();
   if (avx512 == nullptr || amx == nullptr) GTEST_SKIP() << "CPU, OS or build without AMX";
-  std::mt19937 rng(17);
-  for (const R8Case& c : kR8Cases) {
-    for (size_t n_in : {size_t{256}, size_t{2048}, size_t{32 * 9}}) {
-      if (n_in % c.block != 0) continue;
-      for (size_t n_rows : {size_t{8}, size_t{16}, size_t{24}, size_t{64}}) {
-        std::vector<uint8_t> wst;
-        const uint8_t* w = MakeWeights(c.plain, n_rows, n_in, &rng, &wst);
-        std::vector<uint8_t> r8(n_rows * RowBytes(c.plain, static_cast<int64_t>(n_in)) + 1);
-        uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
-        c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
-        const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
-        for (size_t n_tok : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{40}}) {
-          const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
-          std::vector<uint8_t> xst;
-          const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
-          std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
-          avx512->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
-          amx->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
-          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-              << DTypeName(c.r8) << " n_in " << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
-        }
-      }
-    }
-  }
+  ExpectR8TablesAgree(avx512, amx, {8, 16, 24, 64}, {1, 15, 16, 17, 40}, 17);
 }
 
 // Linear on the R8 layouts with threads: whole groups per thread, same bits as one thread and as
