@@ -40,7 +40,9 @@ struct WeightShape {
   size_t n_rows, n_in;
 };
 constexpr WeightShape kShapes[] = {{"gate_up_1024x2048", 1024, 2048},
-                                   {"down_2048x1024", 2048, 1024}};
+                                   {"down_2048x1024", 2048, 1024},
+                                   {"gate_up_768x2048", 768, 2048},  // Qwen3-30B-A3B's experts
+                                   {"down_2048x768", 2048, 768}};
 constexpr size_t kStreamBytes = size_t{1024} << 20;
 
 // Weight and KV buffers on 2 MiB boundaries, offered to transparent huge pages, as the loader lays
