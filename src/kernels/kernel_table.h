@@ -108,7 +108,8 @@ const KernelTable* Avx2Kernels();
 // The AVX2 table with kernels using AVX-512 (F, BW, VL, DQ) and VNNI where they exist; nullptr when
 // the CPU (or its OS) or the build lacks them.
 const KernelTable* Avx512Kernels();
-// The AVX-512 table with the BF16 × bf16-activation matmul on AMX tiles (kernels/cpu/amx); nullptr
+// The AVX-512 table with the BF16 × bf16-activation matmul on AMX tiles and, where the CPU has
+// AMX-INT8, Q8_0_R8 for 16+ tokens (same bits as the AVX-512 kernel) (kernels/cpu/amx); nullptr
 // when the CPU, its OS or the build lacks AMX-BF16 (or AVX512_BF16), or Linux refuses the process
 // the tile state.
 const KernelTable* AmxKernels();
