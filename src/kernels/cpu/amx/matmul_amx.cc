@@ -79,39 +79,57 @@ void Configure(const Shape& s) {
   loaded = s;
 }
 
+// out[c] = column c of the 16 × 16 matrix of 32-bit elements whose row k is r[k]: 32-bit and 64-bit
+// unpacks, then two rounds of 128-bit lane shuffles.
+inline void Transpose16(const __m512i* r, __m512i* out) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 16; k += 2) {  // lane L: (c 4L, 4L+1) and (4L+2, 4L+3) of rows k, k+1
+    t[k] = _mm512_unpacklo_epi32(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_epi32(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 16; k += 4) {  // u[k + j], lane L: column 4L + j of rows k..k+3
+    u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]);
+    u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
+    u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]);
+    u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);  // lanes 0, 2 of each
+    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);  // lanes 1, 3
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    out[j] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    out[8 + j] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+    out[4 + j] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    out[12 + j] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+  }
+}
+
 // Activations of tokens [t0, t0 + tb) as bf16 pairs: xt[p * 16 + t] = the 32-bit pair (x_t[2p],
 // x_t[2p + 1]); 16 token slots per pair row (64 bytes), of which the B tile reads tb.
 // (n_in is a multiple of 32, so the pairs come in whole blocks of 16.) Per 16 pairs, the tokens'
-// 16 dwords are transposed in registers: 16 × 16 by 32-bit and 64-bit unpacks, then two rounds of
-// 128-bit lane shuffles (tokens past tb are zero).
+// 16 dwords are transposed in registers (tokens past tb are zero).
 void PairRows(const uint16_t* x, size_t ldx, size_t tb, size_t n_in, uint32_t* xt) {
   const size_t np = n_in / 2;
   for (size_t p0 = 0; p0 < np; p0 += 16) {
-    __m512i r[16], t[16], u[16];
+    __m512i r[16], c[16];
     for (size_t k = 0; k < 16; ++k) {
       r[k] = k < tb ? _mm512_loadu_si512(x + k * ldx + 2 * p0) : _mm512_setzero_si512();
     }
-    for (int k = 0; k < 16; k += 2) {  // lane L: (p 4L, 4L+1) and (4L+2, 4L+3) of tokens k, k+1
-      t[k] = _mm512_unpacklo_epi32(r[k], r[k + 1]);
-      t[k + 1] = _mm512_unpackhi_epi32(r[k], r[k + 1]);
-    }
-    for (int k = 0; k < 16; k += 4) {  // u[k + j], lane L: pair 4L + j of tokens k..k+3
-      u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]);
-      u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
-      u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]);
-      u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
-    }
-    uint32_t* out = xt + p0 * 16;
-    for (int j = 0; j < 4; ++j) {
-      const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);  // lanes 0, 2 of each
-      const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);  // lanes 1, 3
-      const __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
-      const __m512i v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
-      _mm512_storeu_si512(out + 16 * j, _mm512_shuffle_i32x4(v0, v2, 0x88));
-      _mm512_storeu_si512(out + 16 * (8 + j), _mm512_shuffle_i32x4(v0, v2, 0xdd));
-      _mm512_storeu_si512(out + 16 * (4 + j), _mm512_shuffle_i32x4(v1, v3, 0x88));
-      _mm512_storeu_si512(out + 16 * (12 + j), _mm512_shuffle_i32x4(v1, v3, 0xdd));
-    }
+    Transpose16(r, c);
+    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(xt + (p0 + static_cast<size_t>(k)) * 16, c[k]);
+  }
+}
+
+// A tile of sums (rb rows × tb tokens, row n at ct + 16n) into y (tokens × rows): transposed in
+// registers, each token's rb values stored at once (masked below 16).
+void StoreTransposed(const float* ct, int rb, int tb, float* y, size_t ldy) {
+  __m512i r[16], c[16];
+  for (int n = 0; n < 16; ++n) r[n] = n < rb ? _mm512_load_si512(ct + 16 * n) : _mm512_setzero_si512();
+  Transpose16(r, c);
+  const __mmask16 m = static_cast<__mmask16>((1u << rb) - 1);
+  for (int t = 0; t < tb; ++t) {
+    _mm512_mask_storeu_ps(y + static_cast<size_t>(t) * ldy, m, _mm512_castsi512_ps(c[t]));
   }
 }
 
@@ -183,10 +201,9 @@ void QMatmulBf16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* 
         const int rb = i == 0 ? rb0 : rb1;
         for (int j = 0; j < 2; ++j) {
           const int tb = j == 0 ? tb0 : tb1;
-          const float* ct = c + (2 * i + j) * 256;
-          for (int t = 0; t < tb; ++t) {
-            float* yr = y + (t0 + 16 * static_cast<size_t>(j) + static_cast<size_t>(t)) * ldy + r0 + 16 * i;
-            for (int r = 0; r < rb; ++r) yr[r] = ct[r * 16 + t];
+          if (rb > 0 && tb > 0) {
+            StoreTransposed(c + (2 * i + j) * 256, rb, tb, y + (t0 + 16 * static_cast<size_t>(j)) * ldy + r0 + 16 * i,
+                            ldy);
           }
         }
       }
