@@ -15,7 +15,8 @@ void PinTo(int cpu) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads, bool pin) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads, bool pin)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), queues_(static_cast<size_t>(n_threads_)) {
   if (pin) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -56,18 +57,22 @@ void ThreadPool::RunRange(int range, int n_ranges) {
   const size_t end = n * (t + 1) / nt;
   if (begin < end) job_fn_(job_ctx_, begin, end, range);
 }
-
 void ThreadPool::Run(size_t n, int n_ranges, RangeFn fn, void* ctx) {
   if (pin_) PinCaller();
   job_fn_ = fn;
   job_ctx_ = ctx;
   job_n_ = n;
+  job_ranges_ = n_ranges;
   done_.store(0, std::memory_order_relaxed);
-  // Publishes the job to whoever claims a range.
-  next_.store(static_cast<uint64_t>(n_ranges) << 32, std::memory_order_release);
+  // Publishes the job to whoever claims a range: thread t owns ranges [R·t/T, R·(t+1)/T).
+  const uint64_t nr = static_cast<uint64_t>(n_ranges), nt = static_cast<uint64_t>(n_threads_);
+  for (uint64_t t = 0; t < nt; ++t) {
+    const uint64_t lo = nr * t / nt, hi = nr * (t + 1) / nt;
+    queues_[t].v.store(hi << 32 | lo, std::memory_order_release);
+  }
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
-  Participate();
+  Participate(0);
   // Spin briefly (ranges are short in decode), then block.
   int d;
   for (int spin = 0; (d = done_.load(std::memory_order_acquire)) != n_ranges; ++spin) {
@@ -76,22 +81,43 @@ void ThreadPool::Run(size_t n, int n_ranges, RangeFn fn, void* ctx) {
   }
 }
 
-// Claims ranges until none is left. Range r always covers the same slice and is passed r as its
-// thread index, so results and per-index scratch never depend on which thread ran it; a thread
-// that finds its worker descheduled (oversubscribed cores) runs the worker's range itself instead
-// of waiting for it.
-void ThreadPool::Participate() {
+namespace {
+
+// Claims a range from the front (the owner) or the back (another thread) of a queue word
+// ([lo, hi) as lo | hi << 32); false when it is empty.
+bool Claim(std::atomic<uint64_t>& q, bool front, int* range) {
+  uint64_t v = q.load(std::memory_order_acquire);
   for (;;) {
-    const uint64_t v = next_.fetch_add(1, std::memory_order_acq_rel);
-    const int r = static_cast<int>(v & 0xffffffffu), n_ranges = static_cast<int>(v >> 32);
-    if (r >= n_ranges) return;
-    RunRange(r, n_ranges);
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_ranges) done_.notify_one();
+    const uint64_t lo = v & 0xffffffffu, hi = v >> 32;
+    if (lo >= hi) return false;
+    const uint64_t next = front ? v + 1 : (hi - 1) << 32 | lo;
+    if (q.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      *range = static_cast<int>(front ? lo : hi - 1);
+      return true;
+    }
+  }
+}
+
+}  // namespace
+
+// Runs this thread's own ranges in order, then claims the others' from the back until none is
+// left. Range r always covers the same slice and is passed r as its thread index, so results
+// and per-index scratch never depend on which thread ran it; a thread that finds another
+// descheduled (oversubscribed cores) runs that thread's ranges itself instead of waiting.
+void ThreadPool::Participate(int self) {
+  const int nt = n_threads_;
+  int r = 0;
+  for (int k = 0; k < nt; ++k) {
+    auto& q = queues_[static_cast<size_t>((self + k) % nt)].v;
+    while (Claim(q, k == 0, &r)) {
+      const int n_ranges = job_ranges_;  // read before the count lets the next job start
+      RunRange(r, n_ranges);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_ranges) done_.notify_one();
+    }
   }
 }
 
 void ThreadPool::WorkerLoop(int tid) {
-  (void)tid;
   uint32_t seen = 0;
   for (;;) {
     uint32_t g = generation_.load(std::memory_order_acquire);
@@ -104,7 +130,7 @@ void ThreadPool::WorkerLoop(int tid) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    Participate();
+    Participate(tid);
   }
 }
 

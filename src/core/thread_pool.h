@@ -2,10 +2,12 @@
 //
 // Threads come from an explicit ExecContext passed down the call chain, never from a global.
 // ParallelFor splits [0, n) into one contiguous static range per thread (range i is passed
-// thread index i, whichever thread runs it), so results never depend on scheduling; callers that reduce must combine per-range
-// results in range order. ParallelChunks splits [0, n) into more fixed ranges than threads,
-// claimed by whichever thread is free (a slow or descheduled core then does less of the work);
-// the ranges are fixed by n and the chunk count, so results still never depend on scheduling.
+// thread index i, whichever thread runs it), so results never depend on scheduling; callers that
+// reduce must combine per-range results in range order. ParallelChunks splits [0, n) into more
+// fixed ranges than threads: thread t first runs its own consecutive ranges in order (one
+// contiguous stream of weights), then takes what is left of others' from the back (a slow or
+// descheduled core then does less of the work); the ranges are fixed by n and the chunk count,
+// so results still never depend on scheduling.
 // Neither allocates, and neither is reentrant: call them from one thread at a time (the engine
 // loop).
 #pragma once
@@ -72,7 +74,7 @@ class ThreadPool {
   void Run(size_t n, int n_ranges, RangeFn fn, void* ctx);
   void WorkerLoop(int tid);
   void RunRange(int range, int n_ranges);
-  void Participate();
+  void Participate(int self);
   void PinCaller();
 
   int n_threads_;
@@ -84,11 +86,17 @@ class ThreadPool {
   RangeFn job_fn_ = nullptr;
   void* job_ctx_ = nullptr;
   size_t job_n_ = 0;
+  int job_ranges_ = 0;
   std::atomic<uint32_t> generation_{0};
-  // The job's range count (high 32 bits) and the next range to claim (low 32 bits; >= the count:
-  // none left), in one word, so a thread still claiming from the job before never pairs that
-  // job's counter with the next job's count.
-  std::atomic<uint64_t> next_{0};
+  // Thread t's ranges of the current job: [lo, hi) as lo (low 32 bits) and hi (high 32 bits) of
+  // one word. The owner claims from the front, so each thread streams one contiguous span of
+  // weights; a thread without ranges left claims others' from the back. A thread still claiming
+  // from the job before sees only empty words (every range of a job is claimed before the next
+  // starts) or the next job's, published after its fields.
+  struct alignas(64) RangeQueue {
+    std::atomic<uint64_t> v{0};
+  };
+  std::vector<RangeQueue> queues_;
   std::atomic<int> done_{0};  // ranges finished in the current job
   std::atomic<bool> stop_{false};
 };

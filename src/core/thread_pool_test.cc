@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,29 @@ TEST(ThreadPool, ChunksCoverEveryIndexOnceInFixedRanges) {
       }
     }
   }
+}
+
+// Each thread streams its own consecutive ranges in order and takes the others' from the back: with
+// the caller held in its first chunk until chunk 3 has run, the worker runs its own 4-7 in order and
+// then steals 3 (the caller's last) before anything else of the caller's.
+TEST(ThreadPool, ChunksRunOwnRangesInOrderThenStealFromTheBack) {
+  ThreadPool pool(2);
+  std::atomic<bool> ran3{false};
+  std::vector<int> worker_seq, caller_seq;
+  const auto caller = std::this_thread::get_id();
+  pool.ParallelChunks(8, 8, [&](size_t, size_t, int chunk) {
+    (std::this_thread::get_id() == caller ? caller_seq : worker_seq).push_back(chunk);
+    if (chunk == 0) {
+      for (int i = 0; i < 10000 && !ran3.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (chunk == 3) ran3.store(true);
+  });
+  ASSERT_TRUE(ran3.load());
+  ASSERT_GE(worker_seq.size(), 5u);
+  EXPECT_EQ(std::vector<int>(worker_seq.begin(), worker_seq.begin() + 5), (std::vector<int>{4, 5, 6, 7, 3}));
+  EXPECT_EQ(caller_seq.front(), 0);
+  EXPECT_TRUE(std::is_sorted(caller_seq.begin(), caller_seq.end()));
+  EXPECT_EQ(caller_seq.size() + worker_seq.size(), 8u);
 }
 
 // Jobs with different range counts back to back: a thread still claiming from one job must never

@@ -38,9 +38,10 @@ size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff);
 
 // out[t, :] += Σ_groups w_{t,g} · down_g(silu(gate_g x[t]) ⊙ up_g x[t]), groups accumulated in the
 // order given (so a token's result does not depend on what else is in the batch). Two parallel
-// phases, one barrier each, instead of three parallel matmuls per expert: (A) the gate and up rows
-// of every group, split across threads by bytes and fused with SiLU·up; (B) the down rows, split by
-// output row, with the routing weight folded into the accumulation. Quantized weights use the
+// matmul phases, one barrier each, instead of three parallel matmuls per expert: (A) the gate and
+// up rows of every group, split across threads by bytes and fused with SiLU·up; (B) the down rows
+// of every group, split the same way (each thread streams runs of whole matrices); then the
+// routing-weighted sum by output row, groups in order. Quantized weights use the
 // kernel table's 8-bit-activation path when ctx.quantized_activations (activations quantized once
 // per group and format). x: [*, n_embd] (ld n_embd).
 void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
