@@ -57,6 +57,7 @@ void ThreadPool::RunRange(int range, int n_ranges) {
   const size_t end = n * (t + 1) / nt;
   if (begin < end) job_fn_(job_ctx_, begin, end, range);
 }
+
 void ThreadPool::Run(size_t n, int n_ranges, RangeFn fn, void* ctx) {
   if (pin_) PinCaller();
   job_fn_ = fn;
