@@ -30,6 +30,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernel_table.h"
+#include "kernels/ref/bf16_r16.h"
 #include "kernels/ref/quant.h"
 
 namespace moxie {
@@ -70,7 +71,7 @@ using HugeVec = std::vector<T, HugeAlloc<T>>;
 
 // Quantized (or BF16) random weights, `copies` times (each copy a distinct allocation-sized slice).
 HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
-  if (dt == DType::kBF16) {
+  if (dt == DType::kBF16 || dt == DType::kBF16R16) {
     const size_t bytes = 2 * s.n_in * s.n_rows;
     HugeVec<uint8_t> w(bytes * copies);
     std::mt19937 rng(1);
@@ -78,6 +79,10 @@ HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
     for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
       const uint16_t h = F32ToBf16(0.02f * nd(rng));
       std::memcpy(w.data() + 2 * i, &h, 2);
+    }
+    if (dt == DType::kBF16R16) {  // the load-time layout (16 rows interleaved)
+      std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
+      RepackBf16ToR16(plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
     }
     for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
     return w;
@@ -151,14 +156,16 @@ void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, We
                     size_t n_tok, bool stream) {
   const size_t bytes = DTypeSize(dt) * s.n_in * s.n_rows;
   const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
-  HugeVec<uint8_t> w(bytes * copies);
+  HugeVec<uint8_t> w = dt == DType::kF16 ? HugeVec<uint8_t>(bytes * copies) : MakeWeights(dt, s, copies);
   std::mt19937 rng(4);
   std::normal_distribution<float> nd;
-  for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
-    const uint16_t h = dt == DType::kBF16 ? F32ToBf16(0.02f * nd(rng)) : F32ToF16(0.02f * nd(rng));
-    std::memcpy(w.data() + 2 * i, &h, 2);
+  if (dt == DType::kF16) {
+    for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
+      const uint16_t h = F32ToF16(0.02f * nd(rng));
+      std::memcpy(w.data() + 2 * i, &h, 2);
+    }
+    for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
   }
-  for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
   std::vector<float> x(n_tok * s.n_in), y(n_tok * s.n_rows);
   for (auto& v : x) v = nd(rng);
   const MatmulFn mm = kt->Matmul(dt);
@@ -224,7 +231,7 @@ void RegisterAll() {
   for (const KernelTable* t : SimdKernels()) tables.push_back(t);
   for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
                    DType::kQ6_K, DType::kQ6_KR8,
-                   DType::kQ4_0, DType::kBF16}) {
+                   DType::kQ4_0, DType::kBF16, DType::kBF16R16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 4, 8, 12, 32}) {
         for (bool stream : {true, false}) {
@@ -263,7 +270,7 @@ void RegisterAll() {
       }
     }
   }
-  for (DType dt : {DType::kBF16, DType::kF16}) {
+  for (DType dt : {DType::kBF16, DType::kBF16R16, DType::kF16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 4, 8, 16}) {
         for (bool stream : {true, false}) {

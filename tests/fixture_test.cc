@@ -482,6 +482,37 @@ TEST(Bf16ActivationsFixture, StayNearReferenceAndBatchInvariant) {
   }
 }
 
+// BF16 weights are re-laid out at load as BF16_R16 (16 rows interleaved) where a SIMD table has
+// kernels for it; the logits (prefill and a decode step) stay within the f32 reordering of the
+// row-major layout's.
+TEST(Bf16R16Fixture, RelaidModelStaysNearRowMajor) {
+  const std::string path = ModelDir("qwen2moe-bf16-sharded");
+  const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
+  int relaid = -1;
+  auto run = [&](bool repack) {
+    Loaded l = LoadPath(path, 2, true, repack);
+    if (!l.session) return std::vector<float>{};
+    if (repack) relaid = l.model->info().relaid_tensors;
+    const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+    std::vector<float> logits(ids.size() * V), step(V);
+    EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+    const int32_t next = 42;
+    EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
+    logits.insert(logits.end(), step.begin(), step.end());
+    return logits;
+  };
+  const std::vector<float> plain = run(false), r16 = run(true);
+  ASSERT_FALSE(plain.empty());
+  ASSERT_EQ(plain.size(), r16.size());
+  float diff = 0;
+  for (size_t i = 0; i < plain.size(); ++i) diff = std::max(diff, std::fabs(plain[i] - r16[i]));
+  std::printf("    %d weights re-laid out; max |logit diff| to row-major %.2e\n", relaid, diff);
+  EXPECT_LT(diff, 1e-4f);
+  if (BestKernels().Matmul(DType::kBF16R16) != nullptr && std::strcmp(BestKernels().isa, "ref") != 0) {
+    EXPECT_GT(relaid, 0) << "no BF16 weight was re-laid out";
+  }
+}
+
 // MLA keeps the absorbed latent cache: per layer and position, c_kv and k_pe (kv_lora_rank +
 // qk_rope_head_dim elements) shared by all heads, not per-head keys and values.
 TEST(MlaCache, HoldsOnlyTheLatentRows) {

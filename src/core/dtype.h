@@ -50,11 +50,19 @@ enum class DType : uint8_t {
   // vectors of 32 bytes; in vector s, bit 2m + h of byte 4i + e is that of element
   // 32s + 4m + 16h + e of row i (the element whose nibble is in unit 4s + m, low h = 0 / high h = 1).
   kQ5_KR8 = 25,
+  // BF16 rows interleaved in groups of 16 (built at load, never stored in a file): per group and
+  // input pair p (elements 2p, 2p + 1), 64 bytes = 16 little-endian u32, lane i = row i's element
+  // 2p (low half) and 2p + 1 (high half). One 64-byte line is 16 rows x 1 pair: a broadcast pair of
+  // activations gives 16 rows' partial dots per vdpbf16ps, and 16 consecutive lines (1 KiB) are
+  // the B tile of AMX TDPBF16PS, so a group streams as one contiguous run. Same 2 bytes per weight;
+  // row(r) for r % 16 == 0 points at its group. Only rows % 16 == 0 and an even n_in.
+  kBF16R16 = 26,
 };
 
-// Rows interleaved per group by a load-time layout (8 for the *_R8 types, else 1): such tensors
-// are addressed in whole groups.
+// Rows interleaved per group by a load-time layout (8 for the *_R8 types, 16 for BF16_R16, else
+// 1): such tensors are addressed in whole groups.
 inline int RowInterleave(DType t) {
+  if (t == DType::kBF16R16) return 16;
   return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
 }
 

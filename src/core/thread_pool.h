@@ -117,7 +117,7 @@ struct ExecContext {
   bool bf16_activations = false;
   // Whether QMatmul(dtype) is to be used for a weight of `dtype` under these options.
   bool PreparedActivations(DType dtype) const {
-    return dtype == DType::kBF16 ? bf16_activations : quantized_activations;
+    return dtype == DType::kBF16 || dtype == DType::kBF16R16 ? bf16_activations : quantized_activations;
   }
   // Ranges per thread in the loops that stream weights (Linear, the expert phases), claimed by
   // whichever thread is free (ParallelChunks). Model A Q8_0, 8 sequences decoded together, 2

@@ -21,12 +21,12 @@ const KernelTable* AmxKernelsImpl();
 #endif
 
 size_t ActRowBytes(DType w, size_t n_in) {
-  if (w == DType::kBF16) return Bf16ActRowBytes(n_in);
+  if (w == DType::kBF16 || w == DType::kBF16R16) return Bf16ActRowBytes(n_in);
   return ActivationRowBytes(WeightQuantType(w), static_cast<int64_t>(n_in));
 }
 
 uint32_t ActFormat(DType w) {
-  if (w == DType::kBF16) return static_cast<uint32_t>(GgmlTypeOf(DType::kBF16));
+  if (w == DType::kBF16 || w == DType::kBF16R16) return static_cast<uint32_t>(GgmlTypeOf(DType::kBF16));
   return ActivationGgmlType(WeightQuantType(w));
 }
 

@@ -33,10 +33,11 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     ctx.ParallelForFrom(kParallelRows, n_tok, [&](size_t t0, size_t t1, int) {
       for (size_t t = t0; t < t1; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
     });
-    // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits).
-    constexpr size_t kRowGroup = 8;
-    ctx.ParallelChunks((n_out + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
-      const size_t r0 = g0 * kRowGroup, r1 = std::min(n_out, g1 * kRowGroup);
+    // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits),
+    // or the layout's groups where they are larger (BF16_R16).
+    const size_t unit = std::max<size_t>(8, static_cast<size_t>(RowInterleave(w.dtype)));
+    ctx.ParallelChunks((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
+      const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
       qmm(xqp, stride, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
       if (bias != nullptr) {
         for (size_t t = 0; t < n_tok; ++t) {
@@ -46,7 +47,7 @@ void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, co
     });
     return;
   }
-  // Interleaved layouts are addressed by whole 8-row groups.
+  // Interleaved layouts are addressed by whole groups (8 or 16 rows).
   const auto unit = static_cast<size_t>(RowInterleave(w.dtype));
   ctx.ParallelChunks((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
     const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);

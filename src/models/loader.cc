@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.h"
+#include "kernels/ref/bf16_r16.h"
 #include "kernels/ref/quant.h"
 
 namespace moxie {
@@ -94,7 +95,8 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
-  // The load-time layouts: Q8_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved).
+  // The load-time layouts: Q8_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved), BF16 -> BF16_R16
+  // (16 rows interleaved, n_in even).
   // Other weights of a source that can drop its copy (GGUF) are copied as they are: the copy sits
   // on transparent huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops
   // the hardware prefetchers and costs a TLB walk) and takes no page fault after the load.
@@ -112,12 +114,21 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   } else if (v.dtype == DType::kQ6_K) {
     to = DType::kQ6_KR8;
     repack = RepackQ6_KToR8;
+  } else if (v.dtype == DType::kBF16 && !shape.empty() && shape.back() % 2 == 0) {
+    to = DType::kBF16R16;
+    repack = RepackBf16ToR16;
   }
   const KernelTable& kt = BestKernels();
+  // BF16_R16 only where the table has a kernel for it on each activation path it runs BF16 with
+  // (f32, and bf16 where QMatmul(BF16) exists).
   const bool fast = std::strcmp(kt.isa, "ref") != 0 &&
-                    (repack != nullptr ? kt.QMatmul(to) != nullptr : kt.Matmul(to) != nullptr);
+                    (to == DType::kBF16R16 ? kt.Matmul(to) != nullptr &&
+                                                 (kt.QMatmul(DType::kBF16) == nullptr || kt.QMatmul(to) != nullptr)
+                     : repack != nullptr   ? kt.QMatmul(to) != nullptr
+                                           : kt.Matmul(to) != nullptr);
+  const int64_t unit = RowInterleave(to);
   if (!opts_.repack || owned_ == nullptr || !fast || v.data == nullptr || shape.size() < 2 ||
-      (repack != nullptr && (row_unit <= 0 || row_unit % 8 != 0)) ||
+      (repack != nullptr && (row_unit <= 0 || row_unit % unit != 0)) ||
       (repack == nullptr && (!src_.CanRelease() || RowInterleave(v.dtype) != 1))) {
     return v;
   }
@@ -135,8 +146,8 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   const int64_t n_rows = v.numel() / n_in;
   uint8_t* dst = owned_->Alloc(v.nbytes());
   if (dst == nullptr) return v;
-  // Whole 8-row groups per thread (large tensors only: thread start-up costs ~50 us).
-  const int64_t groups = n_rows / 8, row_bytes = static_cast<int64_t>(RowBytes(v.dtype, n_in));
+  // Whole groups per thread (large tensors only: thread start-up costs ~50 us).
+  const int64_t groups = n_rows / unit, row_bytes = static_cast<int64_t>(RowBytes(v.dtype, n_in));
   const int nt = v.nbytes() >= (size_t{8} << 20)
                      ? static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 16))
                      : 1;
@@ -148,8 +159,8 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
     }
     const int64_t g0 = groups * i / nt, g1 = groups * (i + 1) / nt;
     if (g1 > g0) {
-      repack(static_cast<const uint8_t*>(v.data) + g0 * 8 * row_bytes, (g1 - g0) * 8, n_in,
-             dst + g0 * 8 * row_bytes);
+      repack(static_cast<const uint8_t*>(v.data) + g0 * unit * row_bytes, (g1 - g0) * unit, n_in,
+             dst + g0 * unit * row_bytes);
     }
   };
   std::vector<std::thread> th;

@@ -91,7 +91,7 @@ constexpr size_t kParallelQuantRows = 8, kParallelCopyRows = 64;
 // fn(i, r0, r1) over rows [r0, r1) of groups i < G (rows(i) rows each), in n_threads ·
 // chunks_per_thread pieces of equal cost (row_cost(i) per row), consecutive in group order: with
 // ParallelChunks' owner-first claiming, a thread streams a run of whole matrices. Inner piece
-// boundaries fall on multiples of 8 rows (the kernels' groups).
+// boundaries fall on multiples of 16 rows (the kernels' groups: 8 rows, BF16_R16's 16).
 template <typename RowsOf, typename RowCost, typename Fn>
 void ForCostPieces(const ExecContext& ctx, size_t G, RowsOf&& rows, RowCost&& row_cost, Fn&& fn) {
   const int n_pieces = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
@@ -112,7 +112,7 @@ void ForCostPieces(const ExecContext& ctx, size_t G, RowsOf&& rows, RowCost&& ro
           if (v <= acc) return size_t{0};
           if (v >= acc + span) return n;
           const size_t r = static_cast<size_t>((v - acc) / c);
-          return std::min(n, (r + 4) / 8 * 8);
+          return std::min(n, (r + 8) / 16 * 16);
         };
         const size_t r0 = to_row(lo), r1 = to_row(hi);
         acc += span;

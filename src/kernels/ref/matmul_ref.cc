@@ -6,6 +6,8 @@
 
 #include "kernels/kernel_table.h"
 #include "kernels/ops.h"
+#include "kernels/ref/bf16_act.h"
+#include "kernels/ref/bf16_r16.h"
 #include "kernels/ref/quant.h"
 
 namespace moxie {
@@ -169,11 +171,11 @@ void AddQuantMatmuls(KernelTable* t) {
 }
 
 void RowToF32(DType t, const void* src, float* dst, int64_t n) {
+  MOXIE_CHECK(RowInterleave(t) == 1);  // rows of an interleaved group are not contiguous
   if (!IsQuantized(t)) {
     ConvertToF32(t, src, dst, static_cast<size_t>(n));
     return;
   }
-  MOXIE_CHECK(RowInterleave(t) == 1);  // rows of an interleaved group are not contiguous
   DequantizeRow(static_cast<QuantType>(GgmlTypeOf(t)), src, dst, n);
 }
 
@@ -226,6 +228,8 @@ const KernelTable& RefKernels() {
     t.Set(DType::kF32, MatmulF32);
     t.Set(DType::kF16, MatmulF16);
     t.Set(DType::kBF16, MatmulBf16);
+    t.Set(DType::kBF16R16, MatmulBf16R16Ref);
+    t.SetQ(DType::kBF16R16, QuantizeActBf16, QMatmulBf16R16ActRef);
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);
     return t;

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/avx2/avx2_util.h"
 #include "kernels/kernel_table.h"
 
 namespace moxie {
@@ -60,13 +61,18 @@ inline void LoadConfig(const TileConfig& c) {
 }
 
 thread_local Shape loaded_shape{{-1, -1}, {-1, -1}};  // the BF16 kernel's last configuration
+thread_local int loaded_r16 = -1;                       // the BF16_R16 kernel's (ConfigureR16's key)
 
 // Another kernel is about to load its own configuration.
-void InvalidateConfig() { loaded_shape = Shape{{-1, -1}, {-1, -1}}; }
+void InvalidateConfig() {
+  loaded_shape = Shape{{-1, -1}, {-1, -1}};
+  loaded_r16 = -1;
+}
 
 void Configure(const Shape& s) {
   Shape& loaded = loaded_shape;
   if (loaded == s) return;
+  loaded_r16 = -1;
   TileConfig c;
   for (int i = 0; i < 2; ++i) {
     for (int j = 0; j < 2; ++j) {
@@ -216,6 +222,130 @@ void QMatmulBf16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* 
           }
         }
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BF16_R16 weights (DType::kBF16R16, 16 rows interleaved at load) × bf16 activations. The layout is
+// the B operand as it stands: 16 consecutive pair lines of a group (1 KiB, 64 bytes apart) are a
+// tile of 16 input pairs × 16 rows, and the activation rows themselves are the A operand (tokens ×
+// 32 inputs, xq_stride apart), so C = X·Wᵀ comes out tokens × rows and is stored straight into y:
+// no re-laying of either operand. Each (row, token) sum is one accumulator taking the 32-input
+// steps in order, whatever else shares the tiles (an element of C depends only on its row of A and
+// column of B), so a row's bits are the same alone, in any row split and in any batch. Weights whose
+// n_in is not a multiple of 32 go to the AVX-512 kernel as a whole (a choice by the weight only).
+//
+// Tiles: 0-3 the sums C[i][j] (group i, token block j), 4-5 the weights B[i], 6-7 the activations
+// A[j]; tb0, tb1 tokens per block (tb1 = 0: one block), two: two groups.
+void ConfigureR16(int tb0, int tb1, bool two) {
+  const int key = tb0 | tb1 << 8 | (two ? 1 << 16 : 0);
+  if (loaded_r16 == key) return;
+  loaded_shape = Shape{{-1, -1}, {-1, -1}};
+  TileConfig c;
+  const int tb[2] = {tb0, tb1};
+  for (int i = 0; i < (two ? 2 : 1); ++i) {
+    for (int j = 0; j < 2; ++j) {
+      if (tb[j] > 0) {
+        c.rows[2 * i + j] = static_cast<uint8_t>(tb[j]);
+        c.colsb[2 * i + j] = 64;
+      }
+    }
+    c.rows[4 + i] = 16;
+    c.colsb[4 + i] = 64;
+  }
+  for (int j = 0; j < 2; ++j) {
+    if (tb[j] > 0) {
+      c.rows[6 + j] = static_cast<uint8_t>(tb[j]);
+      c.colsb[6 + j] = 64;
+    }
+  }
+  LoadConfig(c);
+  loaded_r16 = key;
+}
+
+// Software prefetch distance of a tile's 16 lines: kernel bench, one Xeon core, one token from DRAM,
+// 1024 x 2048 and 2048 x 1024: 1024-2048 B ahead 15.1-15.7 GB/s (the AVX-512 kernel 14.7-15.5 in
+// the same runs), 4096 B 11.2-11.9, 6144 B 13.7, none 13.0-14.0.
+constexpr size_t kR16Ahead = 2048;
+
+// Groups g0 (and g0 + group_bytes) × the token blocks at x0 (and x1), all of n_in; the sums of
+// token block j go to yj (rows of the groups' 16 or 32 outputs, ldy_bytes apart).
+template <bool kTwoGroups, bool kTwoTokBlocks, bool kPf>
+void BlockR16(const uint8_t* g0, size_t group_bytes, const uint8_t* x0, const uint8_t* x1, size_t xq_stride,
+              size_t n_in, float* y0, float* y1, size_t ldy_bytes) {
+  _tile_zero(0);
+  if constexpr (kTwoTokBlocks) _tile_zero(1);
+  if constexpr (kTwoGroups) _tile_zero(2);
+  if constexpr (kTwoGroups && kTwoTokBlocks) _tile_zero(3);
+  const uint8_t* g1 = g0 + group_bytes;
+  for (size_t k = 0; k < n_in; k += 32) {
+    const uint8_t* b0 = g0 + 32 * k;  // pair k / 2 of the group, 64 bytes per pair
+    if constexpr (kPf) {
+      for (size_t l = 0; l < 1024; l += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(b0 + kR16Ahead + l), _MM_HINT_T0);
+        if constexpr (kTwoGroups) _mm_prefetch(reinterpret_cast<const char*>(g1 + 32 * k + kR16Ahead + l), _MM_HINT_T0);
+      }
+    }
+    _tile_loadd(4, b0, 64);
+    _tile_loadd(6, x0 + 2 * k, xq_stride);
+    _tile_dpbf16ps(0, 6, 4);
+    if constexpr (kTwoTokBlocks) {
+      _tile_loadd(7, x1 + 2 * k, xq_stride);
+      _tile_dpbf16ps(1, 7, 4);
+    }
+    if constexpr (kTwoGroups) {
+      _tile_loadd(5, g1 + 32 * k, 64);
+      _tile_dpbf16ps(2, 6, 5);
+      if constexpr (kTwoTokBlocks) _tile_dpbf16ps(3, 7, 5);
+    }
+  }
+  _tile_stored(0, y0, ldy_bytes);
+  if constexpr (kTwoTokBlocks) _tile_stored(1, y1, ldy_bytes);
+  if constexpr (kTwoGroups) _tile_stored(2, y0 + 16, ldy_bytes);
+  if constexpr (kTwoGroups && kTwoTokBlocks) _tile_stored(3, y1 + 16, ldy_bytes);
+}
+
+template <bool kPf>
+void BlockR16Any(bool two, bool two_tok, const uint8_t* g, size_t group_bytes, const uint8_t* x0,
+                 const uint8_t* x1, size_t xq_stride, size_t n_in, float* y0, float* y1, size_t ldy_bytes) {
+  if (two && two_tok) {
+    BlockR16<true, true, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+  } else if (two) {
+    BlockR16<true, false, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+  } else if (two_tok) {
+    BlockR16<false, true, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+  } else {
+    BlockR16<false, false, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+  }
+}
+
+void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+                       float* y, size_t ldy) {
+  if (n_in % 32 != 0 || n_in == 0) {
+    Avx512KernelsImpl()->QMatmul(DType::kBF16R16)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
+    return;
+  }
+  const auto* x = static_cast<const uint8_t*>(xq);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t group_bytes = 32 * n_in, n_groups = n_rows / 16;
+  for (size_t t0 = 0; t0 < n_tok; t0 += 32) {
+    const int tb0 = static_cast<int>(std::min<size_t>(16, n_tok - t0));
+    const int tb1 = static_cast<int>(std::min<size_t>(16, n_tok - t0 - static_cast<size_t>(tb0)));
+    const uint8_t* x0 = x + t0 * xq_stride;
+    const uint8_t* x1 = x0 + 16 * xq_stride;
+    float* y0 = y + t0 * ldy;
+    float* y1 = y0 + 16 * ldy;
+    // The first token blocks stream the weights (prefetched on Intel); later ones re-read them.
+    const bool pf = t0 == 0 && avx2::kWeightPrefetch;
+    // Up to 16 tokens: one group per pass, one weight stream (two groups side by side streamed
+    // slower: one token from DRAM, kernel bench, 14.2-14.4 -> 14.9-15.1 GB/s with one).
+    const bool two_groups = tb1 > 0;
+    for (size_t g = 0; g < n_groups; g += two_groups ? 2 : 1) {
+      const bool two = two_groups && g + 1 < n_groups;
+      ConfigureR16(tb0, tb1, two);
+      (pf ? BlockR16Any<true> : BlockR16Any<false>)(two, tb1 > 0, wb + g * group_bytes, group_bytes, x0, x1,
+                                                     xq_stride, n_in, y0 + 16 * g, y1 + 16 * g, 4 * ldy);
     }
   }
 }
@@ -371,6 +501,7 @@ const KernelTable* AmxKernelsImpl() {
     KernelTable t = *Avx512KernelsImpl();
     t.isa = "avx512+amx";
     t.SetQ(DType::kBF16, t.QuantizeAct(DType::kBF16), QMatmulBf16Amx);
+    t.SetQ(DType::kBF16R16, t.QuantizeAct(DType::kBF16R16), QMatmulBf16R16Amx);
     unsigned a = 0, b = 0, c = 0, d = 0;
     constexpr unsigned kAmxInt8 = 1u << 25;
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (d & kAmxInt8) != 0) {

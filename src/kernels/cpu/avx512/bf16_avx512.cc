@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cpu/avx2/avx2_util.h"
 #include "kernels/kernel_table.h"
@@ -92,8 +93,65 @@ void QMatmulBf16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const voi
   for (; r < n_rows; ++r) RowsAllTokens<1>(x, ldx, n_tok, wb + r * n_in, n_in, n_in, y + r, ldy);
 }
 
+// BF16_R16 weights (DType::kBF16R16, 16 rows interleaved at load): a 64-byte line is 16 rows × one
+// input pair, so one vdpbf16ps with the token's pair broadcast adds that pair to all 16 rows; no
+// horizontal sums. Per (row, token): chain p % 2 takes pair p, the result is chain 0 + chain 1,
+// whatever the tile (batch invariance). Up to 8 tokens per tile (16 accumulators); the first tile
+// streams the group, prefetched kR16Ahead bytes ahead on Intel (as the f32 kernels, matmul_avx2.cc),
+// the later ones find it in L2.
+constexpr size_t kR16Ahead = 3072;
+
+template <int T, bool kPf>
+void TileR16(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pairs, float* y, size_t ldy) {
+  __m512 acc[2][T];  // chain, token
+  for (auto& c : acc) {
+    for (auto& a : c) a = _mm512_setzero_ps();
+  }
+  auto pair = [&](size_t p, __m512 (&a)[T]) {
+    const uint8_t* line = g + 64 * p;
+    if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(line + kR16Ahead), _MM_HINT_T0);
+    const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(line));
+    for (int t = 0; t < T; ++t) {
+      int32_t xp;
+      std::memcpy(&xp, xq + t * xq_stride + 4 * p, 4);
+      a[t] = _mm512_dpbf16_ps(a[t], wv, reinterpret_cast<__m512bh>(_mm512_set1_epi32(xp)));
+    }
+  };
+  size_t p = 0;
+  for (; p + 2 <= n_pairs; p += 2) {
+    pair(p, acc[0]);
+    pair(p + 1, acc[1]);
+  }
+  if (p < n_pairs) pair(p, acc[0]);
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
+}
+
+template <bool kPf>
+void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
+                          float* y, size_t ldy) {
+  const auto* x = static_cast<const uint8_t*>(xq);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (size_t r = 0; r + 16 <= n_rows; r += 16) {
+    const uint8_t* g = wb + r * 2 * n_in;
+    avx2::BalancedTiles<8>(n_tok, [&](auto T, size_t t) {
+      if (t == 0) {
+        TileR16<decltype(T)::value, kPf>(x, xq_stride, g, n_in / 2, y + r, ldy);
+      } else {
+        TileR16<decltype(T)::value, false>(x + t * xq_stride, xq_stride, g, n_in / 2, y + t * ldy + r, ldy);
+      }
+    });
+  }
+}
+
 }  // namespace
 
-void AddBf16ActMatmulsAvx512(KernelTable* t) { t->SetQ(DType::kBF16, QuantizeActBf16, QMatmulBf16Avx512); }
+void AddBf16ActMatmulsAvx512(KernelTable* t) {
+  t->SetQ(DType::kBF16, QuantizeActBf16, QMatmulBf16Avx512);
+  if (avx2::kWeightPrefetch) {
+    t->SetQ(DType::kBF16R16, QuantizeActBf16, QMatmulBf16R16Avx512<true>);
+  } else {
+    t->SetQ(DType::kBF16R16, QuantizeActBf16, QMatmulBf16R16Avx512<false>);
+  }
+}
 
 }  // namespace moxie
