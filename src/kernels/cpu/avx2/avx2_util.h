@@ -24,6 +24,15 @@ namespace moxie::avx2 {
 bool WeightPrefetchWanted();
 inline const bool kWeightPrefetch = WeightPrefetchWanted();
 
+// A software prefetch (T0) that the optimizer keeps. GCC 12 models __builtin_prefetch as free of
+// side effects, so its IPA pure-const pass marked small helpers whose only effect is prefetching
+// (qmatmul_avx2.cc's PrefetchAhead, qmatmul_avx512.cc's PrefetchPair) as pure and deleted every
+// call: those kernels' weight prefetches were compiled out (0 of 192 prefetch instructions left in
+// qmatmul_avx2.o; -fno-ipa-pure-const brought them back). A volatile asm stays where it is written.
+static inline void PrefetchT0(const void* p) {
+  __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+}
+
 // Fixed-order horizontal sum of 8 floats (the one reduction of every accumulator, so results do
 // not depend on how rows or tokens were grouped).
 static inline float HSum(__m256 v) {

@@ -70,7 +70,7 @@ template <size_t kBytes, size_t kAhead = kPrefetchBytes>
 inline void PrefetchAhead(const uint8_t* blk) {
   if (!avx2::kWeightPrefetch) return;
   for (size_t o = 0; o < kBytes; o += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + o), _MM_HINT_T0);
+    avx2::PrefetchT0(blk + kAhead + o);
   }
 }
 

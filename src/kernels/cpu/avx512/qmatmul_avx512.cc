@@ -36,8 +36,8 @@ template <size_t kBytes, size_t kAhead>
 inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
   if (!avx2::kWeightPrefetch) return;
   for (size_t c = 0; c < kBytes; c += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(o0 + kAhead + c), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(o1 + kAhead + c), _MM_HINT_T0);
+    avx2::PrefetchT0(o0 + kAhead + c);
+    avx2::PrefetchT0(o1 + kAhead + c);
   }
 }
 
