@@ -191,73 +191,6 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   }
 }
 
-// BF16_R16 weights (DType::kBF16R16, 16 rows interleaved at load) × f32 activations, in the
-// arithmetic of MatmulBf16R16Ref (kernels/ref/bf16_r16.h): per lane (row) and token, chain p % 2
-// takes pair p as fma(w[2p], x[2p]) then fma(w[2p+1], x[2p+1]); the result is chain 0 + chain 1.
-// A 64-byte line is 16 rows × one pair: the low 32 bytes rows 0-7, the high rows 8-15; the element
-// 2p of each lane is its low half shifted up, 2p + 1 its high half masked. A group is one contiguous
-// stream, prefetched kR16Ahead bytes ahead on Intel (one Xeon core, 1 GiB of 2048-input groups
-// streamed, alternated: 1024 B ahead 15.3-17.0 GB/s, 2048 B 17.5-17.9, 3072 B 18.2-18.4, 4096 B
-// 17.9-18.1; row-major BF16 kernels 14.1-14.6).
-constexpr size_t kR16Ahead = 3072;
-
-template <int T, bool kPf>
-void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float* y, size_t ldy) {
-  __m256 acc[2][2][T];  // chain, half (rows 0-7 / 8-15), token
-  for (auto& c : acc) {
-    for (auto& h : c) {
-      for (auto& a : h) a = _mm256_setzero_ps();
-    }
-  }
-  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  auto pair = [&](size_t p, __m256 (&a)[2][T]) {
-    const uint8_t* line = g + 64 * p;
-    if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(line + kR16Ahead), _MM_HINT_T0);
-    for (int h = 0; h < 2; ++h) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
-      const __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-      const __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
-      for (int t = 0; t < T; ++t) {
-        a[h][t] = _mm256_fmadd_ps(we, _mm256_broadcast_ss(x + t * ldx + 2 * p), a[h][t]);
-        a[h][t] = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(x + t * ldx + 2 * p + 1), a[h][t]);
-      }
-    }
-  };
-  size_t p = 0;
-  for (; p + 2 <= n_pairs; p += 2) {
-    pair(p, acc[0]);
-    pair(p + 1, acc[1]);
-  }
-  if (p < n_pairs) pair(p, acc[0]);
-  for (int t = 0; t < T; ++t) {
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + t * ldy + 8 * h, _mm256_add_ps(acc[0][h][t], acc[1][h][t]));
-  }
-}
-
-template <bool kPf>
-void MatmulBf16R16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows, float* y,
-                   size_t ldy) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const size_t group_bytes = 32 * n_in;
-  for (size_t r = 0; r + 16 <= n_rows; r += 16) {
-    const uint8_t* g = wb + (r / 16) * group_bytes;
-    // Tokens two at a time (all the registers allow); the first pass streams the group from
-    // memory, the later ones find it in L2.
-    size_t t = 0;
-    if (n_tok % 2 == 1) {
-      TileR16<1, kPf>(x, ldx, g, n_in / 2, y + r, ldy);
-      t = 1;
-    }
-    for (; t < n_tok; t += 2) {
-      if (kPf && t == 0) {
-        TileR16<2, kPf>(x + t * ldx, ldx, g, n_in / 2, y + t * ldy + r, ldy);
-      } else {
-        TileR16<2, false>(x + t * ldx, ldx, g, n_in / 2, y + t * ldy + r, ldy);
-      }
-    }
-  }
-}
-
 // K / V elements of the KV cache: f32, or f16 widened exactly (F16C), so an f16 cache gives the
 // bits of an f32 cache holding the same (rounded) values.
 inline __m256 LoadKv8(const float* p) { return _mm256_loadu_ps(p); }
@@ -407,12 +340,10 @@ const KernelTable* Avx2KernelsImpl() {
       t.Set(DType::kF32, Matmul<LoadF32, true>);
       t.Set(DType::kF16, Matmul<LoadF16, true>);
       t.Set(DType::kBF16, Matmul<LoadBf16, true>);
-      t.Set(DType::kBF16R16, MatmulBf16R16<true>);
     } else {
       t.Set(DType::kF32, Matmul<LoadF32, false>);
       t.Set(DType::kF16, Matmul<LoadF16, false>);
       t.Set(DType::kBF16, Matmul<LoadBf16, false>);
-      t.Set(DType::kBF16R16, MatmulBf16R16<false>);
     }
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);

@@ -97,7 +97,7 @@ void QMatmulBf16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const voi
 // input pair, so one vdpbf16ps with the token's pair broadcast adds that pair to all 16 rows; no
 // horizontal sums. Per (row, token): chain p % 2 takes pair p, the result is chain 0 + chain 1,
 // whatever the tile (batch invariance). Up to 8 tokens per tile (16 accumulators); the first tile
-// streams the group, prefetched kR16Ahead bytes ahead on Intel (as the f32 kernels, matmul_avx2.cc),
+// streams the group, prefetched kR16Ahead bytes ahead on Intel (as the f32 kernel, matmul_avx512.cc),
 // the later ones find it in L2.
 constexpr size_t kR16Ahead = 3072;
 

@@ -241,11 +241,18 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   }
 }
 
-// BF16_R16 weights (DType::kBF16R16) × f32 activations: the per-lane arithmetic of the AVX2 kernel
-// (MatmulBf16R16Ref's order, so the same bits) on all 16 rows of a line at once, up to 8 tokens per
-// tile (16 accumulators); the first tile streams the group with a software prefetch on Intel, the
-// later ones find it in L2.
-constexpr size_t kR16Ahead = 3072;  // as the AVX2 kernel (matmul_avx2.cc)
+// BF16_R16 weights (DType::kBF16R16, 16 rows interleaved at load) × f32 activations, in the
+// arithmetic of MatmulBf16R16Ref (kernels/ref/bf16_r16.h, so the same bits): per lane (row) and
+// token, chain p % 2 takes pair p as fma(w[2p], x[2p]) then fma(w[2p+1], x[2p+1]); the result is
+// chain 0 + chain 1. A 64-byte line is 16 rows × one pair: element 2p of each lane is its low half
+// shifted up, 2p + 1 its high half masked. Up to 8 tokens per tile (16 accumulators); the first
+// tile streams the group, prefetched kR16Ahead bytes ahead on Intel (one Xeon core, 1 GiB of
+// 2048-input groups streamed, alternated: 1024 B ahead 15.3-17.0 GB/s, 2048 B 17.5-17.9, 3072 B
+// 18.2-18.4, 4096 B 17.9-18.1; the row-major BF16 kernels 14.1-14.6), the later ones find it in L2.
+// AVX2 has no such kernel: with 8 lanes and no embedded broadcasts its 2+-token tiles lost to the
+// row-major ones (model A BF16 prefill 32 with MOXIE_ISA=avx2 46.5 -> 43.6 tok/s, decode the same),
+// so the loader keeps BF16 row-major where AVX-512 is missing.
+constexpr size_t kR16Ahead = 3072;
 
 template <int T, bool kPf>
 void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float* y, size_t ldy) {
