@@ -26,6 +26,12 @@ class HfCheckpoint : public WeightSource {
   const WeightRef* Find(const std::string& name) const override;
   std::vector<std::string> Names() const override;
   std::string Describe() const override { return dir_; }
+  // A tensor the loader copied (re-laid out or onto huge pages) leaves the resident set, so the
+  // copy does not double it.
+  void Release(const WeightRef& ref) const override {
+    for (const auto& f : files_) f->Release(ref.view.data, ref.view.nbytes());
+  }
+  bool CanRelease() const override { return true; }
 
  private:
   explicit HfCheckpoint(ConfigReader config) : config_(std::move(config)) {}

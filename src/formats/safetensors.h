@@ -42,6 +42,11 @@ class SafetensorsFile {
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   const SafetensorsTensor* Find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Drops the whole pages of [p, p + n) from the resident set if they lie in this file's mapping
+  // (MappedFile::Release; the bytes stay readable, faulted back from the file).
+  void Release(const void* p, size_t n) const {
+    if (file_ != nullptr) file_->Release(p, n);
+  }
 
  private:
   std::string path_;

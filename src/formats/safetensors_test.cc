@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "tests/test_util.h"
 
@@ -137,6 +138,28 @@ TEST(Safetensors, WriteThenReadRoundTrip) {
   std::memcpy(got, (*r)->Find("a")->data, 12);
   EXPECT_EQ(got[2], 3.25f);
   EXPECT_EQ((*r)->Find("b")->shape, Shape({{1, 2}}));
+}
+
+// A released tensor (the loader copied it) leaves the resident set but stays readable: its pages
+// fault back from the file with the same bytes; a pointer outside the mapping is ignored.
+TEST(Safetensors, ReleasedTensorStaysReadable) {
+  testing::TempDir dir;
+  std::vector<float> big(5000);  // several pages
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i) * 0.25f - 7.f;
+  const float small[2] = {1.f, 2.f};
+  ASSERT_TRUE(WriteSafetensors(dir.File("r.safetensors"),
+                               {{"small", TensorView{small, DType::kF32, Shape{{2}}}},
+                                {"big", TensorView{big.data(), DType::kF32, Shape{{5000}}}}})
+                  .ok());
+  auto r = SafetensorsFile::Open(dir.File("r.safetensors"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const SafetensorsTensor* t = (*r)->Find("big");
+  ASSERT_NE(t, nullptr);
+  (*r)->Release(t->data, t->end - t->begin);
+  (*r)->Release(big.data(), big.size() * 4);  // not in the mapping: no effect
+  EXPECT_EQ(std::memcmp(t->data, big.data(), big.size() * 4), 0);
+  EXPECT_EQ(std::memcmp((*r)->Find("small")->data, small, 8), 0);
+  EXPECT_EQ(big[4999], 4999 * 0.25f - 7.f);
 }
 
 TEST(Safetensors, MissingFileIsNotFound) {
