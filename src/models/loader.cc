@@ -97,7 +97,7 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
   // The load-time layouts: Q8_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved), BF16 -> BF16_R16
   // (16 rows interleaved, n_in even).
-  // Other weights of a source that can drop its copy (GGUF) are copied as they are: the copy sits
+  // Other weights of a source that can drop its copy (GGUF, HF) are copied as they are: the copy sits
   // on transparent huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops
   // the hardware prefetchers and costs a TLB walk) and takes no page fault after the load.
   DType to = v.dtype;

@@ -123,7 +123,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-o,--output", out, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("--no-bandwidth", no_bw, "Skip the memory-bandwidth probe (no roofline shares)");
-  cmd->add_flag("--no-repack", no_repack, "Use Q8_0/Q4_K/Q5_K/Q6_K weights as stored (no row-interleaved layout at load)");
+  cmd->add_flag("--no-repack", no_repack, "Use matmul weights as stored (no interleaved layout or huge-page copy at load)");
   cmd->add_flag("--pin", pin, "Bind each thread to one CPU");
   AddBf16ActFlag(cmd, &bf16_act);
   static std::string kv_type = "f32";
