@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "kernels/cpu/avx2/avx2_util.h"
+#include "core/status.h"
 #include "kernels/kernel_table.h"
 
 namespace moxie {
@@ -322,6 +323,7 @@ void BlockR16Any(bool two, bool two_tok, const uint8_t* g, size_t group_bytes, c
 
 void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
                        float* y, size_t ldy) {
+  MOXIE_CHECK(n_rows % 16 == 0);  // the layout exists only in whole 16-row groups
   if (n_in % 32 != 0 || n_in == 0) {
     Avx512KernelsImpl()->QMatmul(DType::kBF16R16)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
     return;
@@ -333,9 +335,9 @@ void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const voi
     const int tb0 = static_cast<int>(std::min<size_t>(16, n_tok - t0));
     const int tb1 = static_cast<int>(std::min<size_t>(16, n_tok - t0 - static_cast<size_t>(tb0)));
     const uint8_t* x0 = x + t0 * xq_stride;
-    const uint8_t* x1 = x0 + 16 * xq_stride;
+    const uint8_t* x1 = tb1 > 0 ? x0 + 16 * xq_stride : x0;
     float* y0 = y + t0 * ldy;
-    float* y1 = y0 + 16 * ldy;
+    float* y1 = tb1 > 0 ? y0 + 16 * ldy : y0;
     // The first token blocks stream the weights (prefetched on Intel); later ones re-read them.
     const bool pf = t0 == 0 && avx2::kWeightPrefetch;
     // Up to 16 tokens: one group per pass, one weight stream (two groups side by side streamed

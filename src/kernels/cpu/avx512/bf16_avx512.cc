@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/cpu/avx2/avx2_util.h"
+#include "core/status.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/bf16_act.h"
 
@@ -129,6 +130,7 @@ void TileR16(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pai
 template <bool kPf>
 void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
                           float* y, size_t ldy) {
+  MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wb = static_cast<const uint8_t*>(w);
   for (size_t r = 0; r + 16 <= n_rows; r += 16) {

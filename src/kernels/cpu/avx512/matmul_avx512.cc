@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/avx2/avx2_util.h"
+#include "core/status.h"
 #include "kernels/kernel_table.h"
 
 namespace moxie {
@@ -284,6 +285,7 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
 template <bool kPf>
 void MatmulBf16R16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows, float* y,
                    size_t ldy) {
+  MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
   const auto* wb = static_cast<const uint8_t*>(w);
   for (size_t r = 0; r + 16 <= n_rows; r += 16) {
     const uint8_t* g = wb + r * 2 * n_in;
