@@ -482,26 +482,31 @@ TEST(Bf16ActivationsFixture, StayNearReferenceAndBatchInvariant) {
   }
 }
 
+// The logits of a 13-token prefill then one decode step (the single-token kernels) of the model at
+// `path`, loaded with or without the load-time layouts; *relaid gets the count of re-laid-out
+// weights when `repack`. Empty if the model does not load.
+std::vector<float> PrefillAndStepLogits(const std::string& path, bool repack, int* relaid) {
+  const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
+  Loaded l = LoadPath(path, 2, true, repack);
+  if (!l.session) return {};
+  if (repack) *relaid = l.model->info().relaid_tensors;
+  const size_t V = static_cast<size_t>(l.model->info().n_vocab);
+  std::vector<float> logits(ids.size() * V), step(V);
+  EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
+  const int32_t next = 42;
+  EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
+  logits.insert(logits.end(), step.begin(), step.end());
+  return logits;
+}
+
 // BF16 weights are re-laid out at load as BF16_R16 (16 rows interleaved) where a SIMD table has
 // kernels for it; the logits (prefill and a decode step) stay within the f32 reordering of the
 // row-major layout's.
 TEST(Bf16R16Fixture, RelaidModelStaysNearRowMajor) {
   const std::string path = ModelDir("qwen2moe-bf16-sharded");
-  const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
   int relaid = -1;
-  auto run = [&](bool repack) {
-    Loaded l = LoadPath(path, 2, true, repack);
-    if (!l.session) return std::vector<float>{};
-    if (repack) relaid = l.model->info().relaid_tensors;
-    const size_t V = static_cast<size_t>(l.model->info().n_vocab);
-    std::vector<float> logits(ids.size() * V), step(V);
-    EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
-    const int32_t next = 42;
-    EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
-    logits.insert(logits.end(), step.begin(), step.end());
-    return logits;
-  };
-  const std::vector<float> plain = run(false), r16 = run(true);
+  const std::vector<float> plain = PrefillAndStepLogits(path, false, &relaid);
+  const std::vector<float> r16 = PrefillAndStepLogits(path, true, &relaid);
   ASSERT_FALSE(plain.empty());
   ASSERT_EQ(plain.size(), r16.size());
   float diff = 0;
@@ -564,23 +569,9 @@ TEST(SynthKQuants, RepackedLogitsEqualPlain) {
     ExecContext ctx{&pool, &BestKernels()};
     auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
     ASSERT_TRUE(rep.ok()) << rep.status().message();
-    const std::vector<int32_t> ids{1, 5, 9, 200, 31, 7, 77, 3, 500, 2, 14, 15, 92};
     int relaid = -1;
-    auto run = [&](bool repack) {
-      Loaded l = LoadPath(path, 2, true, repack);
-      if (!l.session) return std::vector<float>{};
-      if (repack) relaid = l.model->info().relaid_tensors;
-      const size_t V = static_cast<size_t>(l.model->info().n_vocab);
-      std::vector<float> logits(ids.size() * V);
-      EXPECT_TRUE(l.session->Feed(0, ids.data(), static_cast<int>(ids.size()), true, logits.data()).ok());
-      // Then one decode step (the single-token kernels).
-      std::vector<float> step(V);
-      const int32_t next = 42;
-      EXPECT_TRUE(l.session->Feed(0, &next, 1, false, step.data()).ok());
-      logits.insert(logits.end(), step.begin(), step.end());
-      return logits;
-    };
-    const std::vector<float> plain = run(false), r8 = run(true);
+    const std::vector<float> plain = PrefillAndStepLogits(path, false, &relaid);
+    const std::vector<float> r8 = PrefillAndStepLogits(path, true, &relaid);
     std::filesystem::remove(path);
     ASSERT_FALSE(plain.empty());
     ASSERT_EQ(plain.size(), r8.size());

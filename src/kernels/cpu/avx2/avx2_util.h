@@ -107,6 +107,29 @@ static inline void BalancedTiles(size_t n, F&& f) {
   }
 }
 
+// The BF16_R16 kernels' order (matmul_avx512.cc, bf16_avx512.cc; DType::kBF16R16): pair(p, c) for
+// the input pairs p < n in order, into chain c = p % 2 (a last odd pair into chain 0), c as a
+// std::integral_constant so that each chain keeps its own registers.
+template <typename F>
+static inline void PairsTwoChains(size_t n, F&& pair) {
+  size_t p = 0;
+  for (; p + 2 <= n; p += 2) {
+    pair(p, std::integral_constant<int, 0>{});
+    pair(p + 1, std::integral_constant<int, 1>{});
+  }
+  if (p < n) pair(p, std::integral_constant<int, 0>{});
+}
+
+// tile(std::integral_constant<int, T>{}, t, r) for each 16-row group r < n_rows of a BF16_R16
+// weight against tokens [t, t + T), in balanced tiles of up to kMaxTok (t == 0: the tile that
+// streams the group from memory; later ones find it in L2).
+template <int kMaxTok, typename F>
+static inline void R16Tiles(size_t n_rows, size_t n_tok, F&& tile) {
+  for (size_t r = 0; r + 16 <= n_rows; r += 16) {
+    BalancedTiles<kMaxTok>(n_tok, [&](auto T, size_t t) { tile(T, t, r); });
+  }
+}
+
 // Q4_K_R8 / Q5_K_R8 group blocks (DType::kQ4_KR8): the 6-bit scales and mins of the 8 rows in the
 // words A, B, C at bytes 32, 64, 96. ScalesK4R8: lane i of sc[p] = scale 2p | scale 2p + 1 << 16 of
 // row i; MinsK4R8: the same with the mins (registers only: a byte table stored and re-read per block

@@ -108,7 +108,8 @@ void TileR16(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pai
   for (auto& c : acc) {
     for (auto& a : c) a = _mm512_setzero_ps();
   }
-  auto pair = [&](size_t p, __m512 (&a)[T]) {
+  avx2::PairsTwoChains(n_pairs, [&](size_t p, auto c) {
+    __m512* a = acc[decltype(c)::value];
     const uint8_t* line = g + 64 * p;
     if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(line + kR16Ahead), _MM_HINT_T0);
     const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(line));
@@ -117,13 +118,7 @@ void TileR16(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pai
       std::memcpy(&xp, xq + t * xq_stride + 4 * p, 4);
       a[t] = _mm512_dpbf16_ps(a[t], wv, reinterpret_cast<__m512bh>(_mm512_set1_epi32(xp)));
     }
-  };
-  size_t p = 0;
-  for (; p + 2 <= n_pairs; p += 2) {
-    pair(p, acc[0]);
-    pair(p + 1, acc[1]);
-  }
-  if (p < n_pairs) pair(p, acc[0]);
+  });
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
@@ -133,16 +128,10 @@ void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const 
   MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r + 16 <= n_rows; r += 16) {
-    const uint8_t* g = wb + r * 2 * n_in;
-    avx2::BalancedTiles<8>(n_tok, [&](auto T, size_t t) {
-      if (t == 0) {
-        TileR16<decltype(T)::value, kPf>(x, xq_stride, g, n_in / 2, y + r, ldy);
-      } else {
-        TileR16<decltype(T)::value, false>(x + t * xq_stride, xq_stride, g, n_in / 2, y + t * ldy + r, ldy);
-      }
-    });
-  }
+  avx2::R16Tiles<8>(n_rows, n_tok, [&](auto T, size_t t, size_t r) {
+    (t == 0 ? TileR16<decltype(T)::value, kPf> : TileR16<decltype(T)::value, false>)(
+        x + t * xq_stride, xq_stride, wb + r * 2 * n_in, n_in / 2, y + t * ldy + r, ldy);
+  });
 }
 
 }  // namespace

@@ -262,7 +262,8 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
     for (auto& a : c) a = _mm512_setzero_ps();
   }
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
-  auto pair = [&](size_t p, __m512 (&a)[T]) {
+  avx2::PairsTwoChains(n_pairs, [&](size_t p, auto c) {
+    __m512* a = acc[decltype(c)::value];
     const uint8_t* line = g + 64 * p;
     if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(line + kR16Ahead), _MM_HINT_T0);
     const __m512i v = _mm512_loadu_si512(line);
@@ -272,13 +273,7 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
       a[t] = _mm512_fmadd_ps(we, _mm512_set1_ps(x[t * ldx + 2 * p]), a[t]);
       a[t] = _mm512_fmadd_ps(wo, _mm512_set1_ps(x[t * ldx + 2 * p + 1]), a[t]);
     }
-  };
-  size_t p = 0;
-  for (; p + 2 <= n_pairs; p += 2) {
-    pair(p, acc[0]);
-    pair(p + 1, acc[1]);
-  }
-  if (p < n_pairs) pair(p, acc[0]);
+  });
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
@@ -287,16 +282,10 @@ void MatmulBf16R16(const float* x, size_t ldx, size_t n_tok, const void* w, size
                    size_t ldy) {
   MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r + 16 <= n_rows; r += 16) {
-    const uint8_t* g = wb + r * 2 * n_in;
-    avx2::BalancedTiles<8>(n_tok, [&](auto T, size_t t) {
-      if (t == 0) {
-        TileR16<decltype(T)::value, kPf>(x, ldx, g, n_in / 2, y + r, ldy);
-      } else {
-        TileR16<decltype(T)::value, false>(x + t * ldx, ldx, g, n_in / 2, y + t * ldy + r, ldy);
-      }
-    });
-  }
+  avx2::R16Tiles<8>(n_rows, n_tok, [&](auto T, size_t t, size_t r) {
+    (t == 0 ? TileR16<decltype(T)::value, kPf> : TileR16<decltype(T)::value, false>)(
+        x + t * ldx, ldx, wb + r * 2 * n_in, n_in / 2, y + t * ldy + r, ldy);
+  });
 }
 
 }  // namespace
