@@ -163,6 +163,45 @@ TEST(AttentionIsa, Avx2MatchesReferenceAndIsTilingInvariant) {
 // An f16 KV cache: the f16 kernels give, bit for bit, what the f32 kernels give on the widened
 // values (reference and AVX2), so every property tested above carries over; over head sizes with
 // 8- and 1-element tails and strided rows, values including f16 subnormals and large magnitudes.
+// The AVX-512 attention kernels give the AVX2 ones' bits (f32 and f16 caches): two keys per
+// 512-bit accumulator for the scores (a last odd key by the AVX2 kernel), 16-lane values.
+TEST(AttentionIsa, Avx512MatchesAvx2Bits) {
+  const KernelTable* avx2 = Avx2Kernels();
+  const KernelTable* avx512 = Avx512Kernels();
+  if (avx2 == nullptr || avx512 == nullptr) GTEST_SKIP() << "CPU or build without AVX-512";
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd;
+  for (size_t d : {1, 7, 8, 15, 33, 64, 100, 128, 192}) {
+    for (size_t n : {1, 2, 3, 5, 6, 7, 13, 37, 70}) {
+      for (size_t m : {1, 2, 3, 4, 5, 9}) {
+        const size_t ld = d + 3, ldq = d + 5, lds = n + 2, ldo = d + 1;
+        std::vector<float> q(m * ldq), k(n * ld), v(n * ld), p(m * lds);
+        std::vector<uint16_t> kh(n * ld), vh(n * ld);
+        for (auto& e : q) e = nd(rng);
+        for (size_t i = 0; i < k.size(); ++i) {
+          kh[i] = F32ToF16(nd(rng));
+          vh[i] = F32ToF16(nd(rng));
+          k[i] = F16ToF32(kh[i]);
+          v[i] = F16ToF32(vh[i]);
+        }
+        for (auto& e : p) e = std::fabs(nd(rng));
+        std::vector<float> s2(m * lds, -1.f), s5(m * lds, -1.f);
+        avx2->attn_scores(q.data(), ldq, m, k.data(), ld, n, d, 0.125f, s2.data(), lds);
+        avx512->attn_scores(q.data(), ldq, m, k.data(), ld, n, d, 0.125f, s5.data(), lds);
+        ASSERT_EQ(std::memcmp(s2.data(), s5.data(), s2.size() * 4), 0) << "f32 scores d " << d << " n " << n << " m " << m;
+        avx512->attn_scores_f16(q.data(), ldq, m, kh.data(), ld, n, d, 0.125f, s5.data(), lds);
+        ASSERT_EQ(std::memcmp(s2.data(), s5.data(), s2.size() * 4), 0) << "f16 scores d " << d << " n " << n << " m " << m;
+        std::vector<float> o2(m * ldo, 0.5f), o5(m * ldo, 0.5f), o5h(m * ldo, 0.5f);
+        avx2->attn_values(p.data(), lds, m, v.data(), ld, n, d, o2.data(), ldo);
+        avx512->attn_values(p.data(), lds, m, v.data(), ld, n, d, o5.data(), ldo);
+        avx512->attn_values_f16(p.data(), lds, m, vh.data(), ld, n, d, o5h.data(), ldo);
+        ASSERT_EQ(std::memcmp(o2.data(), o5.data(), o2.size() * 4), 0) << "f32 values d " << d << " n " << n << " m " << m;
+        ASSERT_EQ(std::memcmp(o2.data(), o5h.data(), o2.size() * 4), 0) << "f16 values d " << d << " n " << n << " m " << m;
+      }
+    }
+  }
+}
+
 TEST(AttentionIsa, F16CacheEqualsF32KernelsOnWidenedValues) {
   std::vector<const KernelTable*> tables = {&RefKernels()};
   if (Avx2Kernels() != nullptr) tables.push_back(Avx2Kernels());

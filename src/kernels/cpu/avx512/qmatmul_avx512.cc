@@ -25,6 +25,7 @@ namespace moxie {
 const KernelTable* Avx2KernelsImpl();
 void AddFloatMatmulsAvx512(KernelTable* t);  // matmul_avx512.cc
 void AddBf16ActMatmulsAvx512(KernelTable* t);  // bf16_avx512.cc
+void AddAttentionAvx512(KernelTable* t);       // attention_avx512.cc
 
 namespace {
 
@@ -548,6 +549,7 @@ const KernelTable* Avx512KernelsImpl() {
     KernelTable t = *Avx2KernelsImpl();
     t.isa = "avx512";
     AddFloatMatmulsAvx512(&t);
+    AddAttentionAvx512(&t);
     t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);

@@ -1,0 +1,176 @@
+// AVX-512 attention over the KV cache (KernelTable::attn_scores / attn_values and their f16-cache
+// forms), with the AVX2 kernels' bits (matmul_avx2.cc; tested):
+// - scores: each (query, key) dot is the AVX2 one, an 8-lane accumulator over the 8-element chunks
+//   in order, the fixed horizontal sum, an fma tail over the last d % 8 elements, times scale. Two
+//   keys share one 512-bit accumulator (key b in lanes 0-7, key b + 1 in lanes 8-15, the query's
+//   chunk in both halves), so each half does exactly the AVX2 accumulator's work with half the
+//   instructions; a last odd key goes to the AVX2 kernel.
+// - values: o[c] += Σ_j p[j]·V_j[c] with one fma per (query, column, key), keys in order within
+//   blocks of 32 (sums stored and reloaded exactly between blocks): element-wise, so 16 lanes give
+//   the bits of 8 and of the scalar tail.
+// Built with ISA flags; reached only through Avx512KernelsImpl() after a CPUID check.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/avx2/avx2_util.h"
+#include "kernels/kernel_table.h"
+
+namespace moxie {
+
+const KernelTable* Avx2KernelsImpl();
+
+namespace {
+
+using avx2::HSum;
+
+// Keys b (lanes 0-7) and b + 1 (lanes 8-15), elements [c, c + 8) of each, as f32 (an f16 cache is
+// widened exactly).
+inline __m512 LoadKeyPair(const float* k0, const float* k1) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(k0)), _mm256_loadu_ps(k1), 1);
+}
+inline __m512 LoadKeyPair(const uint16_t* k0, const uint16_t* k1) {
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k0));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k1));
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
+}
+inline float LoadKv1(const float* p) { return *p; }
+inline float LoadKv1(const uint16_t* p) { return _cvtsh_ss(*p); }
+
+// MQ queries × NP key pairs (keys k, k + ldk, ..., 2·NP of them).
+template <int MQ, int NP, typename K>
+void ScoreTilePairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale, float* s,
+                    size_t lds) {
+  __m512 acc[MQ][NP];
+  for (int a = 0; a < MQ; ++a)
+    for (int b = 0; b < NP; ++b) acc[a][b] = _mm512_setzero_ps();
+  size_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    __m512 kv[NP];
+    for (int b = 0; b < NP; ++b) kv[b] = LoadKeyPair(k + 2 * b * ldk + c, k + (2 * b + 1) * ldk + c);
+    for (int a = 0; a < MQ; ++a) {
+      const __m512 qv = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + c));
+      for (int b = 0; b < NP; ++b) acc[a][b] = _mm512_fmadd_ps(qv, kv[b], acc[a][b]);
+    }
+  }
+  for (int a = 0; a < MQ; ++a) {
+    for (int b = 0; b < NP; ++b) {
+      for (int h = 0; h < 2; ++h) {
+        const size_t key = static_cast<size_t>(2 * b + h);
+        float v = HSum(h == 0 ? _mm512_castps512_ps256(acc[a][b]) : _mm512_extractf32x8_ps(acc[a][b], 1));
+        for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], LoadKv1(k + key * ldk + t), v);
+        s[a * lds + key] = v * scale;
+      }
+    }
+  }
+}
+
+template <int MQ, typename K>
+size_t ScoreRowsPairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, size_t d, float scale, float* s,
+                      size_t lds) {
+  size_t j = 0;
+  for (; j + 6 <= n; j += 6) ScoreTilePairs<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  if (n - j >= 4) {
+    ScoreTilePairs<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    j += 4;
+  } else if (n - j >= 2) {
+    ScoreTilePairs<MQ, 1>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    j += 2;
+  }
+  return j;  // keys done (all but a last odd one)
+}
+
+template <typename K>
+void AttnScores(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n, size_t d, float scale,
+                float* s, size_t lds) {
+  size_t i = 0, done = 0;
+  for (; i + 4 <= m; i += 4) done = ScoreRowsPairs<4>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
+  switch (m - i) {
+    case 3: done = ScoreRowsPairs<3>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    case 2: done = ScoreRowsPairs<2>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    case 1: done = ScoreRowsPairs<1>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
+    default: break;
+  }
+  if (m > 0 && done < n) {  // a last odd key: the AVX2 kernel (the same bits)
+    if constexpr (sizeof(K) == 4) {
+      Avx2KernelsImpl()->attn_scores(q, ldq, m, k + done * ldk, ldk, n - done, d, scale, s + done, lds);
+    } else {
+      Avx2KernelsImpl()->attn_scores_f16(q, ldq, m, k + done * ldk, ldk, n - done, d, scale, s + done, lds);
+    }
+  }
+}
+
+inline __m512 LoadV16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 LoadV16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 LoadV16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 LoadV16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+constexpr size_t kValueKeys = 32;  // as the AVX2 kernel (the blocking changes no bit either way)
+
+// MQ queries over keys [0, n) (one block), all d columns: 64 at a time, then 16, then a masked tail.
+template <int MQ, typename V>
+void ValueRowsBlock(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o, size_t ldo) {
+  size_t c = 0;
+  for (; c + 64 <= d; c += 64) {
+    __m512 acc[MQ][4];
+    for (int a = 0; a < MQ; ++a)
+      for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_loadu_ps(o + a * ldo + c + 16 * b);
+    for (size_t j = 0; j < n; ++j) {
+      const V* vj = v + j * ldv + c;
+      __m512 vv[4];
+      for (int b = 0; b < 4; ++b) vv[b] = LoadV16(vj + 16 * b);
+      for (int a = 0; a < MQ; ++a) {
+        const __m512 pj = _mm512_set1_ps(p[a * ldp + j]);
+        for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_fmadd_ps(pj, vv[b], acc[a][b]);
+      }
+    }
+    for (int a = 0; a < MQ; ++a)
+      for (int b = 0; b < 4; ++b) _mm512_storeu_ps(o + a * ldo + c + 16 * b, acc[a][b]);
+  }
+  for (; c < d; c += 16) {
+    const __mmask16 mk = d - c >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (d - c)) - 1);
+    __m512 acc[MQ];
+    for (int a = 0; a < MQ; ++a) acc[a] = _mm512_maskz_loadu_ps(mk, o + a * ldo + c);
+    for (size_t j = 0; j < n; ++j) {
+      const __m512 vv = LoadV16(v + j * ldv + c, mk);
+      for (int a = 0; a < MQ; ++a) acc[a] = _mm512_fmadd_ps(_mm512_set1_ps(p[a * ldp + j]), vv, acc[a]);
+    }
+    for (int a = 0; a < MQ; ++a) _mm512_mask_storeu_ps(o + a * ldo + c, mk, acc[a]);
+  }
+}
+
+template <int MQ, typename V>
+void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o, size_t ldo) {
+  for (size_t j = 0; j < n; j += kValueKeys) {
+    ValueRowsBlock<MQ>(p + j, ldp, v + j * ldv, ldv, std::min(kValueKeys, n - j), d, o, ldo);
+  }
+}
+
+template <typename V>
+void AttnValues(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n, size_t d, float* o,
+                size_t ldo) {
+  size_t i = 0;
+  for (; i + 4 <= m; i += 4) ValueRows<4>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
+  switch (m - i) {
+    case 3: ValueRows<3>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo); break;
+    case 2: ValueRows<2>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo); break;
+    case 1: ValueRows<1>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void AddAttentionAvx512(KernelTable* t) {
+  t->attn_scores = AttnScores<float>;
+  t->attn_values = AttnValues<float>;
+  t->attn_scores_f16 = AttnScores<uint16_t>;
+  t->attn_values_f16 = AttnValues<uint16_t>;
+}
+
+}  // namespace moxie
