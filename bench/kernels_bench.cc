@@ -252,7 +252,7 @@ void RegisterAll() {
     }
   }
   for (size_t n : {512, 4096}) {
-    for (size_t m : {1, 4}) {
+    for (size_t m : {1, 4, 8}) {
       for (bool stream : {true, false}) {
         for (const KernelTable* kt : tables) {
           for (const char* e : {"F32", "F16"}) {

@@ -40,6 +40,17 @@ inline __m512 LoadKeyPair(const uint16_t* k0, const uint16_t* k1) {
 inline float LoadKv1(const float* p) { return *p; }
 inline float LoadKv1(const uint16_t* p) { return _cvtsh_ss(*p); }
 
+// The AVX2 horizontal sum (avx2::HSum: ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) of the
+// four dots in x (keys 0, 1: lanes 0-7, 8-15) and y (keys 2, 3), the same additions in the same
+// order for all four at once: halves, then neighbours, then the two partial sums.
+inline __m128 HSum4(__m512 x, __m512 y) {
+  const __m512 b = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 c = _mm512_add_ps(b, _mm512_movehdup_ps(b));
+  const __m512 d = _mm512_add_ps(c, _mm512_permute_ps(c, 2));
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), d));
+}
+
 // MQ queries × NP key pairs (keys k, k + ldk, ..., 2·NP of them).
 template <int MQ, int NP, typename K>
 void ScoreTilePairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale, float* s,
@@ -56,6 +67,18 @@ void ScoreTilePairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t d
       for (int b = 0; b < NP; ++b) acc[a][b] = _mm512_fmadd_ps(qv, kv[b], acc[a][b]);
     }
   }
+  if (c == d) {  // no tail: the dots' sums four at a time
+    const __m128 sv = _mm_set1_ps(scale);
+    for (int a = 0; a < MQ; ++a) {
+      int b = 0;
+      for (; b + 2 <= NP; b += 2) _mm_storeu_ps(s + a * lds + 2 * b, _mm_mul_ps(HSum4(acc[a][b], acc[a][b + 1]), sv));
+      if (b < NP) {
+        const __m128 r = _mm_mul_ps(HSum4(acc[a][b], acc[a][b]), sv);
+        _mm_storel_pi(reinterpret_cast<__m64*>(s + a * lds + 2 * b), r);
+      }
+    }
+    return;
+  }
   for (int a = 0; a < MQ; ++a) {
     for (int b = 0; b < NP; ++b) {
       for (int h = 0; h < 2; ++h) {
@@ -68,11 +91,17 @@ void ScoreTilePairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t d
   }
 }
 
+// Up to 4 queries: tiles of 3 key pairs (12 accumulators); 5-8 queries (the heads of a GQA group,
+// each key read once): 2 pairs (16).
 template <int MQ, typename K>
 size_t ScoreRowsPairs(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, size_t d, float scale, float* s,
                       size_t lds) {
   size_t j = 0;
-  for (; j + 6 <= n; j += 6) ScoreTilePairs<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  if constexpr (MQ <= 4) {
+    for (; j + 6 <= n; j += 6) ScoreTilePairs<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  } else {
+    for (; j + 4 <= n; j += 4) ScoreTilePairs<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  }
   if (n - j >= 4) {
     ScoreTilePairs<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
     j += 4;
@@ -87,6 +116,7 @@ template <typename K>
 void AttnScores(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n, size_t d, float scale,
                 float* s, size_t lds) {
   size_t i = 0, done = 0;
+  for (; i + 8 <= m; i += 8) done = ScoreRowsPairs<8>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
   for (; i + 4 <= m; i += 4) done = ScoreRowsPairs<4>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
   switch (m - i) {
     case 3: done = ScoreRowsPairs<3>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
