@@ -151,28 +151,33 @@ inline __m512 LoadV16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_
 
 constexpr size_t kValueKeys = 32;  // as the AVX2 kernel (the blocking changes no bit either way)
 
-// MQ queries over keys [0, n) (one block), all d columns: 64 at a time, then 16, then a masked tail.
+// MQ queries over keys [0, n) (one block), all d columns: 16·NC at a time (NC = 4 vectors for up
+// to 4 queries, 2 for 5-8: at most 16 accumulators, so a GQA group reads each V row once), then
+// 16, then a masked tail.
 template <int MQ, typename V>
 void ValueRowsBlock(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o, size_t ldo) {
+  constexpr int NC = MQ <= 4 ? 4 : 2;
   size_t c = 0;
-  for (; c + 64 <= d; c += 64) {
-    __m512 acc[MQ][4];
+  for (; c + 16 * NC <= d; c += 16 * NC) {
+    __m512 acc[MQ][NC];
     for (int a = 0; a < MQ; ++a)
-      for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_loadu_ps(o + a * ldo + c + 16 * b);
+      for (int b = 0; b < NC; ++b) acc[a][b] = _mm512_loadu_ps(o + a * ldo + c + 16 * b);
     for (size_t j = 0; j < n; ++j) {
       const V* vj = v + j * ldv + c;
       if (avx2::kWeightPrefetch) {
-        for (int b = 0; b < 4; ++b) avx2::PrefetchT0(vj + kAheadKeys * ldv + 16 * b);
+        for (int b = 0; b < NC; b += 64 / (16 * static_cast<int>(sizeof(V)))) {
+          avx2::PrefetchT0(vj + kAheadKeys * ldv + 16 * b);
+        }
       }
-      __m512 vv[4];
-      for (int b = 0; b < 4; ++b) vv[b] = LoadV16(vj + 16 * b);
+      __m512 vv[NC];
+      for (int b = 0; b < NC; ++b) vv[b] = LoadV16(vj + 16 * b);
       for (int a = 0; a < MQ; ++a) {
         const __m512 pj = _mm512_set1_ps(p[a * ldp + j]);
-        for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_fmadd_ps(pj, vv[b], acc[a][b]);
+        for (int b = 0; b < NC; ++b) acc[a][b] = _mm512_fmadd_ps(pj, vv[b], acc[a][b]);
       }
     }
     for (int a = 0; a < MQ; ++a)
-      for (int b = 0; b < 4; ++b) _mm512_storeu_ps(o + a * ldo + c + 16 * b, acc[a][b]);
+      for (int b = 0; b < NC; ++b) _mm512_storeu_ps(o + a * ldo + c + 16 * b, acc[a][b]);
   }
   for (; c < d; c += 16) {
     const __mmask16 mk = d - c >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (d - c)) - 1);
@@ -197,6 +202,7 @@ template <typename V>
 void AttnValues(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n, size_t d, float* o,
                 size_t ldo) {
   size_t i = 0;
+  for (; i + 8 <= m; i += 8) ValueRows<8>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
   for (; i + 4 <= m; i += 4) ValueRows<4>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
   switch (m - i) {
     case 3: ValueRows<3>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo); break;
