@@ -233,7 +233,7 @@ void RegisterAll() {
                    DType::kQ6_K, DType::kQ6_KR8,
                    DType::kQ4_0, DType::kBF16, DType::kBF16R16}) {
     for (const WeightShape& s : kShapes) {
-      for (size_t n_tok : {1, 2, 4, 8, 12, 32}) {
+      for (size_t n_tok : {1, 2, 3, 4, 6, 8, 12, 32}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
             if (kt->QMatmul(dt) == nullptr) continue;  // BF16: bf16 activations need AVX512_BF16

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/avx2/avx2_util.h"
@@ -356,21 +357,23 @@ void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const voi
 // Q8_0_R8 weights × Q8_0 activations on AMX-INT8 (TDPBSSD: signed bytes, exact int32 sums). The
 // load-time layout needs no change: an 8-row group stores per 32-input block its 8 f16 scales and 8
 // vectors of 32 bytes, vector k = bytes 4k..4k+3 of rows 0..7, which is exactly a B tile of 8 rows
-// (k) × 8 columns (rows of W) × 4 bytes. The A tile is 16 tokens' 32 quant bytes of the block,
-// straight from the activation rows. Each block's 16 × 8 int32 dots (Σ w·x, exact) leave the tiles
+// (k) × 8 columns (rows of W) × 4 bytes. The A tile is up to 16 tokens' 32 quant bytes of the
+// block, straight from the activation rows. Each block's 16 × 8 int32 dots (Σ w·x, exact) leave the tiles
 // and take the f32 steps of the AVX-512 and AVX2 kernels, acc += f32(dot) · (d_w · d_x) per block
 // in order, so every (row, token) gets the same bits as there (tested), and which tokens go to the
-// tiles does not matter: whole blocks of 16 tokens take them, the rest and lone 8-row groups the
-// AVX-512 kernel.
+// tiles does not matter: blocks of 16 tokens and a last one of at least kQ8MinTileTokens take
+// them, the rest and a lone 8-row group the AVX-512 kernel.
 constexpr size_t kQ8Bytes = 34, kQ8GroupBlock = 8 * kQ8Bytes;
 
-void ConfigureQ8() {
+// m tokens per block (1-16).
+void ConfigureQ8(int m) {
   TileConfig c;
-  // 0, 1 and 5, 6: sums (16 tokens × 8 rows of int32); 2 and 7: activations (16 tokens × 32 bytes);
+  // 0, 1 and 5, 6: sums (m tokens × 8 rows of int32); 2 and 7: activations (m tokens × 32 bytes);
   // 3, 4: weights (8 rows of 4-byte groups × 8 columns). Two sets of sums and activations: IssueQ8.
-  c.rows[0] = c.rows[1] = c.rows[5] = c.rows[6] = 16;
+  const auto mr = static_cast<uint8_t>(m);
+  c.rows[0] = c.rows[1] = c.rows[5] = c.rows[6] = mr;
   c.colsb[0] = c.colsb[1] = c.colsb[5] = c.colsb[6] = 32;
-  c.rows[2] = c.rows[7] = 16;
+  c.rows[2] = c.rows[7] = mr;
   c.colsb[2] = c.colsb[7] = 32;
   c.rows[3] = c.rows[4] = 8;
   c.colsb[3] = c.colsb[4] = 32;
@@ -406,11 +409,81 @@ void IssueQ8(const uint8_t* xa, size_t xq_stride, const uint8_t* o0, const uint8
   }
 }
 
+// A last block of fewer tokens than this goes to the AVX-512 kernel (the same bits), whose far pairs
+// read up to 8 tokens in one pass of 8-token tiles: Xeon with AMX, one core from DRAM, gate/up
+// 1024 × 2048, AVX-512 -> tiles: 4 tokens 15.9-16.1 -> 8.1-14.3 GB/s, 8 14.1-15.1 -> 11.7-13.3, 12
+// (two AVX-512 passes) 7.3-8.8 -> 12.1-12.3.
+constexpr size_t kQ8MinTileTokens = 9;
+// Software prefetch of both groups' blocks this far ahead (Intel, avx2::kWeightPrefetch): 12 tokens
+// 11.5-11.6 -> 12.3 GB/s (gate/up, as above).
+constexpr size_t kQ8PrefetchAhead = 1024;
+
+// One pass over all row pairs for the m (1-16) tokens at xa (quant bytes) with scales dxt.
+template <int M>
+void Q8Pass(const uint8_t* xa, size_t xq_stride, const float* dxt, size_t nb, const uint8_t* wb,
+            size_t group_bytes, size_t pairs, float* y, size_t ldy) {
+  alignas(64) int32_t cbuf[2][16 * 16];
+  for (size_t p = 0; p < pairs; ++p) {
+    // Group p with p + pairs: two long sequential streams (as the AVX-512 kernel's far pairs).
+    const uint8_t* g0 = wb + p * group_bytes;
+    const uint8_t* g1 = wb + (p + pairs) * group_bytes;
+    __m512 acc[M];
+    for (int t = 0; t < M; ++t) acc[t] = _mm512_setzero_ps();
+    // Software-pipelined: block b + 1's tile work is issued before block b's f32 steps, in the
+    // other set of sum and activation tiles (tiles are not renamed: reusing one set would make
+    // every block wait for the last one's store).
+    IssueQ8<0>(xa, xq_stride, g0, g1, cbuf[0]);
+    for (size_t b = 0; b < nb; ++b) {
+      if (b + 1 < nb) {
+        const size_t n = b + 1;
+        if (n & 1) {
+          IssueQ8<1>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[1]);
+        } else {
+          IssueQ8<0>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[0]);
+        }
+      }
+      const uint8_t* o0 = g0 + b * kQ8GroupBlock;
+      const uint8_t* o1 = g1 + b * kQ8GroupBlock;
+      if (avx2::kWeightPrefetch) {
+        for (size_t c = 0; c < kQ8GroupBlock; c += 64) {
+          avx2::PrefetchT0(o0 + kQ8PrefetchAhead + c);
+          avx2::PrefetchT0(o1 + kQ8PrefetchAhead + c);
+        }
+      }
+      const int32_t* cb = cbuf[b & 1];
+      const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1));
+      for (int t = 0; t < M; ++t) {
+        const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dxt[static_cast<size_t>(t) * nb + b]));
+        const __m512i sum = _mm512_load_si512(cb + 16 * t);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[t]);
+      }
+    }
+    for (int t = 0; t < M; ++t) {
+      float* yt = y + static_cast<size_t>(t) * ldy;
+      _mm256_storeu_ps(yt + 8 * p, _mm512_castps512_ps256(acc[t]));
+      _mm256_storeu_ps(yt + 8 * (p + pairs), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+    }
+  }
+}
+
+template <size_t... I>
+void Q8PassAny(int m, std::index_sequence<I...>, const uint8_t* xa, size_t xq_stride, const float* dxt, size_t nb,
+               const uint8_t* wb, size_t group_bytes, size_t pairs, float* y, size_t ldy) {
+  ((m == static_cast<int>(I) + 1 ? Q8Pass<static_cast<int>(I) + 1>(xa, xq_stride, dxt, nb, wb, group_bytes, pairs, y, ldy)
+                                 : void()),
+   ...);
+}
+
 void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in, size_t n_rows,
                       float* y, size_t ldy) {
   const QMatmulFn avx512 = Avx512KernelsImpl()->QMatmul(DType::kQ8_0R8);
-  const size_t full = n_tok / 16 * 16, pairs = n_rows / 16;
-  if (full == 0 || pairs == 0) {
+  // Tokens for the tiles: whole blocks of 16, and a last block of at least kQ8MinTileTokens.
+  size_t tiled = n_tok / 16 * 16;
+  if (n_tok - tiled >= kQ8MinTileTokens) tiled = n_tok;
+  const size_t pairs = n_rows / 16;
+  if (tiled == 0 || pairs == 0) {
     avx512(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
     return;
   }
@@ -419,8 +492,8 @@ void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void
   const auto* wb = static_cast<const uint8_t*>(w);
   // The activation scales as f32, dx[t * nb + b]; grows only.
   thread_local std::vector<float> dx;
-  if (dx.size() < full * nb) dx.resize(full * nb);
-  for (size_t t = 0; t < full; ++t) {
+  if (dx.size() < tiled * nb) dx.resize(tiled * nb);
+  for (size_t t = 0; t < tiled; ++t) {
     for (size_t b = 0; b < nb; ++b) {
       uint16_t h;
       std::memcpy(&h, x + t * xq_stride + b * kQ8Bytes, 2);
@@ -428,50 +501,17 @@ void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void
     }
   }
   InvalidateConfig();
-  ConfigureQ8();
-  // Two buffers of sums, alternating per block with the two tile sets.
-  alignas(64) int32_t cbuf[2][16 * 16];
-  for (size_t t0 = 0; t0 < full; t0 += 16) {
-    const uint8_t* xa = x + t0 * xq_stride + 2;
-    const float* dxt = dx.data() + t0 * nb;
-    for (size_t p = 0; p < pairs; ++p) {
-      const uint8_t* g0 = wb + 2 * p * group_bytes;
-      const uint8_t* g1 = g0 + group_bytes;
-      __m512 acc[16];
-      for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
-      // Software-pipelined: block b + 1's tile work is issued before block b's f32 steps, in the
-      // other set of sum and activation tiles (tiles are not renamed: reusing one set would make
-      // every block wait for the last one's store).
-      IssueQ8<0>(xa, xq_stride, g0, g1, cbuf[0]);
-      for (size_t b = 0; b < nb; ++b) {
-        if (b + 1 < nb) {
-          const size_t n = b + 1;
-          if (n & 1) {
-            IssueQ8<1>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[1]);
-          } else {
-            IssueQ8<0>(xa + n * kQ8Bytes, xq_stride, g0 + n * kQ8GroupBlock, g1 + n * kQ8GroupBlock, cbuf[0]);
-          }
-        }
-        const uint8_t* o0 = g0 + b * kQ8GroupBlock;
-        const uint8_t* o1 = g1 + b * kQ8GroupBlock;
-        const int32_t* cb = cbuf[b & 1];
-        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1));
-        for (int t = 0; t < 16; ++t) {
-          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dxt[static_cast<size_t>(t) * nb + b]));
-          const __m512i sum = _mm512_load_si512(cb + 16 * t);
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[t]);
-        }
-      }
-      for (int t = 0; t < 16; ++t) _mm512_storeu_ps(y + (t0 + static_cast<size_t>(t)) * ldy + 16 * p, acc[t]);
-    }
+  for (size_t t0 = 0; t0 < tiled; t0 += 16) {
+    const int m = static_cast<int>(std::min<size_t>(16, tiled - t0));
+    if (t0 == 0 || m != 16) ConfigureQ8(m);
+    Q8PassAny(m, std::make_index_sequence<16>{}, x + t0 * xq_stride + 2, xq_stride, dx.data() + t0 * nb, nb, wb,
+              group_bytes, pairs, y + t0 * ldy, ldy);
   }
-  if (full < n_tok) {
-    avx512(x + full * xq_stride, xq_stride, n_tok - full, w, n_in, n_rows, y + full * ldy, ldy);
+  if (tiled < n_tok) {
+    avx512(x + tiled * xq_stride, xq_stride, n_tok - tiled, w, n_in, n_rows, y + tiled * ldy, ldy);
   }
   if (pairs * 16 < n_rows) {  // a lone 8-row group, for the tokens done above
-    avx512(xq, xq_stride, full, wb + 2 * pairs * group_bytes, n_in, n_rows - 16 * pairs, y + 16 * pairs, ldy);
+    avx512(xq, xq_stride, tiled, wb + 2 * pairs * group_bytes, n_in, n_rows - 16 * pairs, y + 16 * pairs, ldy);
   }
 }
 

@@ -81,7 +81,7 @@ void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t 
 // tokens' ActivationBlocks rows (ab[t * nb + b]).
 template <int T>
 void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-                const ActBlock* ab, float* y, size_t ldy, bool prefetch) {
+                const ActBlock* ab, float* y0, float* y1, size_t ldy, bool prefetch) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -110,7 +110,10 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
+  for (int t = 0; t < T; ++t) {
+    _mm256_storeu_ps(y0 + t * ldy, _mm512_castps512_ps256(acc[t]));
+    _mm256_storeu_ps(y1 + t * ldy, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+  }
 }
 
 // All tokens over one pair of groups, in balanced tiles of up to kT (avx2::BalancedTiles; for
@@ -118,19 +121,27 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 // tiles'); the first tile prefetches, later ones find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
 template <int kT>
 void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-                const ActBlock* ab, size_t n_tok, float* y, size_t ldy, bool prefetch) {
+                const ActBlock* ab, size_t n_tok, float* y0, float* y1, size_t ldy, bool prefetch) {
   avx2::BalancedTiles<kT>(n_tok, [&](auto T, size_t t) {
-    Tile16Q8_0<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y + t * ldy, ldy,
-                                   prefetch && t == 0);
+    Tile16Q8_0<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y0 + t * ldy,
+                                   y1 + t * ldy, ldy, prefetch && t == 0);
   });
 }
 
 // One 8-row group × T tokens with 256-bit vpdpbusd (AVX-512 VL): the arithmetic of Tile16Q8_0 per
-// lane, on one group, for 1-4 tokens (decode, small expert batches), which read each weight once
-// from memory: one sequential stream per thread streams faster than the two of a pair on AMD
-// Zen 4. Kernel bench (one Zen 4 core, from DRAM, pair -> one group): 1 token 12-16 -> 20-22 GB/s,
-// 2 tokens 13-14.5 -> 17-20; model A Q8_0 decode of 8 distinct sequences 36 -> 50 tok/s.
-constexpr size_t kOneGroupTokens = 4;
+// lane, on one group, for 1-4 tokens (decode, small expert batches) on CPUs other than Intel's:
+// one sequential stream per thread streams faster there than the two of a pair of adjacent
+// groups. Kernel bench (one AMD Zen 4 core, from DRAM, adjacent pair -> one group): 1 token
+// 12-16 -> 20-22 GB/s, 2 tokens 13-14.5 -> 17-20; model A Q8_0 decode of 8 distinct sequences
+// 36 -> 50 tok/s. On Intel the pairs are far ones (group p with p + half, two long streams per
+// thread, QMatmulQ8_0R8Avx512) and beat one group at every token count (Xeon with AMX, one core
+// from DRAM, gate/up 1024 × 2048, one group -> far pair: 1 token 14.6-15.0 -> 15.1-16.1 GB/s, 2
+// 13.5-14.0 -> 15.1-15.8, 4 11.7 -> 15.7-16.2; down 2048 × 1024 4 tokens 11.9-12.1 -> 14.6-15.4);
+// far pairs were not measured on Zen 4.
+const size_t kOneGroupTokens = [] {
+  __builtin_cpu_init();  // may run during static initialisation
+  return __builtin_cpu_is("intel") ? size_t{0} : size_t{4};
+}();
 
 template <int T>
 void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, float* y,
@@ -192,12 +203,16 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
       default: break;
     }
   }
-  size_t r = 0;
-  for (; r + 16 <= n_rows; r += 16) {
-    const uint8_t* g0 = wb + (r / 8) * group_bytes;
-    Pair16Q8_0<kT>(g0, g0 + group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + r, ldy, true);
+  // Group p with group p + half: each thread reads its rows as two long sequential streams (adjacent
+  // groups, one stream that jumps ahead after every pair: Xeon with AMX, one core from DRAM, down
+  // 2048 × 1024, 8 tokens 10.1-10.6 -> 13.8-13.9 GB/s, 12 tokens 8.1-8.3 -> 10.0-10.3).
+  const size_t groups = n_rows / 8, half = groups / 2;
+  for (size_t p = 0; p < half; ++p) {
+    Pair16Q8_0<kT>(wb + p * group_bytes, wb + (p + half) * group_bytes, nb, xb, xq_stride, ab.data(), n_tok,
+                   y + 8 * p, y + 8 * (p + half), ldy, true);
   }
-  if (r < n_rows) {  // a last lone group: the AVX2 kernel (the same bits)
+  if (groups % 2 != 0) {  // a last lone group: the AVX2 kernel (the same bits)
+    const size_t r = 16 * half;
     Avx2KernelsImpl()->QMatmul(DType::kQ8_0R8)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
                                                n_rows - r, y + r, ldy);
   }
