@@ -42,6 +42,12 @@ inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
   }
 }
 
+// Lanes 0-7 of v to y0, 8-15 to y1 (the two groups of a far pair).
+inline void StoreHalves(float* y0, float* y1, __m512 v) {
+  _mm256_storeu_ps(y0, _mm512_castps512_ps256(v));
+  _mm256_storeu_ps(y1, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Q8_0_R8 (DType::kQ8_0R8, see core/dtype.h): a group of 8 rows stores per 32-element block the
 // rows' 8 f16 scales (16 bytes) and 8 vectors of 32 bytes, vector k = bytes 4k..4k+3 of rows 0..7.
@@ -110,10 +116,7 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    _mm256_storeu_ps(y0 + t * ldy, _mm512_castps512_ps256(acc[t]));
-    _mm256_storeu_ps(y1 + t * ldy, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
-  }
+  for (int t = 0; t < T; ++t) StoreHalves(y0 + t * ldy, y1 + t * ldy, acc[t]);
 }
 
 // All tokens over one pair of groups, in balanced tiles of up to kT (avx2::BalancedTiles; for
@@ -239,7 +242,7 @@ inline __m256i Load2x128(const uint8_t* lo, const uint8_t* hi) {
 
 template <int T, bool kFive>
 void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-               float* y, size_t ldy, bool prefetch) {
+               float* y0, float* y1, size_t ldy, bool prefetch) {
   constexpr size_t kGroupBlockK = 8 * (kFive ? 176 : 144);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m1 = _mm512_set1_epi8(0x01);
@@ -312,7 +315,7 @@ void Tile16QxK(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
     }
   }
   for (int t = 0; t < T; ++t) {
-    _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(_mm512_load_ps(macc[t]), _mm512_load_ps(acc[t])));
+    StoreHalves(y0 + t * ldy, y1 + t * ldy, _mm512_add_ps(_mm512_load_ps(macc[t]), _mm512_load_ps(acc[t])));
   }
 }
 
@@ -402,50 +405,55 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
 // tiles of up to kT; a last lone group goes to the AVX2 kernel (the same bits).
 template <typename K, int kT>
 void Pair16(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-            size_t n_tok, float* y, size_t ldy, bool prefetch) {
+            size_t n_tok, float* y0, float* y1, size_t ldy, bool prefetch) {
   avx2::BalancedTiles<kT>(n_tok, [&](auto T, size_t t) {
-    K::template Tile<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy,
-                                         prefetch && t == 0);
+    K::template Tile<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, y0 + t * ldy, y1 + t * ldy,
+                                         ldy, prefetch && t == 0);
   });
 }
 
-constexpr size_t kOneGroupTokensK = 4;
 
 template <typename K>
 void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                 size_t n_rows, float* y, size_t ldy) {
   MOXIE_CHECK(n_rows % 8 == 0);  // the layouts exist only in whole 8-row groups
-  // 1-4 tokens read each weight once from memory, and one stream per 8-row group beats a pair's
-  // two on AMD Zen 4 (one core, from DRAM, 1 token: Q4_K_R8 7-10 -> 18 GB/s, Q6_K_R8 7-8.5 -> 20;
-  // 4 tokens: 8.4 -> 9.6 and 6.3 -> 11; on the Xeon the two tables tied at 1-2 tokens; model A
-  // Q4_K_M decode 17-24 -> 34-38 tok/s): Tile8QxK for Q4_K/Q5_K (against the AVX2 kernel, one Zen 4
-  // core, from cache: 4 tokens 10.5-11 -> 15-16.5 GB/s of weights; model A Q4_K_M aggregate decode
-  // of 4 / 8 distinct sequences, alternated: 53 / 67 -> 61-66 / 80-88 tok/s), the AVX2 kernel for
-  // Q6_K. Same bits either way.
+  // Off Intel (kOneGroupTokens), 1-4 tokens read each weight once from memory, and one stream per
+  // 8-row group beats an adjacent pair's two on AMD Zen 4 (one core, from DRAM, 1 token: Q4_K_R8
+  // 7-10 -> 18 GB/s, Q6_K_R8 7-8.5 -> 20; 4 tokens: 8.4 -> 9.6 and 6.3 -> 11; model A Q4_K_M decode
+  // 17-24 -> 34-38 tok/s): Tile8QxK for Q4_K/Q5_K (against the AVX2 kernel, one Zen 4 core, from
+  // cache: 4 tokens 10.5-11 -> 15-16.5 GB/s of weights; model A Q4_K_M aggregate decode of 4 / 8
+  // distinct sequences, alternated: 53 / 67 -> 61-66 / 80-88 tok/s), the AVX2 kernel for Q6_K. On
+  // the Xeon far pairs win from 1 token (one core, from DRAM, 768 × 2048, one group -> far pair:
+  // Q4_K_R8 1 / 2 / 4 tokens 14.2-15.1 -> 16.7-16.9, 12.9-13.3 -> 16.9, 11.2-11.4 -> 14.3-14.5 GB/s;
+  // Q6_K_R8 (the AVX2 kernel before) 14.7-15.0 -> 16.4-17.2, 12.9-13.0 -> 16.0-16.3, 10.0-10.2 ->
+  // 11.2-13.3). Same bits either way.
   const size_t nb = n_in / K::kBlock;
   const size_t group_bytes = nb * 8 * K::kBytes;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
-  if (n_tok <= kOneGroupTokensK) {
+  if (n_tok <= kOneGroupTokens) {
     if constexpr (K::kHasTile8) {
       auto groups = [&](auto T) {
         for (size_t r = 0; r < n_rows; r += 8) {
           K::template Tile8<decltype(T)::value>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, y + r, ldy);
         }
       };
-      static_assert(kOneGroupTokensK == 4);
       avx2::WithTile<4>(n_tok, groups);
     } else {
       Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, w, n_in, n_rows, y, ldy);
     }
     return;
   }
-  size_t r = 0;
-  for (; r + 16 <= n_rows; r += 16) {
-    const uint8_t* g0 = wb + (r / 8) * group_bytes;
-    Pair16<K, K::kT>(g0, g0 + group_bytes, nb, xb, xq_stride, n_tok, y + r, ldy, true);
+  // Far pairs, as QMatmulQ8_0R8Avx512's: group p with p + half, two long streams per thread
+  // (adjacent pairs -> far pairs, as above: Q4_K_R8 6 / 8 tokens 8.3-8.6 -> 11.7-11.9, 7.5 -> 9.8-9.9
+  // GB/s; Q6_K_R8 9.2-9.3 -> 11.2-11.3, 7.8-8.0 -> 9.6-9.9).
+  const size_t groups = n_rows / 8, half = groups / 2;
+  for (size_t p = 0; p < half; ++p) {
+    Pair16<K, K::kT>(wb + p * group_bytes, wb + (p + half) * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * p,
+                     y + 8 * (p + half), ldy, true);
   }
-  if (r < n_rows) {
+  if (groups % 2 != 0) {
+    const size_t r = 16 * half;
     Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
                                           n_rows - r, y + r, ldy);
   }
@@ -458,8 +466,8 @@ struct QxKR16 {
   static constexpr DType kDType = kFive ? DType::kQ5_KR8 : DType::kQ4_KR8;
   template <int T>
   static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
-                   float* y, size_t l, bool pf) {
-    Tile16QxK<T, kFive>(g0, g1, nb, xq, s, y, l, pf);
+                   float* y0, float* y1, size_t l, bool pf) {
+    Tile16QxK<T, kFive>(g0, g1, nb, xq, s, y0, y1, l, pf);
   }
   static constexpr bool kHasTile8 = true;
   template <int T>
@@ -478,7 +486,7 @@ constexpr size_t kQ6KGroupBlock = 8 * 210;
 
 template <int T>
 void Tile16Q6K(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
-               float* y, size_t ldy, bool prefetch) {
+               float* y0, float* y1, size_t ldy, bool prefetch) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m48 = _mm512_set1_epi8(0x30);
   const __m512i m63 = _mm512_set1_epi8(0x3F);
@@ -539,7 +547,7 @@ void Tile16Q6K(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* x
                                               _mm512_cvtepi32_ps(sv), _mm512_load_ps(acc[t])));
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_load_ps(acc[t]));
+  for (int t = 0; t < T; ++t) StoreHalves(y0 + t * ldy, y1 + t * ldy, _mm512_load_ps(acc[t]));
 }
 
 struct Q6KR16 {
@@ -548,8 +556,8 @@ struct Q6KR16 {
   static constexpr DType kDType = DType::kQ6_KR8;
   template <int T>
   static void Tile(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t s,
-                   float* y, size_t l, bool pf) {
-    Tile16Q6K<T>(g0, g1, nb, xq, s, y, l, pf);
+                   float* y0, float* y1, size_t l, bool pf) {
+    Tile16Q6K<T>(g0, g1, nb, xq, s, y0, y1, l, pf);
   }
   // 1-4 tokens: the AVX2 kernel. A one-group 512-bit form (units m, m + 1 interleaved as in Tile8QxK)
   // was slower: building the interleaved units costs more than the maddubs it saves (one Zen 4
