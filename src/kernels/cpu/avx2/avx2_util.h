@@ -24,6 +24,16 @@ namespace moxie::avx2 {
 bool WeightPrefetchWanted();
 inline const bool kWeightPrefetch = WeightPrefetchWanted();
 
+// Far pairs: the AVX-512 kernels that read two 8-row (R8) or 16-row (BF16_R16) groups at once pair
+// group p with p + half of the rows they were given, so a thread reads its rows as two long
+// sequential streams, and do so from 1 token (else: adjacent groups, one group for 1-4 tokens, which
+// AMD Zen 4 streamed faster). On for Intel CPUs, where two streams read faster than one (Xeon with
+// AMX, one core from DRAM, 1-4 tokens: Q4_K_R8 +13-29 %, Q8_0_R8 up to +35 %, BF16_R16 2-4 tokens
+// +19-38 %; the kernels' comments give the figures); not measured elsewhere. MOXIE_FAR_PAIRS=0|1
+// overrides. Changes no result (a row's arithmetic does not depend on its partner).
+bool FarPairsWanted();
+inline const bool kFarPairs = FarPairsWanted();
+
 // A software prefetch (T0) that the optimizer keeps. GCC 12 models __builtin_prefetch as free of
 // side effects, so its IPA pure-const pass marked small helpers whose only effect is prefetching
 // (qmatmul_avx2.cc's PrefetchAhead, qmatmul_avx512.cc's PrefetchPair) as pure and deleted every

@@ -327,6 +327,14 @@ bool avx2::WeightPrefetchWanted() {
   return __builtin_cpu_is("intel");
 }
 
+bool avx2::FarPairsWanted() {
+  if (const char* e = std::getenv("MOXIE_FAR_PAIRS"); e != nullptr && (e[0] == '0' || e[0] == '1')) {
+    return e[0] == '1';
+  }
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
+}
+
 const KernelTable* Avx2KernelsImpl() {
   static const KernelTable table = [] {
     KernelTable t;

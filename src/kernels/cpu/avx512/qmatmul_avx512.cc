@@ -44,8 +44,23 @@ inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
 
 // Lanes 0-7 of v to y0, 8-15 to y1 (the two groups of a far pair).
 inline void StoreHalves(float* y0, float* y1, __m512 v) {
-  _mm256_storeu_ps(y0, _mm512_castps512_ps256(v));
-  _mm256_storeu_ps(y1, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  _mm512_mask_storeu_ps(y0, 0x00FF, v);  // lanes 0-7 (GCC 12 warns on _mm512_castps512_ps256 here)
+  _mm256_storeu_ps(y1, _mm512_extractf32x8_ps(v, 1));
+}
+
+// Pairs of 8-row groups for the kernels that read two at once: (p, p + half) with far pairs
+// (avx2::kFarPairs), else (2p, 2p + 1); f(first group, second group) for each pair, where
+// group i holds rows 8i..8i + 7. A last lone group (an odd count) is left to the caller: 2 · half.
+template <typename F>
+inline void ForGroupPairs(size_t groups, F&& f) {
+  const size_t half = groups / 2;
+  for (size_t p = 0; p < half; ++p) {
+    if (avx2::kFarPairs) {
+      f(p, p + half);
+    } else {
+      f(2 * p, 2 * p + 1);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,7 +147,7 @@ void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 }
 
 // One 8-row group × T tokens with 256-bit vpdpbusd (AVX-512 VL): the arithmetic of Tile16Q8_0 per
-// lane, on one group, for 1-4 tokens (decode, small expert batches) on CPUs other than Intel's:
+// lane, on one group, for 1-4 tokens (decode, small expert batches) without far pairs (off Intel):
 // one sequential stream per thread streams faster there than the two of a pair of adjacent
 // groups. Kernel bench (one AMD Zen 4 core, from DRAM, adjacent pair -> one group): 1 token
 // 12-16 -> 20-22 GB/s, 2 tokens 13-14.5 -> 17-20; model A Q8_0 decode of 8 distinct sequences
@@ -141,10 +156,7 @@ void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 // from DRAM, gate/up 1024 × 2048, one group -> far pair: 1 token 14.6-15.0 -> 15.1-16.1 GB/s, 2
 // 13.5-14.0 -> 15.1-15.8, 4 11.7 -> 15.7-16.2; down 2048 × 1024 4 tokens 11.9-12.1 -> 14.6-15.4);
 // far pairs were not measured on Zen 4.
-const size_t kOneGroupTokens = [] {
-  __builtin_cpu_init();  // may run during static initialisation
-  return __builtin_cpu_is("intel") ? size_t{0} : size_t{4};
-}();
+const size_t kOneGroupTokens = avx2::kFarPairs ? 0 : 4;
 
 template <int T>
 void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, float* y,
@@ -206,16 +218,17 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
       default: break;
     }
   }
-  // Group p with group p + half: each thread reads its rows as two long sequential streams (adjacent
-  // groups, one stream that jumps ahead after every pair: Xeon with AMX, one core from DRAM, down
-  // 2048 × 1024, 8 tokens 10.1-10.6 -> 13.8-13.9 GB/s, 12 tokens 8.1-8.3 -> 10.0-10.3).
-  const size_t groups = n_rows / 8, half = groups / 2;
-  for (size_t p = 0; p < half; ++p) {
-    Pair16Q8_0<kT>(wb + p * group_bytes, wb + (p + half) * group_bytes, nb, xb, xq_stride, ab.data(), n_tok,
-                   y + 8 * p, y + 8 * (p + half), ldy, true);
-  }
+  // With far pairs group p goes with p + half: each thread reads its rows as two long sequential
+  // streams (adjacent groups, one stream that jumps ahead after every pair -> far: Xeon with AMX,
+  // one core from DRAM, down 2048 × 1024, 8 tokens 10.1-10.6 -> 13.8-13.9 GB/s, 12 tokens 8.1-8.3
+  // -> 10.0-10.3).
+  const size_t groups = n_rows / 8;
+  ForGroupPairs(groups, [&](size_t a, size_t b) {
+    Pair16Q8_0<kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + 8 * a,
+                   y + 8 * b, ldy, true);
+  });
   if (groups % 2 != 0) {  // a last lone group: the AVX2 kernel (the same bits)
-    const size_t r = 16 * half;
+    const size_t r = 8 * (groups - 1);
     Avx2KernelsImpl()->QMatmul(DType::kQ8_0R8)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
                                                n_rows - r, y + r, ldy);
   }
@@ -444,16 +457,16 @@ void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
     }
     return;
   }
-  // Far pairs, as QMatmulQ8_0R8Avx512's: group p with p + half, two long streams per thread
-  // (adjacent pairs -> far pairs, as above: Q4_K_R8 6 / 8 tokens 8.3-8.6 -> 11.7-11.9, 7.5 -> 9.8-9.9
+  // Pairs as QMatmulQ8_0R8Avx512's (far ones: group p with p + half, two long streams per thread;
+  // adjacent pairs -> far pairs, as above: Q4_K_R8 6 / 8 tokens 8.3-8.6 -> 11.7-11.9, 7.5 -> 9.8-9.9
   // GB/s; Q6_K_R8 9.2-9.3 -> 11.2-11.3, 7.8-8.0 -> 9.6-9.9).
-  const size_t groups = n_rows / 8, half = groups / 2;
-  for (size_t p = 0; p < half; ++p) {
-    Pair16<K, K::kT>(wb + p * group_bytes, wb + (p + half) * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * p,
-                     y + 8 * (p + half), ldy, true);
-  }
+  const size_t groups = n_rows / 8;
+  ForGroupPairs(groups, [&](size_t a, size_t b) {
+    Pair16<K, K::kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * a, y + 8 * b,
+                     ldy, true);
+  });
   if (groups % 2 != 0) {
-    const size_t r = 16 * half;
+    const size_t r = 8 * (groups - 1);
     Avx2KernelsImpl()->QMatmul(K::kDType)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
                                           n_rows - r, y + r, ldy);
   }
