@@ -372,6 +372,51 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+// Groups ga and gb at once (a far pair, avx2::kFarPairs: each thread reads its rows as two long
+// sequential streams) × T (1-2) tokens: per lane the arithmetic of TileR8Stored, so the same bits.
+template <int T>
+void TileR8StoredFar(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t xq_stride,
+                     float* ya, float* yb, size_t ldy) {
+  __m256 acc[2][T];
+  for (auto& g : acc) {
+    for (auto& a : g) a = _mm256_setzero_ps();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o[2] = {ga + b * kR8GroupBlock, gb + b * kR8GroupBlock};
+    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o[0]);
+    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o[1]);
+    __m256i sum[2][T];
+    for (auto& g : sum) {
+      for (auto& v : g) v = _mm256_setzero_si256();
+    }
+    for (int k = 0; k < 8; ++k) {
+      for (int gi = 0; gi < 2; ++gi) {
+        const __m256i wk = LoadU256(o[gi] + 16 + 32 * k);
+        const __m256i awk = _mm256_sign_epi8(wk, wk);
+        for (int t = 0; t < T; ++t) {
+          int32_t v;
+          std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
+          const __m256i yk = _mm256_set1_epi32(v);
+          sum[gi][t] = _mm256_add_epi32(
+              sum[gi][t], _mm256_madd_epi16(_mm256_maddubs_epi16(awk, _mm256_sign_epi8(yk, wk)), ones));
+        }
+      }
+    }
+    for (int gi = 0; gi < 2; ++gi) {
+      const __m256 dw = _mm256_cvtph_ps(LoadU128(o[gi]));
+      for (int t = 0; t < T; ++t) {
+        const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
+        acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[gi][t]), d, acc[gi][t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    _mm256_storeu_ps(ya + t * ldy, acc[0][t]);
+    _mm256_storeu_ps(yb + t * ldy, acc[1][t]);
+  }
+}
+
 // All tokens over one 8-row group, kT at a time (the tail with fewer); the group's first pass
 // prefetches, later passes find it in L1. K::Tile<T> is the tile kernel of the layout.
 template <typename K, int kT>
@@ -394,13 +439,23 @@ struct Q8_0R8Tiles {
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileR8Stored<T>(g, nb, xq, s, y, l, pf);
   }
+  static constexpr bool kHasFar = true;
+  template <int T>
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
+                  float* yb, size_t l) {
+    TileR8StoredFar<T>(ga, gb, nb, xq, s, ya, yb, l);
+  }
 };
 
 // Matmul on an R8 layout K (Q8_0R8Tiles, Q4_KR8Tiles). One pass over a group per 4 tokens: the
 // group (8 x 34 bytes per 32 inputs for Q8_0, 17 KiB for 2048 inputs) stays in L1 across the
 // passes. Q8_0: 15-25 % faster at 4-32 tokens than expanding chunks to R8Block (|w|
 // precomputed); Q4_K: 2, 3 and 4 tokens per pass within noise of each other (moxie_kernels_bench,
-// Zen 1).
+// Zen 1). With far pairs (avx2::kFarPairs, Intel) 1-2 tokens take two groups at once, p and p + half
+// (K::Far): two long streams per thread (Xeon with AMX, MOXIE_ISA=avx2, one core from DRAM, one
+// group -> far pair: Q8_0_R8 1024 × 2048 1 / 2 tokens 14.6 -> 15.6, 13.5-13.7 -> 15.4-15.9 GB/s;
+// Q4_K_R8 768 × 2048 13.8-14.0 -> 15.8-16.7, 12.4-12.5 -> 14.0-14.3; 2048 × 768 12.9-13.4 ->
+// 16.5-16.9, 12.1-12.3 -> 13.9-14.0). Q6_K keeps one group.
 template <typename K>
 void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                   size_t n_rows, float* y, size_t ldy) {
@@ -408,8 +463,28 @@ void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
   MOXIE_CHECK(n_rows % 8 == 0);  // the layouts exist only in whole 8-row groups
   const size_t nb = n_in / K::kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r < n_rows; r += 8) {
-    GroupR8<K, kT>(wb + r * nb * K::kBytes, nb, static_cast<const uint8_t*>(xq), xq_stride, n_tok, y + r, ldy);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  const size_t group_bytes = 8 * nb * K::kBytes, groups = n_rows / 8;
+  if constexpr (K::kHasFar) {
+    if (avx2::kFarPairs && n_tok <= 2 && groups >= 2) {
+      const size_t half = groups / 2;
+      for (size_t p = 0; p < half; ++p) {
+        const uint8_t* ga = wb + p * group_bytes;
+        const uint8_t* gb = wb + (p + half) * group_bytes;
+        if (n_tok == 1) {
+          K::template Far<1>(ga, gb, nb, xb, xq_stride, y + 8 * p, y + 8 * (p + half), ldy);
+        } else {
+          K::template Far<2>(ga, gb, nb, xb, xq_stride, y + 8 * p, y + 8 * (p + half), ldy);
+        }
+      }
+      if (groups % 2 != 0) {
+        GroupR8<K, kT>(wb + 2 * half * group_bytes, nb, xb, xq_stride, n_tok, y + 16 * half, ldy);
+      }
+      return;
+    }
+  }
+  for (size_t g = 0; g < groups; ++g) {
+    GroupR8<K, kT>(wb + g * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * g, ldy);
   }
 }
 
@@ -610,17 +685,19 @@ void QMatmulQ8KAct(const void* xq, size_t xq_stride, size_t n_tok, const void* w
 // Q5_K_R8 (kFive): the fifth bit (vector s at byte 1152 of the group block) joins each nibble; a
 // 5-bit value is at most 31, so 4 maddubs (|sum| <= 4 * 2 * 31 * 127 = 31496) add up in int16
 // per madd: 10 multiplies per 256 products instead of 16.
-template <int T, bool kFive = false>
-void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
-               size_t ldy, bool prefetch) {
-  constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m1 = _mm256_set1_epi8(0x01);
+// One 8-row group's Q4_K_R8 / Q5_K_R8 (kFive) block sums for T tokens, accumulated block by block
+// (acc, macc per token); TileQ4KR8 runs one group, TileQ4KR8Far two (a far pair).
+template <bool kFive, int T>
+struct Q4KR8Sums {
+  static constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
   __m256 acc[T], macc[T];
-  for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kGroupBlock;
-    if (prefetch) PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(o);  // later passes hit L1
+  Q4KR8Sums() {
+    for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
+  }
+  // Block b of the group, at o.
+  void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m1 = _mm256_set1_epi8(0x01);
     const __m256i wa = LoadU256(o + 32), wb = LoadU256(o + 64), wc = LoadU256(o + 96);
     __m256i scp[4];  // avx2::ScalesK4R8
     ScalesK4R8(wa, wb, wc, scp);
@@ -677,7 +754,41 @@ void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(macc[t], acc[t]));
+  void Store(float* y, size_t ldy) const {
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(macc[t], acc[t]));
+  }
+};
+
+template <int T, bool kFive = false>
+void TileQ4KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+               size_t ldy, bool prefetch) {
+  constexpr size_t kGroupBlock = Q4KR8Sums<kFive, T>::kGroupBlock;
+  Q4KR8Sums<kFive, T> sums;
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kGroupBlock;
+    if (prefetch) PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(o);  // later passes hit L1
+    sums.Block(o, b, xq, xq_stride);
+  }
+  sums.Store(y, ldy);
+}
+
+// Groups ga and gb block by block (a far pair, avx2::kFarPairs: two long sequential streams per
+// thread); per lane the arithmetic of TileQ4KR8, so the same bits.
+template <int T, bool kFive = false>
+void TileQ4KR8Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t xq_stride,
+                  float* ya, float* yb, size_t ldy) {
+  constexpr size_t kGroupBlock = Q4KR8Sums<kFive, T>::kGroupBlock;
+  Q4KR8Sums<kFive, T> sa, sb;
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* oa = ga + b * kGroupBlock;
+    const uint8_t* ob = gb + b * kGroupBlock;
+    PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(oa);
+    PrefetchAhead<kGroupBlock, 2 * kGroupBlock>(ob);
+    sa.Block(oa, b, xq, xq_stride);
+    sb.Block(ob, b, xq, xq_stride);
+  }
+  sa.Store(ya, ldy);
+  sb.Store(yb, ldy);
 }
 
 struct Q4_KR8Tiles {
@@ -686,12 +797,24 @@ struct Q4_KR8Tiles {
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileQ4KR8<T>(g, nb, xq, s, y, l, pf);
   }
+  static constexpr bool kHasFar = true;
+  template <int T>
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
+                  float* yb, size_t l) {
+    TileQ4KR8Far<T, false>(ga, gb, nb, xq, s, ya, yb, l);
+  }
 };
 struct Q5_KR8Tiles {
   static constexpr size_t kBlock = 256, kBytes = 176;
   template <int T>
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileQ4KR8<T, true>(g, nb, xq, s, y, l, pf);
+  }
+  static constexpr bool kHasFar = true;
+  template <int T>
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
+                  float* yb, size_t l) {
+    TileQ4KR8Far<T, true>(ga, gb, nb, xq, s, ya, yb, l);
   }
 };
 
@@ -773,6 +896,7 @@ struct Q6_KR8Tiles {
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
     TileQ6KR8<T>(g, nb, xq, s, y, l, pf);
   }
+  static constexpr bool kHasFar = false;
 };
 
 // ---------------------------------------------------------------------------------------------
