@@ -144,10 +144,13 @@ def main():
     roof = {"pp": None, "tg": j["decode_roofline_tok_s"]}
     for b in bb:
         roof[f"B{b} distinct"] = j["batched"][str(b)]["roofline_tok_s"]
-        roof[f"B{b}"] = b * j["bandwidth_gb_s"] * 1e9 / ident_last["batched"][str(b)]["bytes_per_step"]
+        ib = ident_last["batched"][str(b)]
+        roof[f"B{b}"] = b * ib.get("bandwidth_gb_s", j["bandwidth_gb_s"]) * 1e9 / ib["bytes_per_step"]
     peers = [n for n, _ in engines if n != "moxie"]
     print(f"\nmodel {a.model} ({j['type']}, {j['weight_bytes'] / 1e9:.2f} GB), {a.t} threads, "
-          f"{a.rounds} rounds x {a.r} repetitions; Moxie's probe {j['bandwidth_gb_s']:.1f} GB/s, "
+          f"{a.rounds} rounds x {a.r} repetitions; Moxie's probes "
+          f"{' / '.join(f'{v:.1f}' for v in j.get('bandwidth_probes_gb_s', [j['bandwidth_gb_s']]))} GB/s "
+          f"(each row's share against the probe after its test), "
           f"{j['decode_bytes_per_token'] / 1e9:.3f} GB per decoded token"
           + (f"; moxie flags: {' '.join(a.moxie_arg)}" if a.moxie_arg else "") + "\n")
     cols = ["test", "moxie"] + peers + [f"moxie / {p}" for p in peers] + ["roofline", "moxie share"]

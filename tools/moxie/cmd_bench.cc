@@ -27,10 +27,29 @@ namespace {
 
 double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+// The process's peak resident set (VmHWM; getrusage's ru_maxrss where /proc is missing).
 int64_t PeakRssBytes() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long long kib = -1;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+    if (kib >= 0) return static_cast<int64_t>(kib) * 1024;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+// Resets VmHWM to the current resident set (Linux: "5" to /proc/self/clear_refs); false if it
+// could not, so that later peaks would include whatever ran in between.
+bool ResetPeakRss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (f == nullptr) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
 }
 
 struct Stats {
@@ -205,6 +224,21 @@ void RegisterBench(CLI::App& app, int* rc) {
       for (int q = 1; q < max_b && st.ok(); ++q) st = s.CopySequence(0, q);
       if (!st.ok() && !fail(st)) return;
     }
+    // The bandwidth probe runs right after each decode test, so every roofline share is against
+    // what memory delivered at that time (on a shared host the probe moved 20-35 GB/s within
+    // minutes, and one probe per run swung the later rows' shares by 10-30 %). Its 1 GiB buffer
+    // is kept out of the peak RSS: the peak is read before each probe and reset after it.
+    int64_t peak_rss = 0;
+    bool peak_valid = true;  // later readings exclude the probes
+    std::vector<double> probes;
+    auto probe = [&]() -> Bandwidth {
+      if (no_bw) return Bandwidth{};
+      if (peak_valid) peak_rss = std::max(peak_rss, PeakRssBytes());
+      const Bandwidth b = MeasureReadBandwidth(nt, 1024, 3);
+      peak_valid = peak_valid && ResetPeakRss();
+      probes.push_back(b.best_gb_s);
+      return b;
+    };
     nlohmann::ordered_json j;
     std::vector<double> pp, tg;
     PhaseTimes pphases;
@@ -230,6 +264,9 @@ void RegisterBench(CLI::App& app, int* rc) {
       }
       tg.push_back(n / (Now() - a));
     }
+    // The decode test's probe (or, without one, the run's only probe, at the end).
+    Bandwidth bw;
+    if (n > 0) bw = probe();
     const Stats pps = Summarise(pp), tgs = Summarise(tg);
     // Bytes a decoded token reads: the weights, and the K/V rows of its context (on average
     // depth + (n + 1) / 2 positions over a decode run).
@@ -242,6 +279,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       Stats tok_s;
       double roofline = 0, experts_per_layer = 0, bytes_step = 0;
       PhaseTimes phases;
+      double bandwidth_gb_s = 0;  // the probe right after this row's test
     };
     std::vector<BRow> brows;
     for (int b : bs) {
@@ -275,20 +313,20 @@ void RegisterBench(CLI::App& app, int* rc) {
         }
         if (r >= 0) v.push_back(static_cast<double>(b) * n / (Now() - a));
       }
-      BRow row{b, Summarise(v), 0, 0, 0, bph};
+      BRow row{b, Summarise(v), 0, 0, 0, bph, probe().best_gb_s};
       const double steps = static_cast<double>(reps) * n;
       row.bytes_step = dense_bytes + uc.expert_bytes_ / steps + b * kv_bytes_tok;
       row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
       brows.push_back(row);
     }
-    // Peak RSS before the bandwidth probe (whose 1 GiB buffer would otherwise count).
-    const int64_t peak_rss = PeakRssBytes();
-    Bandwidth bw;
-    if (!no_bw) bw = MeasureReadBandwidth(nt, 1024, 5);
-    const double roof1 = bw.best_gb_s > 0 ? bw.best_gb_s * 1e9 / bytes_tok : 0;
+    if (peak_valid) peak_rss = std::max(peak_rss, PeakRssBytes());
+    if (probes.empty()) bw = probe();  // no decode test: one probe for the record
+    const double roof1 = n > 0 && bw.best_gb_s > 0 ? bw.best_gb_s * 1e9 / bytes_tok : 0;
     for (auto& r : brows) {
-      r.roofline = bw.best_gb_s > 0 ? r.b * bw.best_gb_s * 1e9 / r.bytes_step : 0;
+      r.roofline = r.bandwidth_gb_s > 0 ? r.b * r.bandwidth_gb_s * 1e9 / r.bytes_step : 0;
     }
+    const double probe_min = probes.empty() ? 0 : *std::min_element(probes.begin(), probes.end());
+    const double probe_max = probes.empty() ? 0 : *std::max_element(probes.begin(), probes.end());
     std::string type;
     int64_t most = -1;
     for (const auto& [dt, b] : info.bytes_by_dtype) {
@@ -322,6 +360,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["kv_bytes_per_position"] = static_cast<int64_t>(s.kv_bytes_per_position());
       j["bandwidth_gb_s"] = bw.best_gb_s;
       j["bandwidth_gb_s_median"] = bw.median_gb_s;
+      j["bandwidth_probes_gb_s"] = probes;
       j["decode_roofline_tok_s"] = roof1;
       j["decode_roofline_share"] = roof1 > 0 ? tgs.median / roof1 : 0;
       nlohmann::ordered_json bj = nlohmann::ordered_json::object();
@@ -331,6 +370,7 @@ void RegisterBench(CLI::App& app, int* rc) {
                                    {"roofline_share", r.roofline > 0 ? r.tok_s.median / r.roofline : 0},
                                    {"experts_per_layer", r.experts_per_layer},
                                    {"bytes_per_step", static_cast<int64_t>(r.bytes_step)},
+                                   {"bandwidth_gb_s", r.bandwidth_gb_s},
                                    {"phases_s", PhasesJson(r.phases)}};
       }
       j["batched"] = bj;
@@ -356,8 +396,10 @@ void RegisterBench(CLI::App& app, int* rc) {
                     info.relaid_tensors);
       }
       if (bw.best_gb_s > 0) {
-        std::printf("memory bandwidth (streaming read, %d threads): %.1f GB/s best, %.1f median\n", nt, bw.best_gb_s,
-                    bw.median_gb_s);
+        std::printf("memory bandwidth (streaming read, %d threads, probed after each decode test, best of 3): ", nt);
+        for (size_t i = 0; i < probes.size(); ++i) std::printf("%s%.1f", i ? " / " : "", probes[i]);
+        std::printf(" GB/s%s\n", probe_max > 1.15 * probe_min ? " (the host's bandwidth moved: compare shares, not tok/s)"
+                                                                : "");
       }
       std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share |\n|---|---|---|---|---|---|\n");
       if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | |\n", p, pps.median, pps.min, pps.max);
