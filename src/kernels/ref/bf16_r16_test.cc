@@ -107,7 +107,8 @@ TEST(Bf16R16, EveryTableGivesTheReferenceBits) {
         const auto w = Bf16Rows(rows, n, &rng);
         const auto r = Repack(w, rows, n);
         // The plain reference agrees within the f32 reordering (a check of the layout's meaning).
-        for (size_t toks : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{8}, size_t{9}, size_t{13}, size_t{17}}) {
+        for (size_t toks :
+             {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{8}, size_t{9}, size_t{13}, size_t{17}}) {
           const size_t ldx = n + 3, ldy = rows + 5;
           const auto x = Activations(toks, ldx, &rng);
           std::vector<float> want(toks * ldy, -1.f), got(toks * ldy, -1.f), plain(toks * ldy, -1.f);
