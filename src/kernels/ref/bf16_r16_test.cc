@@ -172,7 +172,7 @@ TEST(Bf16R16, Bf16ActivationKernelsMatchReferenceAndBatches) {
           }
         }
         for (size_t k : {size_t{0}, size_t{7}, size_t{16}, size_t{39}}) {
-          for (size_t nt : {size_t{1}, size_t{2}, size_t{5}, size_t{17}}) {
+          for (size_t nt : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{17}}) {
             if (k + nt > toks) continue;
             std::vector<float> few(nt * rows);
             qmm(xq.data() + k * stride, stride, nt, r.data(), n, rows, few.data(), rows);
