@@ -398,8 +398,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       if (bw.best_gb_s > 0) {
         std::printf("memory bandwidth (streaming read, %d threads, probed after each decode test, best of 3): ", nt);
         for (size_t i = 0; i < probes.size(); ++i) std::printf("%s%.1f", i ? " / " : "", probes[i]);
-        std::printf(" GB/s%s\n", probe_max > 1.15 * probe_min ? " (the host's bandwidth moved: compare shares, not tok/s)"
-                                                                : "");
+        const bool moved = probe_max > 1.15 * probe_min;
+        std::printf(" GB/s%s\n", moved ? " (the host's bandwidth moved: compare shares, not tok/s)" : "");
       }
       std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share |\n|---|---|---|---|---|---|\n");
       if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | |\n", p, pps.median, pps.min, pps.max);

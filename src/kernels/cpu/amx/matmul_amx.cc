@@ -463,7 +463,7 @@ void Q8Pass(const uint8_t* xa, size_t xq_stride, const float* dxt, size_t nb, co
     for (int t = 0; t < M; ++t) {
       float* yt = y + static_cast<size_t>(t) * ldy;
       _mm256_storeu_ps(yt + 8 * p, _mm512_castps512_ps256(acc[t]));
-      _mm256_storeu_ps(yt + 8 * (p + pairs), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+      _mm256_storeu_ps(yt + 8 * (p + pairs), _mm512_extractf32x8_ps(acc[t], 1));
     }
   }
 }
@@ -471,8 +471,10 @@ void Q8Pass(const uint8_t* xa, size_t xq_stride, const float* dxt, size_t nb, co
 template <size_t... I>
 void Q8PassAny(int m, std::index_sequence<I...>, const uint8_t* xa, size_t xq_stride, const float* dxt, size_t nb,
                const uint8_t* wb, size_t group_bytes, size_t pairs, float* y, size_t ldy) {
-  ((m == static_cast<int>(I) + 1 ? Q8Pass<static_cast<int>(I) + 1>(xa, xq_stride, dxt, nb, wb, group_bytes, pairs, y, ldy)
-                                 : void()),
+  constexpr int kFirst = static_cast<int>(kQ8MinTileTokens);  // the only block sizes that run
+  ((m == kFirst + static_cast<int>(I)
+        ? Q8Pass<kFirst + static_cast<int>(I)>(xa, xq_stride, dxt, nb, wb, group_bytes, pairs, y, ldy)
+        : void()),
    ...);
 }
 
@@ -504,7 +506,7 @@ void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void
   for (size_t t0 = 0; t0 < tiled; t0 += 16) {
     const int m = static_cast<int>(std::min<size_t>(16, tiled - t0));
     if (t0 == 0 || m != 16) ConfigureQ8(m);
-    Q8PassAny(m, std::make_index_sequence<16>{}, x + t0 * xq_stride + 2, xq_stride, dx.data() + t0 * nb, nb, wb,
+    Q8PassAny(m, std::make_index_sequence<17 - kQ8MinTileTokens>{}, x + t0 * xq_stride + 2, xq_stride, dx.data() + t0 * nb, nb, wb,
               group_bytes, pairs, y + t0 * ldy, ldy);
   }
   if (tiled < n_tok) {
