@@ -133,6 +133,21 @@ static inline void PairsTwoChains(size_t n, F&& pair) {
 // tile(std::integral_constant<int, T>{}, t, r) for each 16-row group r < n_rows of a BF16_R16
 // weight against tokens [t, t + T), in balanced tiles of up to kMaxTok (t == 0: the tile that
 // streams the group from memory; later ones find it in L2).
+// Pairs of row groups for the kernels that read two at once: (p, p + half) with far pairs
+// (kFarPairs), else (2p, 2p + 1); f(first group, second group) for each pair. A last lone group
+// (an odd count: group groups - 1 either way) is left to the caller.
+template <typename F>
+static inline void ForGroupPairs(size_t groups, F&& f) {
+  const size_t half = groups / 2;
+  for (size_t p = 0; p < half; ++p) {
+    if (kFarPairs) {
+      f(p, p + half);
+    } else {
+      f(2 * p, 2 * p + 1);
+    }
+  }
+}
+
 template <int kMaxTok, typename F>
 static inline void R16Tiles(size_t n_rows, size_t n_tok, F&& tile) {
   for (size_t r = 0; r + 16 <= n_rows; r += 16) {

@@ -341,15 +341,17 @@ void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* 
 constexpr size_t kR8GroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
 constexpr size_t kPrefetchR8 = 1024;
 
+// One 8-row group's Q8_0_R8 block sums for T tokens, accumulated block by block; TileR8Stored runs
+// one group, TileR8StoredFar two (a far pair).
 template <int T>
-void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
-                  size_t ldy, bool prefetch) {
+struct Q8R8Sums {
   __m256 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kR8GroupBlock;
-    if (prefetch) PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o);  // later passes hit L1
+  Q8R8Sums() {
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  }
+  // Block b of the group, at o.
+  void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
@@ -369,52 +371,39 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+  void Store(float* y, size_t ldy) const {
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+  }
+};
+
+template <int T>
+void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+                  size_t ldy, bool prefetch) {
+  Q8R8Sums<T> sums;
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * kR8GroupBlock;
+    if (prefetch) PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o);  // later passes hit L1
+    sums.Block(o, b, xq, xq_stride);
+  }
+  sums.Store(y, ldy);
 }
 
-// Groups ga and gb at once (a far pair, avx2::kFarPairs: each thread reads its rows as two long
-// sequential streams) × T (1-2) tokens: per lane the arithmetic of TileR8Stored, so the same bits.
+// Groups ga and gb block by block (a far pair, avx2::kFarPairs: each thread reads its rows as two
+// long sequential streams); per lane the arithmetic of TileR8Stored, so the same bits.
 template <int T>
 void TileR8StoredFar(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t xq_stride,
                      float* ya, float* yb, size_t ldy) {
-  __m256 acc[2][T];
-  for (auto& g : acc) {
-    for (auto& a : g) a = _mm256_setzero_ps();
-  }
-  const __m256i ones = _mm256_set1_epi16(1);
+  Q8R8Sums<T> sa, sb;
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o[2] = {ga + b * kR8GroupBlock, gb + b * kR8GroupBlock};
-    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o[0]);
-    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o[1]);
-    __m256i sum[2][T];
-    for (auto& g : sum) {
-      for (auto& v : g) v = _mm256_setzero_si256();
-    }
-    for (int k = 0; k < 8; ++k) {
-      for (int gi = 0; gi < 2; ++gi) {
-        const __m256i wk = LoadU256(o[gi] + 16 + 32 * k);
-        const __m256i awk = _mm256_sign_epi8(wk, wk);
-        for (int t = 0; t < T; ++t) {
-          int32_t v;
-          std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
-          const __m256i yk = _mm256_set1_epi32(v);
-          sum[gi][t] = _mm256_add_epi32(
-              sum[gi][t], _mm256_madd_epi16(_mm256_maddubs_epi16(awk, _mm256_sign_epi8(yk, wk)), ones));
-        }
-      }
-    }
-    for (int gi = 0; gi < 2; ++gi) {
-      const __m256 dw = _mm256_cvtph_ps(LoadU128(o[gi]));
-      for (int t = 0; t < T; ++t) {
-        const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
-        acc[gi][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[gi][t]), d, acc[gi][t]);
-      }
-    }
+    const uint8_t* oa = ga + b * kR8GroupBlock;
+    const uint8_t* ob = gb + b * kR8GroupBlock;
+    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(oa);
+    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(ob);
+    sa.Block(oa, b, xq, xq_stride);
+    sb.Block(ob, b, xq, xq_stride);
   }
-  for (int t = 0; t < T; ++t) {
-    _mm256_storeu_ps(ya + t * ldy, acc[0][t]);
-    _mm256_storeu_ps(yb + t * ldy, acc[1][t]);
-  }
+  sa.Store(ya, ldy);
+  sb.Store(yb, ldy);
 }
 
 // All tokens over one 8-row group, kT at a time (the tail with fewer); the group's first pass
@@ -466,19 +455,18 @@ void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
   const auto* xb = static_cast<const uint8_t*>(xq);
   const size_t group_bytes = 8 * nb * K::kBytes, groups = n_rows / 8;
   if constexpr (K::kHasFar) {
-    if (avx2::kFarPairs && n_tok <= 2 && groups >= 2) {
-      const size_t half = groups / 2;
-      for (size_t p = 0; p < half; ++p) {
-        const uint8_t* ga = wb + p * group_bytes;
-        const uint8_t* gb = wb + (p + half) * group_bytes;
+    if (avx2::kFarPairs && n_tok <= 2) {
+      avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
+        const uint8_t* ga = wb + a * group_bytes;
+        const uint8_t* gb = wb + b * group_bytes;
         if (n_tok == 1) {
-          K::template Far<1>(ga, gb, nb, xb, xq_stride, y + 8 * p, y + 8 * (p + half), ldy);
+          K::template Far<1>(ga, gb, nb, xb, xq_stride, y + 8 * a, y + 8 * b, ldy);
         } else {
-          K::template Far<2>(ga, gb, nb, xb, xq_stride, y + 8 * p, y + 8 * (p + half), ldy);
+          K::template Far<2>(ga, gb, nb, xb, xq_stride, y + 8 * a, y + 8 * b, ldy);
         }
-      }
+      });
       if (groups % 2 != 0) {
-        GroupR8<K, kT>(wb + 2 * half * group_bytes, nb, xb, xq_stride, n_tok, y + 16 * half, ldy);
+        GroupR8<K, kT>(wb + (groups - 1) * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * (groups - 1), ldy);
       }
       return;
     }

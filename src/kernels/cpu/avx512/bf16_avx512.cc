@@ -161,14 +161,15 @@ void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const 
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wb = static_cast<const uint8_t*>(w);
   if (avx2::kFarPairs && n_tok <= 4) {
-    const size_t group_bytes = 32 * n_in, groups = n_rows / 16, half = groups / 2;
+    const size_t group_bytes = 32 * n_in, groups = n_rows / 16;
     avx2::WithTile<4>(n_tok, [&](auto T) {
-      for (size_t p = 0; p < half; ++p) {
-        TileR16Far<decltype(T)::value, kPf>(x, xq_stride, wb + p * group_bytes, wb + (p + half) * group_bytes,
-                                            n_in / 2, y + 16 * p, y + 16 * (p + half), ldy);
-      }
+      avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
+        TileR16Far<decltype(T)::value, kPf>(x, xq_stride, wb + a * group_bytes, wb + b * group_bytes, n_in / 2,
+                                            y + 16 * a, y + 16 * b, ldy);
+      });
       if (groups % 2 != 0) {
-        TileR16<decltype(T)::value, kPf>(x, xq_stride, wb + 2 * half * group_bytes, n_in / 2, y + 32 * half, ldy);
+        const size_t g = groups - 1;
+        TileR16<decltype(T)::value, kPf>(x, xq_stride, wb + g * group_bytes, n_in / 2, y + 16 * g, ldy);
       }
     });
     return;

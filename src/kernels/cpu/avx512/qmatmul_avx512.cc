@@ -48,21 +48,6 @@ inline void StoreHalves(float* y0, float* y1, __m512 v) {
   _mm256_storeu_ps(y1, _mm512_extractf32x8_ps(v, 1));
 }
 
-// Pairs of 8-row groups for the kernels that read two at once: (p, p + half) with far pairs
-// (avx2::kFarPairs), else (2p, 2p + 1); f(first group, second group) for each pair, where
-// group i holds rows 8i..8i + 7. A last lone group (an odd count) is left to the caller: 2 · half.
-template <typename F>
-inline void ForGroupPairs(size_t groups, F&& f) {
-  const size_t half = groups / 2;
-  for (size_t p = 0; p < half; ++p) {
-    if (avx2::kFarPairs) {
-      f(p, p + half);
-    } else {
-      f(2 * p, 2 * p + 1);
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Q8_0_R8 (DType::kQ8_0R8, see core/dtype.h): a group of 8 rows stores per 32-element block the
 // rows' 8 f16 scales (16 bytes) and 8 vectors of 32 bytes, vector k = bytes 4k..4k+3 of rows 0..7.
@@ -223,7 +208,7 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
   // one core from DRAM, down 2048 × 1024, 8 tokens 10.1-10.6 -> 13.8-13.9 GB/s, 12 tokens 8.1-8.3
   // -> 10.0-10.3).
   const size_t groups = n_rows / 8;
-  ForGroupPairs(groups, [&](size_t a, size_t b) {
+  avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
     Pair16Q8_0<kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + 8 * a,
                    y + 8 * b, ldy, true);
   });
@@ -425,7 +410,6 @@ void Pair16(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, 
   });
 }
 
-
 template <typename K>
 void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                 size_t n_rows, float* y, size_t ldy) {
@@ -461,7 +445,7 @@ void QMatmulR16(const void* xq, size_t xq_stride, size_t n_tok, const void* w, s
   // adjacent pairs -> far pairs, as above: Q4_K_R8 6 / 8 tokens 8.3-8.6 -> 11.7-11.9, 7.5 -> 9.8-9.9
   // GB/s; Q6_K_R8 9.2-9.3 -> 11.2-11.3, 7.8-8.0 -> 9.6-9.9).
   const size_t groups = n_rows / 8;
-  ForGroupPairs(groups, [&](size_t a, size_t b) {
+  avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
     Pair16<K, K::kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * a, y + 8 * b,
                      ldy, true);
   });
