@@ -12,50 +12,116 @@ namespace moxie {
 
 void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const TensorView& w,
             const float* bias, float* y, size_t ldy) {
-  MOXIE_CHECK(w.shape.rank() == 2);
-  const size_t n_out = static_cast<size_t>(w.dim(0));
-  const size_t n_in = static_cast<size_t>(w.dim(1));
+  const LinearOut out{&w, bias, y, ldy};
+  LinearMany(ctx, x, ldx, n_tok, &out, 1);
+}
+
+void LinearMany(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const LinearOut* outs, int n) {
+  constexpr int kMaxOuts = 4;
+  MOXIE_CHECK(n >= 1 && n <= kMaxOuts);
   const KernelTable& kt = ctx.kernels != nullptr ? *ctx.kernels : BestKernels();
-  const MatmulFn mm = kt.Matmul(w.dtype);
-  MOXIE_CHECK(mm != nullptr);
-  const size_t row_bytes = RowBytes(w.dtype, static_cast<int64_t>(n_in));
-  const auto* wb = static_cast<const uint8_t*>(w.data);
-  const QMatmulFn qmm = ctx.PreparedActivations(w.dtype) ? kt.QMatmul(w.dtype) : nullptr;
-  if (qmm != nullptr) {
-    // 8-bit (or bf16) activations: prepared once here, shared by every thread's rows. The buffer only
-    // grows (the first, largest batch sizes it), so steady-state decode does not allocate.
-    const size_t stride = ActRowBytes(w.dtype, n_in);
-    thread_local std::vector<uint8_t> xq;
-    if (xq.size() < stride * n_tok) xq.resize(stride * n_tok);
-    const QuantizeActFn qa = kt.QuantizeAct(w.dtype);
-    uint8_t* xqp = xq.data();
+  const size_t n_in = static_cast<size_t>(outs[0].w->dim(1));
+  // Per output: its kernel, row bytes, group height and where its prepared activations lie.
+  struct Plan {
+    MatmulFn mm = nullptr;
+    QMatmulFn qmm = nullptr;
+    size_t row_bytes = 0, unit = 0, n_out = 0, groups = 0, act = 0, stride = 0;
+  };
+  Plan plan[kMaxOuts];
+  uint32_t fmts[kMaxOuts];
+  QuantizeActFn quant[kMaxOuts];
+  size_t form_off[kMaxOuts], form_stride[kMaxOuts];
+  int n_forms = 0;
+  size_t act_bytes = 0;
+  double total = 0;  // bytes of all the weights
+  for (int i = 0; i < n; ++i) {
+    const TensorView& w = *outs[i].w;
+    MOXIE_CHECK(w.shape.rank() == 2 && static_cast<size_t>(w.dim(1)) == n_in);
+    Plan& p = plan[i];
+    p.n_out = static_cast<size_t>(w.dim(0));
+    p.row_bytes = RowBytes(w.dtype, static_cast<int64_t>(n_in));
+    p.qmm = ctx.PreparedActivations(w.dtype) ? kt.QMatmul(w.dtype) : nullptr;
+    if (p.qmm != nullptr) {
+      // 8-bit (or bf16) activations, prepared once per format and shared by every thread's rows.
+      const uint32_t f = ActFormat(w.dtype);
+      int j = 0;
+      while (j < n_forms && fmts[j] != f) ++j;
+      if (j == n_forms) {
+        fmts[j] = f;
+        quant[j] = kt.QuantizeAct(w.dtype);
+        form_stride[j] = ActRowBytes(w.dtype, n_in);
+        form_off[j] = act_bytes;
+        act_bytes += (form_stride[j] * n_tok + 63) / 64 * 64;
+        ++n_forms;
+      }
+      p.act = form_off[j];
+      p.stride = form_stride[j];
+      // Whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits), or the
+      // layout's groups where they are larger (BF16_R16).
+      p.unit = std::max<size_t>(8, static_cast<size_t>(RowInterleave(w.dtype)));
+    } else {
+      p.mm = kt.Matmul(w.dtype);
+      MOXIE_CHECK(p.mm != nullptr);
+      p.unit = static_cast<size_t>(RowInterleave(w.dtype));  // interleaved layouts: whole groups
+    }
+    p.groups = (p.n_out + p.unit - 1) / p.unit;
+    total += static_cast<double>(p.n_out * p.row_bytes);
+  }
+  uint8_t* xq = nullptr;
+  if (n_forms > 0) {
+    // The buffer only grows (the first, largest batch sizes it): steady-state decode does not allocate.
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < act_bytes) buf.resize(act_bytes);
+    xq = buf.data();
     // By all threads for prefill-sized batches; a decode step's few rows cost less than a barrier.
     ctx.ParallelForFrom(kParallelRows, n_tok, [&](size_t t0, size_t t1, int) {
-      for (size_t t = t0; t < t1; ++t) qa(x + t * ldx, xqp + t * stride, n_in);
-    });
-    // Ranges in whole 8-row groups (the AVX2 kernels' tile height; any split gives the same bits),
-    // or the layout's groups where they are larger (BF16_R16).
-    const size_t unit = std::max<size_t>(8, static_cast<size_t>(RowInterleave(w.dtype)));
-    ctx.ParallelChunks((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
-      const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
-      qmm(xqp, stride, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
-      if (bias != nullptr) {
-        for (size_t t = 0; t < n_tok; ++t) {
-          for (size_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
-        }
+      for (int j = 0; j < n_forms; ++j) {
+        for (size_t t = t0; t < t1; ++t) quant[j](x + t * ldx, xq + form_off[j] + t * form_stride[j], n_in);
       }
     });
+  }
+  auto rows = [&](int i, size_t g0, size_t g1) {
+    const Plan& p = plan[i];
+    const LinearOut& o = outs[i];
+    const size_t r0 = g0 * p.unit, r1 = std::min(p.n_out, g1 * p.unit);
+    const uint8_t* wr = static_cast<const uint8_t*>(o.w->data) + r0 * p.row_bytes;
+    if (p.qmm != nullptr) {
+      p.qmm(xq + p.act, p.stride, n_tok, wr, n_in, r1 - r0, o.y + r0, o.ldy);
+    } else {
+      p.mm(x, ldx, n_tok, wr, n_in, r1 - r0, o.y + r0, o.ldy);
+    }
+    if (o.bias != nullptr) {
+      for (size_t t = 0; t < n_tok; ++t) {
+        for (size_t r = r0; r < r1; ++r) o.y[t * o.ldy + r] += o.bias[r];
+      }
+    }
+  };
+  if (n == 1) {
+    // Equal runs of whole groups.
+    ctx.ParallelChunks(plan[0].groups, [&](size_t g0, size_t g1, int) { rows(0, g0, g1); });
     return;
   }
-  // Interleaved layouts are addressed by whole groups (8 or 16 rows).
-  const auto unit = static_cast<size_t>(RowInterleave(w.dtype));
-  ctx.ParallelChunks((n_out + unit - 1) / unit, [&](size_t g0, size_t g1, int) {
-    const size_t r0 = g0 * unit, r1 = std::min(n_out, g1 * unit);
-    mm(x, ldx, n_tok, wb + r0 * row_bytes, n_in, r1 - r0, y + r0, ldy);
-    if (bias != nullptr) {
-      for (size_t t = 0; t < n_tok; ++t) {
-        for (size_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
-      }
+  // The matrices' groups in order, split by bytes (in fine units, ParallelChunks' pieces): a piece
+  // may end one matrix and begin the next, and each thread streams a run of consecutive matrices
+  // (one barrier for all).
+  constexpr size_t kUnits = size_t{1} << 16;
+  ctx.ParallelChunks(kUnits, [&](size_t p0, size_t p1, int) {
+    const double lo = total * static_cast<double>(p0) / kUnits;
+    const double hi = total * static_cast<double>(p1) / kUnits;
+    double acc = 0;
+    for (int i = 0; i < n; ++i) {
+      const Plan& p = plan[i];
+      const double gb = static_cast<double>(p.unit * p.row_bytes);  // bytes per group (the last may be short)
+      const double span = static_cast<double>(p.n_out * p.row_bytes);
+      // The group boundary nearest to byte v of this matrix: one function of v, so pieces tile.
+      auto to_group = [&](double v) {
+        if (v <= acc) return size_t{0};
+        if (v >= acc + span) return p.groups;
+        return std::min(p.groups, static_cast<size_t>((v - acc) / gb + 0.5));
+      };
+      const size_t g0 = to_group(lo), g1 = to_group(hi);
+      acc += span;
+      if (g1 > g0) rows(i, g0, g1);
     }
   });
 }

@@ -16,6 +16,18 @@ namespace moxie {
 void Linear(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const TensorView& w,
             const float* bias, float* y, size_t ldy);
 
+// One output of LinearMany: y[t, :] = W · x[t, :] (+ bias), as Linear's arguments.
+struct LinearOut {
+  const TensorView* w = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  size_t ldy = 0;
+};
+// Linear for n (1..4) weights of one input width on the same x (attention's q, k and v): x is
+// prepared once per activation format and all the rows are split over the threads in one job
+// (one barrier instead of n); each output gets the bits Linear gives it.
+void LinearMany(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok, const LinearOut* outs, int n);
+
 // out = x / sqrt(mean(x^2) + eps) * weight, weight f32 [n] (or nullptr for no weight).
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);
 

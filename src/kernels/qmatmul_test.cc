@@ -422,6 +422,52 @@ TEST(R8Layouts, LinearThreadedEqualsPlain) {
   }
 }
 
+// LinearMany (q, k and v in one job): each output has the bits of its own Linear call, whatever
+// the threads, the chunking and the mix of formats (8-bit and 8-bit K activations, f32 weights),
+// with and without biases, for decode and prefill-sized batches.
+TEST(LinearMany, SameBitsAsSeparateLinearCalls) {
+  std::mt19937 rng(6);
+  const size_t n_in = 512;
+  const size_t rows[3] = {48, 24, 40};
+  std::vector<uint8_t> wq_st, wk_st;
+  std::vector<uint8_t> wq8(rows[0] * RowBytes(DType::kQ8_0, n_in)), wk8(rows[1] * RowBytes(DType::kQ4_K, n_in));
+  RepackQ8_0ToR8(MakeWeights(DType::kQ8_0, rows[0], n_in, &rng, &wq_st), rows[0], n_in, wq8.data());
+  RepackQ4_KToR8(MakeWeights(DType::kQ4_K, rows[1], n_in, &rng, &wk_st), rows[1], n_in, wk8.data());
+  std::vector<float> wv(rows[2] * n_in), bias(rows[0] + rows[2]);
+  std::normal_distribution<float> nd;
+  for (float& f : wv) f = nd(rng);
+  for (float& f : bias) f = nd(rng);
+  auto shape = [&](size_t r) { return Shape{{static_cast<int64_t>(r), static_cast<int64_t>(n_in)}}; };
+  const TensorView w[3] = {{wq8.data(), DType::kQ8_0R8, shape(rows[0])},
+                           {wk8.data(), DType::kQ4_KR8, shape(rows[1])},
+                           {wv.data(), DType::kF32, shape(rows[2])}};
+  const float* b[3] = {bias.data(), nullptr, bias.data() + rows[0]};
+  ThreadPool pool(3);
+  for (bool qact : {true, false}) {
+    for (size_t n_tok : {size_t{1}, size_t{9}}) {
+      for (int chunks : {1, 4, 7}) {
+        const auto x = MakeActivations(DType::kQ8_0, n_tok, n_in, &rng);
+        ExecContext one{nullptr, &BestKernels()}, many{&pool, &BestKernels()};
+        one.quantized_activations = many.quantized_activations = qact;
+        many.chunks_per_thread = chunks;
+        std::vector<float> want[3], got[3];
+        LinearOut outs[3];
+        for (int i = 0; i < 3; ++i) {
+          want[i].assign(n_tok * rows[i], 0.f);
+          got[i].assign(n_tok * rows[i], -1.f);
+          Linear(one, x.data(), n_in, n_tok, w[i], b[i], want[i].data(), rows[i]);
+          outs[i] = {&w[i], b[i], got[i].data(), rows[i]};
+        }
+        LinearMany(many, x.data(), n_in, n_tok, outs, 3);
+        for (int i = 0; i < 3; ++i) {
+          EXPECT_EQ(std::memcmp(want[i].data(), got[i].data(), want[i].size() * 4), 0)
+              << "output " << i << " qact " << qact << " n_tok " << n_tok << " chunks " << chunks;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(DTypes, QMatmulIsaTest,
                          ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K,
                                            DType::kQ5_K, DType::kQ6_K),

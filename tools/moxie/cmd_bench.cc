@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/membw.h"
+#include "core/thread_pool.h"
 #include "formats/json_parse.h"
 #include "kernels/kernel_table.h"
 #include "tools/moxie/commands.h"
@@ -100,13 +101,42 @@ nlohmann::ordered_json PhasesJson(const PhaseTimes& t) {
           {"dense", t.dense},         {"lm_head", t.lm_head}, {"other", t.other}};
 }
 
-void PrintPhases(const std::string& what, const PhaseTimes& t) {
+// Each thread's idle share of a test's time and the parallel jobs per forward step, from the pool's
+// counters (ThreadPool::set_idle_timing).
+struct Idle {
+  std::vector<double> share;
+  double serial_share = 0;  // thread 0 between jobs
+  double jobs_per_step = 0;
+};
+
+Idle ReadIdle(const ThreadPool* pool, double seconds, double steps) {
+  Idle r;
+  if (pool == nullptr || seconds <= 0 || steps <= 0) return r;
+  for (int t = 0; t < pool->size(); ++t) r.share.push_back(pool->idle_seconds(t) / seconds);
+  r.jobs_per_step = static_cast<double>(pool->jobs()) / steps;
+  r.serial_share = pool->serial_seconds() / seconds;
+  return r;
+}
+
+nlohmann::ordered_json IdleJson(const Idle& i) {
+  return {{"thread_idle_share", i.share}, {"serial_share", i.serial_share}, {"jobs_per_step", i.jobs_per_step}};
+}
+
+void PrintPhases(const std::string& what, const PhaseTimes& t, const Idle& idle = {}) {
   const double tot = t.total();
   if (tot <= 0) return;
   std::printf("%s time by phase: attention %.0f %%, router %.0f %%, experts %.0f %%, shared %.0f %%, dense %.0f %%, "
-              "lm_head %.0f %%, other %.0f %%\n",
+              "lm_head %.0f %%, other %.0f %%",
               what.c_str(), 100 * t.attention / tot, 100 * t.router / tot, 100 * t.experts / tot, 100 * t.shared / tot,
               100 * t.dense / tot, 100 * t.lm_head / tot, 100 * t.other / tot);
+  if (idle.share.size() > 1) {
+    // Thread 0 waits at the barriers; the others also through thread 0's serial work between jobs.
+    std::printf("; idle:");
+    for (size_t i = 0; i < idle.share.size(); ++i) std::printf("%s %.1f %%", i ? " /" : "", 100 * idle.share[i]);
+    std::printf(" (thread 0 at barriers; others between jobs); thread 0 serial %.1f %%; %.0f jobs/step",
+                100 * idle.serial_share, idle.jobs_per_step);
+  }
+  std::printf("\n");
 }
 
 // "roofline | share" cells; dashes without a bandwidth probe.
@@ -252,6 +282,10 @@ void RegisterBench(CLI::App& app, int* rc) {
       pp.push_back(p / (Now() - a));
     }
     PhaseTimes phases;
+    ThreadPool* pool = s.exec().pool;
+    if (pool != nullptr) pool->set_idle_timing(true);
+    double decode_s = 0;
+    if (pool != nullptr) pool->reset_idle();
     for (int r = 0; r < reps && n > 0; ++r) {
       s.Truncate(0, depth);
       ForwardOptions fo;
@@ -262,8 +296,10 @@ void RegisterBench(CLI::App& app, int* rc) {
         Status st = s.Feed(0, &tok, 1, false, logits.data(), fo);
         if (!st.ok() && !fail(st)) return;
       }
+      decode_s += Now() - a;
       tg.push_back(n / (Now() - a));
     }
+    const Idle decode_idle = ReadIdle(pool, decode_s, static_cast<double>(reps) * n);
     // The decode test's probe (or, without one, the run's only probe, at the end).
     Bandwidth bw;
     if (n > 0) bw = probe();
@@ -280,6 +316,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       double roofline = 0, experts_per_layer = 0, bytes_step = 0;
       PhaseTimes phases;
       double bandwidth_gb_s = 0;  // the probe right after this row's test
+      Idle idle;
     };
     std::vector<BRow> brows;
     for (int b : bs) {
@@ -288,6 +325,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::vector<double> v;
       UnionCounter uc(info);
       PhaseTimes bph;
+      double timed_s = 0;
       // r = -1: one untimed step (the warm-up of this batch size's buffers), then the timed reps.
       for (int r = -1; r < reps; ++r) {
         const double a = Now();
@@ -311,9 +349,14 @@ void RegisterBench(CLI::App& app, int* rc) {
           Status st = s.Forward(batch, logits.data(), fo);
           if (!st.ok() && !fail(st)) return;
         }
-        if (r >= 0) v.push_back(static_cast<double>(b) * n / (Now() - a));
+        if (r < 0 && pool != nullptr) pool->reset_idle();
+        if (r >= 0) {
+          timed_s += Now() - a;
+          v.push_back(static_cast<double>(b) * n / (Now() - a));
+        }
       }
-      BRow row{b, Summarise(v), 0, 0, 0, bph, probe().best_gb_s};
+      const Idle idle = ReadIdle(pool, timed_s, static_cast<double>(reps) * n);
+      BRow row{b, Summarise(v), 0, 0, 0, bph, probe().best_gb_s, idle};
       const double steps = static_cast<double>(reps) * n;
       row.bytes_step = dense_bytes + uc.expert_bytes_ / steps + b * kv_bytes_tok;
       row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
@@ -371,11 +414,13 @@ void RegisterBench(CLI::App& app, int* rc) {
                                    {"experts_per_layer", r.experts_per_layer},
                                    {"bytes_per_step", static_cast<int64_t>(r.bytes_step)},
                                    {"bandwidth_gb_s", r.bandwidth_gb_s},
-                                   {"phases_s", PhasesJson(r.phases)}};
+                                   {"phases_s", PhasesJson(r.phases)},
+                                   {"idle", IdleJson(r.idle)}};
       }
       j["batched"] = bj;
       j["phases_prefill_s"] = PhasesJson(pphases);
       j["phases_decode_s"] = PhasesJson(phases);
+      j["decode_idle"] = IdleJson(decode_idle);
       j["load_s"] = load_s;
       j["peak_rss_bytes"] = peak_rss;
       j["weight_bytes"] = info.weight_bytes;
@@ -413,8 +458,8 @@ void RegisterBench(CLI::App& app, int* rc) {
                     RoofCells(r.tok_s.median, r.roofline).c_str());
       }
       PrintPhases("prefill", pphases);
-      PrintPhases("decode", phases);
-      for (const auto& r : brows) PrintPhases("decode B=" + std::to_string(r.b), r.phases);
+      PrintPhases("decode", phases, decode_idle);
+      for (const auto& r : brows) PrintPhases("decode B=" + std::to_string(r.b), r.phases, r.idle);
       std::printf("load %.2f s, peak RSS %s\n", load_s, Mb(static_cast<double>(peak_rss)).c_str());
     }
     *rc = 0;

@@ -172,9 +172,8 @@ class GqaAttention : public AttentionBlock {
     float* q = arena.Alloc(T * qw);
     float* k = arena.Alloc(T * kw);
     float* v = arena.Alloc(T * kw);
-    Linear(ctx, x, H, T, w_.wq, nullptr, q, qw);
-    Linear(ctx, x, H, T, w_.wk, nullptr, k, kw);
-    Linear(ctx, x, H, T, w_.wv, nullptr, v, kw);
+    const LinearOut qkv[3] = {{&w_.wq, nullptr, q, qw}, {&w_.wk, nullptr, k, kw}, {&w_.wv, nullptr, v, kw}};
+    LinearMany(ctx, x, H, T, qkv, 3);
     AddBias(q, T, qw, w_.bq);
     AddBias(k, T, kw, w_.bk);
     AddBias(v, T, kw, w_.bv);
@@ -281,20 +280,22 @@ class MlaAttention : public AttentionBlock {
     const size_t dkr = static_cast<size_t>(dk());
     const size_t qw = nh * d;
     float* q = arena.Alloc(T * qw);
+    const size_t aw = lr + rd;
+    float* ckv = arena.Alloc(T * aw);
+    // The projections of x in one job: [q_a or q, kv_a].
     if (c_.q_lora_rank > 0) {
       const size_t r = static_cast<size_t>(c_.q_lora_rank);
       float* ca = arena.Alloc(T * r);
-      Linear(ctx, x, H, T, w_.wq_a, nullptr, ca, r);
+      const LinearOut first[2] = {{&w_.wq_a, nullptr, ca, r}, {&w_.wkv_a, nullptr, ckv, aw}};
+      LinearMany(ctx, x, H, T, first, 2);
       for (size_t t = 0; t < T; ++t) {
         RmsNorm(ca + t * r, w_.q_a_norm.data(), r, c_.lora_norm_eps, ca + t * r);
       }
       Linear(ctx, ca, r, T, w_.wq_b, nullptr, q, qw);
     } else {
-      Linear(ctx, x, H, T, w_.wq, nullptr, q, qw);
+      const LinearOut first[2] = {{&w_.wq, nullptr, q, qw}, {&w_.wkv_a, nullptr, ckv, aw}};
+      LinearMany(ctx, x, H, T, first, 2);
     }
-    const size_t aw = lr + rd;
-    float* ckv = arena.Alloc(T * aw);
-    Linear(ctx, x, H, T, w_.wkv_a, nullptr, ckv, aw);
     // Cached rows [RMSNorm(c_kv); RoPE(k_pe)]; absorbed queries [W_kb_h^T q_nope; RoPE(q_pe)].
     float* row = arena.Alloc(T * dkr);
     float* qa = arena.Alloc(T * nh * dkr);
