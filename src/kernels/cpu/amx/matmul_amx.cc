@@ -271,16 +271,15 @@ void ConfigureR16(int tb0, int tb1, bool two) {
 // the same runs), 4096 B 11.2-11.9, 6144 B 13.7, none 13.0-14.0.
 constexpr size_t kR16Ahead = 2048;
 
-// Groups g0 (and g0 + group_bytes) × the token blocks at x0 (and x1), all of n_in; the sums of
-// token block j go to yj (rows of the groups' 16 or 32 outputs, ldy_bytes apart).
+// Group g0 (and group g1) × the token blocks at x0 (and x1), all of n_in; the sums of token block j
+// go to yj (group g0's 16 outputs of each token, ldy_bytes apart) and, for g1, to yj + g1_out.
 template <bool kTwoGroups, bool kTwoTokBlocks, bool kPf>
-void BlockR16(const uint8_t* g0, size_t group_bytes, const uint8_t* x0, const uint8_t* x1, size_t xq_stride,
-              size_t n_in, float* y0, float* y1, size_t ldy_bytes) {
+void BlockR16(const uint8_t* g0, const uint8_t* g1, const uint8_t* x0, const uint8_t* x1, size_t xq_stride,
+              size_t n_in, float* y0, float* y1, size_t g1_out, size_t ldy_bytes) {
   _tile_zero(0);
   if constexpr (kTwoTokBlocks) _tile_zero(1);
   if constexpr (kTwoGroups) _tile_zero(2);
   if constexpr (kTwoGroups && kTwoTokBlocks) _tile_zero(3);
-  const uint8_t* g1 = g0 + group_bytes;
   for (size_t k = 0; k < n_in; k += 32) {
     const uint8_t* b0 = g0 + 32 * k;  // pair k / 2 of the group, 64 bytes per pair
     if constexpr (kPf) {
@@ -304,21 +303,21 @@ void BlockR16(const uint8_t* g0, size_t group_bytes, const uint8_t* x0, const ui
   }
   _tile_stored(0, y0, ldy_bytes);
   if constexpr (kTwoTokBlocks) _tile_stored(1, y1, ldy_bytes);
-  if constexpr (kTwoGroups) _tile_stored(2, y0 + 16, ldy_bytes);
-  if constexpr (kTwoGroups && kTwoTokBlocks) _tile_stored(3, y1 + 16, ldy_bytes);
+  if constexpr (kTwoGroups) _tile_stored(2, y0 + g1_out, ldy_bytes);
+  if constexpr (kTwoGroups && kTwoTokBlocks) _tile_stored(3, y1 + g1_out, ldy_bytes);
 }
 
 template <bool kPf>
-void BlockR16Any(bool two, bool two_tok, const uint8_t* g, size_t group_bytes, const uint8_t* x0,
-                 const uint8_t* x1, size_t xq_stride, size_t n_in, float* y0, float* y1, size_t ldy_bytes) {
+void BlockR16Any(bool two, bool two_tok, const uint8_t* g0, const uint8_t* g1, const uint8_t* x0, const uint8_t* x1,
+                 size_t xq_stride, size_t n_in, float* y0, float* y1, size_t g1_out, size_t ldy_bytes) {
   if (two && two_tok) {
-    BlockR16<true, true, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+    BlockR16<true, true, kPf>(g0, g1, x0, x1, xq_stride, n_in, y0, y1, g1_out, ldy_bytes);
   } else if (two) {
-    BlockR16<true, false, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+    BlockR16<true, false, kPf>(g0, g1, x0, x1, xq_stride, n_in, y0, y1, g1_out, ldy_bytes);
   } else if (two_tok) {
-    BlockR16<false, true, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+    BlockR16<false, true, kPf>(g0, g1, x0, x1, xq_stride, n_in, y0, y1, g1_out, ldy_bytes);
   } else {
-    BlockR16<false, false, kPf>(g, group_bytes, x0, x1, xq_stride, n_in, y0, y1, ldy_bytes);
+    BlockR16<false, false, kPf>(g0, g1, x0, x1, xq_stride, n_in, y0, y1, g1_out, ldy_bytes);
   }
 }
 
@@ -341,14 +340,33 @@ void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const voi
     float* y1 = tb1 > 0 ? y0 + 16 * ldy : y0;
     // The first token blocks stream the weights (prefetched on Intel); later ones re-read them.
     const bool pf = t0 == 0 && avx2::kWeightPrefetch;
-    // Up to 16 tokens: one group per pass, one weight stream (two groups side by side streamed
-    // slower: one token from DRAM, kernel bench, 14.2-14.4 -> 14.9-15.1 GB/s with one).
+    const auto block = pf ? BlockR16Any<true> : BlockR16Any<false>;
+    // Up to 16 tokens: one group per pass, one weight stream (two adjacent groups per pass streamed
+    // slower: one token from DRAM, kernel bench, 14.2-14.4 -> 14.9-15.1 GB/s with one); from 8
+    // tokens on Intel, two far-apart groups per pass (two long streams, as the AVX-512 kernels' far
+    // pairs; kernel bench, one core from DRAM, 3 alternated pairs: 8 tokens 12.0-12.9 -> 12.8-13.6
+    // GB/s, 12 tokens 11.4-11.7 -> 12.9-13.7; 1 token 14.2-14.6 -> 12.0-13.9, 3 tokens the same).
+    if (tb1 == 0 && tb0 >= 8 && avx2::kFarPairs && n_groups >= 2) {
+      const size_t half = n_groups / 2;
+      ConfigureR16(tb0, 0, true);
+      for (size_t p = 0; p < half; ++p) {
+        block(true, false, wb + p * group_bytes, wb + (p + half) * group_bytes, x0, x1, xq_stride, n_in,
+              y0 + 16 * p, y1 + 16 * p, 16 * half, 4 * ldy);
+      }
+      if (n_groups % 2 != 0) {
+        const size_t g = n_groups - 1;
+        ConfigureR16(tb0, 0, false);
+        block(false, false, wb + g * group_bytes, nullptr, x0, x1, xq_stride, n_in, y0 + 16 * g, y1 + 16 * g, 0,
+              4 * ldy);
+      }
+      continue;
+    }
     const bool two_groups = tb1 > 0;
     for (size_t g = 0; g < n_groups; g += two_groups ? 2 : 1) {
       const bool two = two_groups && g + 1 < n_groups;
       ConfigureR16(tb0, tb1, two);
-      (pf ? BlockR16Any<true> : BlockR16Any<false>)(two, tb1 > 0, wb + g * group_bytes, group_bytes, x0, x1,
-                                                     xq_stride, n_in, y0 + 16 * g, y1 + 16 * g, 4 * ldy);
+      const uint8_t* gw = wb + g * group_bytes;
+      block(two, tb1 > 0, gw, gw + group_bytes, x0, x1, xq_stride, n_in, y0 + 16 * g, y1 + 16 * g, 16, 4 * ldy);
     }
   }
 }
