@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 namespace moxie {
 namespace {
@@ -26,6 +27,7 @@ ThreadPool::ThreadPool(int n_threads, bool pin)
     : n_threads_(n_threads < 1 ? 1 : n_threads),
       queues_(static_cast<size_t>(n_threads_)),
       idle_(static_cast<size_t>(n_threads_)) {
+  if (const char* e = std::getenv("MOXIE_TAPER"); e != nullptr && e[0] != '\0') tapered_ = e[0] != '0';
   if (pin) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -58,12 +60,27 @@ ThreadPool::~ThreadPool() {
   for (auto& th : threads_) th.join();
 }
 
+size_t ThreadPool::ChunkBegin(size_t n, size_t c, size_t C, size_t T, bool tapered) {
+  if (c >= C) return n;
+  if (!tapered || T < 1) return n * c / C;
+  size_t t = 0;  // the owner: the last thread whose first chunk is <= c
+  while (t + 1 < T && C * (t + 1) / T <= c) ++t;
+  const size_t lo = C * t / T, hi = C * (t + 1) / T;
+  const size_t a = n * lo / C, b = n * hi / C;
+  const size_t k = hi - lo, left = hi - c;  // chunks from c to the end of the owner's run
+  if (k >= (size_t{1} << 16)) return n * c / C;  // (no caller has that many chunks per thread)
+  const size_t kk = k * k, f = kk - left * left, m = b - a;
+  return a + m / kk * f + m % kk * f / kk;  // a + m·f/kk without overflow
+}
+
 void ThreadPool::RunRange(int range, int n_ranges) {
   const size_t n = job_n_;
-  const size_t nt = static_cast<size_t>(n_ranges);
-  const size_t t = static_cast<size_t>(range);
-  const size_t begin = n * t / nt;
-  const size_t end = n * (t + 1) / nt;
+  const size_t nr = static_cast<size_t>(n_ranges);
+  const size_t r = static_cast<size_t>(range);
+  // (ParallelFor has one range per thread: the taper is the identity there.)
+  const size_t nt = static_cast<size_t>(n_threads_);
+  const size_t begin = ChunkBegin(n, r, nr, nt, tapered_);
+  const size_t end = ChunkBegin(n, r + 1, nr, nt, tapered_);
   if (begin < end) job_fn_(job_ctx_, begin, end, range);
 }
 

@@ -38,6 +38,16 @@ class ThreadPool {
   int size() const { return n_threads_; }
   bool pinned() const { return pin_; }
 
+  // First index of chunk c of ParallelChunks(n, C) on T threads (c == C: n). Thread t owns the
+  // chunks [C·t/T, C·(t+1)/T), which cover the items [n·lo/C, n·hi/C). Tapered (the default), its
+  // j-th chunk of K starts at the fraction 1 − (1 − j/K)² of those items: long chunks first, so
+  // one thread streams long runs, and short ones last, the ones another thread steals from its
+  // back, so the threads finish a job closer together. Untapered: n·c/C.
+  static size_t ChunkBegin(size_t n, size_t c, size_t C, size_t T, bool tapered);
+  // Tapered chunks on or off (env MOXIE_TAPER=0|1 sets the default); call between jobs.
+  void set_tapered_chunks(bool on) { tapered_ = on; }
+  bool tapered_chunks() const { return tapered_; }
+
   // Idle-time counters (`moxie bench`), off by default: while on, each thread adds the seconds it
   // spends with no range to run — the caller from finishing its share of a job until the job is
   // done (waiting at the barrier), a worker from finishing its share until the next job starts
@@ -63,15 +73,18 @@ class ThreadPool {
     Run(n, n_threads_, &Trampoline<F>, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
-  // Calls fn(begin, end, chunk) for each non-empty range [n·c/C, n·(c+1)/C), c < C = n_chunks
-  // (clamped to [1, n]), each claimed by the first free thread. `chunk` is the range's index, not
-  // a thread's: per-thread scratch does not fit this call.
+  // Calls fn(begin, end, chunk) for each non-empty range [ChunkBegin(c), ChunkBegin(c + 1)),
+  // c < C = n_chunks (clamped to [1, n]), each claimed by the first free thread. `chunk` is the
+  // range's index, not a thread's: per-thread scratch does not fit this call.
   template <typename Fn>
   void ParallelChunks(size_t n, size_t n_chunks, Fn&& fn) {
     if (n == 0) return;
     const size_t c = n_chunks < 1 ? 1 : (n_chunks > n ? n : n_chunks);
     if (n_threads_ == 1 || c == 1) {
-      for (size_t i = 0; i < c; ++i) fn(n * i / c, n * (i + 1) / c, static_cast<int>(i));
+      for (size_t i = 0; i < c; ++i) {
+        const size_t b = ChunkBegin(n, i, c, 1, tapered_), e = ChunkBegin(n, i + 1, c, 1, tapered_);
+        if (b < e) fn(b, e, static_cast<int>(i));
+      }
       return;
     }
     using F = std::remove_reference_t<Fn>;
@@ -92,6 +105,7 @@ class ThreadPool {
 
   int n_threads_;
   bool pin_ = false;
+  bool tapered_ = true;
   std::vector<int> cpus_;            // allowed CPUs, when pinning
   std::thread::id pinned_caller_{};  // the ParallelFor caller last pinned
   std::vector<std::thread> threads_;

@@ -37,17 +37,49 @@ TEST(ThreadPool, StaticRangesCoverEveryIndexOnce) {
 TEST(ThreadPool, ChunksCoverEveryIndexOnceInFixedRanges) {
   for (int nt : {1, 2, 3}) {
     ThreadPool pool(nt);
-    for (size_t n : {1u, 2u, 7u, 64u, 1001u}) {
-      for (size_t chunks : {0u, 1u, 3u, 8u, 2000u}) {
-        const size_t c = std::max<size_t>(1, std::min(chunks, n));
-        std::vector<std::atomic<int>> hits(n);
-        pool.ParallelChunks(n, chunks, [&](size_t b, size_t e, int chunk) {
-          // Chunk i is always [n·i/c, n·(i+1)/c), whoever runs it.
-          EXPECT_EQ(b, n * static_cast<size_t>(chunk) / c);
-          EXPECT_EQ(e, n * (static_cast<size_t>(chunk) + 1) / c);
-          for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
-        });
-        for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n " << n << " i " << i;
+    for (bool tapered : {false, true}) {
+      pool.set_tapered_chunks(tapered);
+      const size_t T = static_cast<size_t>(nt);
+      for (size_t n : {1u, 2u, 7u, 64u, 1001u}) {
+        for (size_t chunks : {0u, 1u, 3u, 8u, 2000u}) {
+          const size_t c = std::max<size_t>(1, std::min(chunks, n));
+          std::vector<std::atomic<int>> hits(n);
+          pool.ParallelChunks(n, chunks, [&](size_t b, size_t e, int chunk) {
+            // Chunk i is always [ChunkBegin(i), ChunkBegin(i + 1)), whoever runs it.
+            const auto i = static_cast<size_t>(chunk);
+            EXPECT_EQ(b, ThreadPool::ChunkBegin(n, i, c, T, tapered));
+            EXPECT_EQ(e, ThreadPool::ChunkBegin(n, i + 1, c, T, tapered));
+            EXPECT_LT(b, e);
+            for (size_t j = b; j < e; ++j) hits[j].fetch_add(1);
+          });
+          for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n " << n << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+// Untapered chunks are n·c/C; tapered ones keep each thread's items (the untapered chunks' union)
+// and shrink along its run: 4 chunks of one thread's 160 items are 70, 50, 30 and 10 long.
+TEST(ThreadPool, TaperedChunksShrinkWithinEachThreadsItems) {
+  const size_t n = 320, C = 8, T = 2;
+  std::vector<size_t> got;
+  for (size_t c = 0; c <= C; ++c) {
+    EXPECT_EQ(ThreadPool::ChunkBegin(n, c, C, T, false), n * c / C);
+    got.push_back(ThreadPool::ChunkBegin(n, c, C, T, true));
+  }
+  EXPECT_EQ(got, (std::vector<size_t>{0, 70, 120, 150, 160, 230, 280, 310, 320}));
+  // Odd splits: boundaries never decrease and end at n.
+  for (size_t nn : {1u, 5u, 37u, 1000003u}) {
+    for (size_t cc : {1u, 3u, 7u, 12u}) {
+      for (size_t tt : {1u, 2u, 3u}) {
+        size_t prev = 0;
+        for (size_t c = 0; c <= cc; ++c) {
+          const size_t b = ThreadPool::ChunkBegin(nn, c, cc, tt, true);
+          EXPECT_GE(b, prev) << nn << " " << cc << " " << tt << " " << c;
+          prev = b;
+        }
+        EXPECT_EQ(prev, nn);
       }
     }
   }
@@ -58,6 +90,7 @@ TEST(ThreadPool, ChunksCoverEveryIndexOnceInFixedRanges) {
 // then steals 3 (the caller's last) before anything else of the caller's.
 TEST(ThreadPool, ChunksRunOwnRangesInOrderThenStealFromTheBack) {
   ThreadPool pool(2);
+  pool.set_tapered_chunks(false);  // 8 items in 8 chunks: every chunk one item
   std::atomic<bool> ran3{false};
   std::vector<int> worker_seq, caller_seq;
   const auto caller = std::this_thread::get_id();

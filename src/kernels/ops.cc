@@ -101,15 +101,13 @@ void LinearMany(const ExecContext& ctx, const float* x, size_t ldx, size_t n_tok
     ctx.ParallelChunks(plan[0].groups, [&](size_t g0, size_t g1, int) { rows(0, g0, g1); });
     return;
   }
-  // The matrices' groups in order, in pieces of equal bytes: a piece may end one matrix and begin
-  // the next, and each thread streams a run of consecutive matrices (one barrier for all).
-  size_t n_groups = 0;
-  for (int i = 0; i < n; ++i) n_groups += plan[i].groups;
-  const size_t per = static_cast<size_t>(std::max(1, ctx.chunks_per_thread));
-  const size_t n_pieces = std::min(n_groups, static_cast<size_t>(ctx.n_threads()) * per);
-  ctx.ParallelChunks(n_pieces, [&](size_t p0, size_t p1, int) {
-    const double lo = total * static_cast<double>(p0) / static_cast<double>(n_pieces);
-    const double hi = total * static_cast<double>(p1) / static_cast<double>(n_pieces);
+  // The matrices' groups in order, split by bytes (in fine units, ParallelChunks' pieces): a piece
+  // may end one matrix and begin the next, and each thread streams a run of consecutive matrices
+  // (one barrier for all).
+  constexpr size_t kUnits = size_t{1} << 16;
+  ctx.ParallelChunks(kUnits, [&](size_t p0, size_t p1, int) {
+    const double lo = total * static_cast<double>(p0) / kUnits;
+    const double hi = total * static_cast<double>(p1) / kUnits;
     double acc = 0;
     for (int i = 0; i < n; ++i) {
       const Plan& p = plan[i];

@@ -88,36 +88,35 @@ void ForRows(const ExecContext& ctx, size_t n, size_t min_parallel, Fn&& fn) {
 // and gathering one (a copy of a few KiB).
 constexpr size_t kParallelQuantRows = 8, kParallelCopyRows = 64;
 
-// fn(i, r0, r1) over rows [r0, r1) of groups i < G (rows(i) rows each), in n_threads ·
-// chunks_per_thread pieces of equal cost (row_cost(i) per row), consecutive in group order: with
-// ParallelChunks' owner-first claiming, a thread streams a run of whole matrices. Inner piece
-// boundaries fall on multiples of 16 rows (the kernels' groups: 8 rows, BF16_R16's 16).
+// fn(i, r0, r1) over rows [r0, r1) of groups i < G (rows(i) rows each), the cost (row_cost(i) per
+// row) split in ParallelChunks' pieces, consecutive in group order: with ParallelChunks'
+// owner-first claiming, a thread streams a run of whole matrices. Inner piece boundaries fall on
+// multiples of 16 rows (the kernels' groups: 8 rows, BF16_R16's 16).
 template <typename RowsOf, typename RowCost, typename Fn>
 void ForCostPieces(const ExecContext& ctx, size_t G, RowsOf&& rows, RowCost&& row_cost, Fn&& fn) {
-  const int n_pieces = ctx.n_threads() * std::max(1, ctx.chunks_per_thread);
   double total = 0;
   for (size_t i = 0; i < G; ++i) total += row_cost(i) * static_cast<double>(rows(i));
-  ctx.ParallelChunks(static_cast<size_t>(n_pieces), [&](size_t p0, size_t p1, int) {
-    for (size_t p = p0; p < p1; ++p) {
-      const double lo = total * static_cast<double>(p) / n_pieces, hi = total * static_cast<double>(p + 1) / n_pieces;
-      double acc = 0;
-      for (size_t i = 0; i < G; ++i) {
-        const size_t n = rows(i);
-        const double c = row_cost(i), span = c * static_cast<double>(n);
-        if (acc + span <= lo || acc >= hi) {
-          acc += span;
-          continue;
-        }
-        auto to_row = [&](double v) {
-          if (v <= acc) return size_t{0};
-          if (v >= acc + span) return n;
-          const size_t r = static_cast<size_t>((v - acc) / c);
-          return std::min(n, (r + 8) / 16 * 16);
-        };
-        const size_t r0 = to_row(lo), r1 = to_row(hi);
+  // The cost in fine units, so the pool's (tapered) chunk boundaries fall anywhere.
+  constexpr size_t kUnits = size_t{1} << 16;
+  ctx.ParallelChunks(kUnits, [&](size_t p0, size_t p1, int) {
+    const double lo = total * static_cast<double>(p0) / kUnits, hi = total * static_cast<double>(p1) / kUnits;
+    double acc = 0;
+    for (size_t i = 0; i < G; ++i) {
+      const size_t n = rows(i);
+      const double c = row_cost(i), span = c * static_cast<double>(n);
+      if (acc + span <= lo || acc >= hi) {
         acc += span;
-        if (r1 > r0) fn(i, r0, r1);
+        continue;
       }
+      auto to_row = [&](double v) {
+        if (v <= acc) return size_t{0};
+        if (v >= acc + span) return n;
+        const size_t r = static_cast<size_t>((v - acc) / c);
+        return std::min(n, (r + 8) / 16 * 16);
+      };
+      const size_t r0 = to_row(lo), r1 = to_row(hi);
+      acc += span;
+      if (r1 > r0) fn(i, r0, r1);
     }
   });
 }
