@@ -46,7 +46,6 @@ class ThreadPool {
   static size_t ChunkBegin(size_t n, size_t c, size_t C, size_t T, bool tapered);
   // Tapered chunks on or off (env MOXIE_TAPER=0|1 sets the default); call between jobs.
   void set_tapered_chunks(bool on) { tapered_ = on; }
-  bool tapered_chunks() const { return tapered_; }
 
   // Idle-time counters (`moxie bench`), off by default: while on, each thread adds the seconds it
   // spends with no range to run — the caller from finishing its share of a job until the job is

@@ -296,8 +296,9 @@ void RegisterBench(CLI::App& app, int* rc) {
         Status st = s.Feed(0, &tok, 1, false, logits.data(), fo);
         if (!st.ok() && !fail(st)) return;
       }
-      decode_s += Now() - a;
-      tg.push_back(n / (Now() - a));
+      const double took = Now() - a;
+      decode_s += took;
+      tg.push_back(n / took);
     }
     const Idle decode_idle = ReadIdle(pool, decode_s, static_cast<double>(reps) * n);
     // The decode test's probe (or, without one, the run's only probe, at the end).
@@ -351,8 +352,9 @@ void RegisterBench(CLI::App& app, int* rc) {
         }
         if (r < 0 && pool != nullptr) pool->reset_idle();
         if (r >= 0) {
-          timed_s += Now() - a;
-          v.push_back(static_cast<double>(b) * n / (Now() - a));
+          const double took = Now() - a;
+          timed_s += took;
+          v.push_back(static_cast<double>(b) * n / took);
         }
       }
       const Idle idle = ReadIdle(pool, timed_s, static_cast<double>(reps) * n);

@@ -347,12 +347,11 @@ void QMatmulBf16R16Amx(const void* xq, size_t xq_stride, size_t n_tok, const voi
     // pairs; kernel bench, one core from DRAM, 3 alternated pairs: 8 tokens 12.0-12.9 -> 12.8-13.6
     // GB/s, 12 tokens 11.4-11.7 -> 12.9-13.7; 1 token 14.2-14.6 -> 12.0-13.9, 3 tokens the same).
     if (tb1 == 0 && tb0 >= 8 && avx2::kFarPairs && n_groups >= 2) {
-      const size_t half = n_groups / 2;
       ConfigureR16(tb0, 0, true);
-      for (size_t p = 0; p < half; ++p) {
-        block(true, false, wb + p * group_bytes, wb + (p + half) * group_bytes, x0, x1, xq_stride, n_in,
-              y0 + 16 * p, y1 + 16 * p, 16 * half, 4 * ldy);
-      }
+      avx2::ForGroupPairs(n_groups, [&](size_t a, size_t b) {
+        block(true, false, wb + a * group_bytes, wb + b * group_bytes, x0, x1, xq_stride, n_in, y0 + 16 * a,
+              y1 + 16 * a, 16 * (b - a), 4 * ldy);
+      });
       if (n_groups % 2 != 0) {
         const size_t g = n_groups - 1;
         ConfigureR16(tb0, 0, false);
@@ -524,8 +523,8 @@ void QMatmulQ8_0R8Amx(const void* xq, size_t xq_stride, size_t n_tok, const void
   for (size_t t0 = 0; t0 < tiled; t0 += 16) {
     const int m = static_cast<int>(std::min<size_t>(16, tiled - t0));
     if (t0 == 0 || m != 16) ConfigureQ8(m);
-    Q8PassAny(m, std::make_index_sequence<17 - kQ8MinTileTokens>{}, x + t0 * xq_stride + 2, xq_stride, dx.data() + t0 * nb, nb, wb,
-              group_bytes, pairs, y + t0 * ldy, ldy);
+    Q8PassAny(m, std::make_index_sequence<17 - kQ8MinTileTokens>{}, x + t0 * xq_stride + 2, xq_stride,
+              dx.data() + t0 * nb, nb, wb, group_bytes, pairs, y + t0 * ldy, ldy);
   }
   if (tiled < n_tok) {
     avx512(x + tiled * xq_stride, xq_stride, n_tok - tiled, w, n_in, n_rows, y + tiled * ldy, ldy);

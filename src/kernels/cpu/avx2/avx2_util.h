@@ -130,9 +130,6 @@ static inline void PairsTwoChains(size_t n, F&& pair) {
   if (p < n) pair(p, std::integral_constant<int, 0>{});
 }
 
-// tile(std::integral_constant<int, T>{}, t, r) for each 16-row group r < n_rows of a BF16_R16
-// weight against tokens [t, t + T), in balanced tiles of up to kMaxTok (t == 0: the tile that
-// streams the group from memory; later ones find it in L2).
 // Pairs of row groups for the kernels that read two at once: (p, p + half) with far pairs
 // (kFarPairs), else (2p, 2p + 1); f(first group, second group) for each pair. A last lone group
 // (an odd count: group groups - 1 either way) is left to the caller.
@@ -148,6 +145,9 @@ static inline void ForGroupPairs(size_t groups, F&& f) {
   }
 }
 
+// tile(std::integral_constant<int, T>{}, t, r) for each 16-row group r < n_rows of a BF16_R16
+// weight against tokens [t, t + T), in balanced tiles of up to kMaxTok (t == 0: the tile that
+// streams the group from memory; later ones find it in L2).
 template <int kMaxTok, typename F>
 static inline void R16Tiles(size_t n_rows, size_t n_tok, F&& tile) {
   for (size_t r = 0; r + 16 <= n_rows; r += 16) {
