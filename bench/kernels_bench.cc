@@ -156,13 +156,19 @@ void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, We
                     size_t n_tok, bool stream) {
   const size_t bytes = DTypeSize(dt) * s.n_in * s.n_rows;
   const size_t copies = stream ? (kStreamBytes + bytes - 1) / bytes : 1;
-  HugeVec<uint8_t> w = dt == DType::kF16 ? HugeVec<uint8_t>(bytes * copies) : MakeWeights(dt, s, copies);
+  const bool plain = dt == DType::kF16 || dt == DType::kF32;
+  HugeVec<uint8_t> w = plain ? HugeVec<uint8_t>(bytes * copies) : MakeWeights(dt, s, copies);
   std::mt19937 rng(4);
   std::normal_distribution<float> nd;
-  if (dt == DType::kF16) {
+  if (plain) {
     for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
-      const uint16_t h = F32ToF16(0.02f * nd(rng));
-      std::memcpy(w.data() + 2 * i, &h, 2);
+      const float f = 0.02f * nd(rng);
+      if (dt == DType::kF32) {
+        std::memcpy(w.data() + 4 * i, &f, 4);
+      } else {
+        const uint16_t h = F32ToF16(f);
+        std::memcpy(w.data() + 2 * i, &h, 2);
+      }
     }
     for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
   }
@@ -267,6 +273,18 @@ void RegisterAll() {
             }
           }
         }
+      }
+    }
+  }
+  // F32: a router (64 experts x 2048), whole and one thread's tapered chunk of it.
+  constexpr WeightShape kRouterShapes[] = {{"router_64x2048", 64, 2048}, {"router_rows14x2048", 14, 2048}};
+  for (const WeightShape& s : kRouterShapes) {
+    for (size_t n_tok : {1, 8}) {
+      for (const KernelTable* kt : tables) {
+        const std::string name = std::string("matmul/F32/") + s.name + "/tok" + std::to_string(n_tok) +
+                                 "/stream/" + kt->isa;
+        benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, DType::kF32, s, n_tok, true)
+            ->Unit(benchmark::kMicrosecond);
       }
     }
   }

@@ -55,14 +55,27 @@ Result<TensorView> TensorLoader::Weight(const std::string& name,
 
 uint8_t* OwnedWeights::Alloc(size_t n) {
   // Large buffers on 2 MiB boundaries, offered to transparent huge pages: fewer page faults
-  // while the loader fills them, fewer TLB misses while the kernels stream them.
+  // while the loader fills them, fewer TLB misses while the kernels stream them. Small ones (a
+  // router, 512 KiB) share such slabs: on 4 KiB pages, each read once per token after the
+  // experts have swept the TLB, the page walks cost more than the bytes (model A Q8_0's F32
+  // routers, one thread, in decode: ~190 us per layer from 4 KiB pages for 512 KiB).
   constexpr size_t kHuge = size_t{2} << 20;
-  const size_t align = n >= kHuge ? kHuge : 64;
-  const size_t bytes = std::max<size_t>(align, (n + align - 1) / align * align);
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, bytes));
-  if (p == nullptr) return nullptr;
-  if (align == kHuge) ::madvise(p, bytes, MADV_HUGEPAGE);
-  bufs_.emplace_back(p);
+  auto huge = [&](size_t bytes) -> uint8_t* {
+    auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, bytes));
+    if (p == nullptr) return nullptr;
+    ::madvise(p, bytes, MADV_HUGEPAGE);
+    bufs_.emplace_back(p);
+    return p;
+  };
+  const size_t rounded = std::max<size_t>(64, (n + 63) / 64 * 64);
+  if (rounded >= kHuge) return huge((n + kHuge - 1) / kHuge * kHuge);
+  if (slab_ == nullptr || kHuge - slab_used_ < rounded) {
+    slab_ = huge(kHuge);
+    slab_used_ = 0;
+    if (slab_ == nullptr) return nullptr;
+  }
+  uint8_t* p = slab_ + slab_used_;
+  slab_used_ += rounded;
   return p;
 }
 
@@ -90,7 +103,7 @@ int64_t MemAvailableBytes() {
 }  // namespace
 
 Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vector<int64_t>& shape,
-                                        int64_t row_unit) {
+                                        int64_t row_unit, bool keep_layout) {
   if (auto it = relaid_.find(name); it != relaid_.end()) return it->second;
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
@@ -102,7 +115,9 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   // the hardware prefetchers and costs a TLB walk) and takes no page fault after the load.
   DType to = v.dtype;
   void (*repack)(const void*, int64_t, int64_t, void*) = nullptr;  // nullptr: copy the bytes
-  if (v.dtype == DType::kQ8_0) {
+  if (keep_layout) {
+    // copied as stored
+  } else if (v.dtype == DType::kQ8_0) {
     to = DType::kQ8_0R8;
     repack = RepackQ8_0ToR8;
   } else if (v.dtype == DType::kQ4_K) {

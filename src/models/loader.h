@@ -26,6 +26,9 @@ class OwnedWeights {
     void operator()(uint8_t* p) const;
   };
   std::vector<std::unique_ptr<uint8_t, Free>> bufs_;
+  // Buffers under 2 MiB share 2 MiB slabs (huge pages too): the slab in use and its next free byte.
+  uint8_t* slab_ = nullptr;
+  size_t slab_used_ = 0;
 };
 
 class TensorLoader {
@@ -40,9 +43,11 @@ class TensorLoader {
   Result<TensorView> Weight(const std::string& name, const std::vector<int64_t>& shape);
   // A weight only ever used as a matmul operand (Linear, expert FFNs): may come back in a layout
   // of the kernels' choosing (Q8_0 -> Q8_0_R8, Q4_K -> Q4_K_R8 when LoadOptions::repack). `row_unit`: the rows of
-  // each piece addressed on its own (0 = the next-to-last dim).
+  // each piece addressed on its own (0 = the next-to-last dim). `keep_layout`: copied as stored
+  // (onto huge pages, as every other copy) but never re-laid out, for a matmul whose exact bits
+  // must stay those of the row-major kernel (the router: its top-k is discrete).
   Result<TensorView> Matmul(const std::string& name, const std::vector<int64_t>& shape,
-                            int64_t row_unit = 0);
+                            int64_t row_unit = 0, bool keep_layout = false);
   // A small float tensor (norm weight, bias) copied to f32.
   Result<std::vector<float>> F32(const std::string& name, const std::vector<int64_t>& shape);
   // Routed experts of one layer: per-expert tensors "<prefix>.<e>.<gate|up|down>.weight" (Hub
