@@ -44,7 +44,7 @@ struct Loaded {
 };
 
 Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true, bool repack = true,
-                DType kv_type = DType::kF32) {
+                DType kv_type = DType::kF32, int kv_block = 0) {
   Loaded l;
   LoadOptions lo;
   lo.repack = repack;
@@ -58,6 +58,7 @@ Loaded LoadPath(const std::string& path, int n_threads = 2, bool q8_act = true, 
   so.max_batch = 64;  // the long sequence (96) is fed in two chunks
   so.quantized_activations = q8_act;
   so.kv_type = kv_type;
+  so.kv_block = kv_block;
   auto s = Session::Create(*l.model, so);
   EXPECT_TRUE(s.ok()) << s.status().message();
   if (s.ok()) l.session = std::move(s).value();
@@ -357,6 +358,42 @@ TEST_P(FixtureTest, F16KvCacheStaysNearReference) {
   }
 }
 
+// The KV cache's blocks (runs of positions whose rows lie together) change no bit: prefill and
+// decode logits with blocks of 3 and 7 positions (attention splits its keys at every block end)
+// equal those of the automatic block (one block for these small caches), f32 and f16.
+TEST_P(FixtureTest, KvCacheBlocksChangeNoLogit) {
+  const std::string name = GetParam();
+  const std::string dir = ModelDir(name);
+  const json seqs = ReadJson(dir + "/reference/sequences.json");
+  const auto ids = Ids(seqs["long"]["ids"]);
+  const int T = static_cast<int>(ids.size());
+  for (DType kv_type : {DType::kF32, DType::kF16}) {
+    Loaded base = LoadPath(dir, 2, true, true, kv_type);
+    ASSERT_TRUE(base.session);
+    ASSERT_EQ(base.session->kv_block(), base.session->max_ctx()) << "a small cache is one block";
+    const size_t V = static_cast<size_t>(base.model->info().n_vocab);
+    std::vector<float> want(static_cast<size_t>(T) * V), got(want.size());
+    for (int block : {3, 7}) {
+      Loaded l = LoadPath(dir, 2, true, true, kv_type, block);
+      ASSERT_TRUE(l.session);
+      ASSERT_EQ(l.session->kv_block(), block);
+      for (const std::string mode : {"prefill", "decode"}) {
+        SCOPED_TRACE(name + " " + DTypeName(kv_type) + " block " + std::to_string(block) + " " + mode);
+        for (Loaded* x : {&base, &l}) {
+          float* out = x == &base ? want.data() : got.data();
+          x->session->Reset(0);
+          if (mode == "prefill") {
+            ASSERT_TRUE(x->session->Feed(0, ids.data(), T, true, out).ok());
+          } else {
+            for (int t = 0; t < T; ++t) ASSERT_TRUE(x->session->Feed(0, &ids[t], 1, false, out + t * V).ok());
+          }
+        }
+        EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0);
+      }
+    }
+  }
+}
+
 // A sequence copied into another slot (Session::CopySequence) continues exactly as the original.
 TEST_P(FixtureTest, CopiedSequenceContinuesLikeTheOriginal) {
   const std::string name = GetParam();
@@ -365,13 +402,14 @@ TEST_P(FixtureTest, CopiedSequenceContinuesLikeTheOriginal) {
   const json seqs = ReadJson(ModelDir(name) + "/reference/sequences.json");
   const auto a = Ids(seqs["long"]["ids"]);
   const size_t V = static_cast<size_t>((*m)->info().n_vocab);
-  for (DType kv_type : {DType::kF32, DType::kF16}) {
-    SCOPED_TRACE(std::string("KV cache ") + DTypeName(kv_type));
+  for (const auto& [kv_type, block] : {std::pair{DType::kF32, 0}, {DType::kF16, 0}, {DType::kF32, 6}}) {
+    SCOPED_TRACE(std::string("KV cache ") + DTypeName(kv_type) + ", block " + std::to_string(block));
     SessionOptions so;
     so.n_threads = 2;
     so.n_seq = 3;
     so.max_ctx = 64;
     so.kv_type = kv_type;
+    so.kv_block = block;  // 6: the 20 copied positions end inside a block
     auto s = Session::Create(**m, so);
     ASSERT_TRUE(s.ok());
     std::vector<float> want(4 * V), got(4 * V), tmp(V);

@@ -14,6 +14,7 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   if (o.max_batch < 1 || o.max_batch > 65536) return InvalidArgument("max_batch must be in [1, 65536]");
   if (o.n_threads < 0 || o.n_threads > 1024) return InvalidArgument("threads must be in [0, 1024]");
   if (o.max_ctx < 0) return InvalidArgument("context size must be >= 0");
+  if (o.kv_block < 0) return InvalidArgument("KV cache block must be >= 0");
   if (!IsKvType(o.kv_type)) {
     return InvalidArgument(std::string("KV cache type must be f32 or f16, got ") + DTypeName(o.kv_type));
   }
@@ -28,11 +29,11 @@ Result<std::unique_ptr<Session>> Session::Create(Model& model, const SessionOpti
   int ctx_len = o.max_ctx;
   if (ctx_len == 0) ctx_len = std::min(model.info().max_position, 4096);
   try {
-    s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len, o.kv_type);
+    s->kv_ = std::make_unique<KvCache>(model.KvSpec(), o.n_seq, ctx_len, o.kv_type, o.kv_block);
     s->max_batch_ = std::min(o.max_batch, ctx_len);
     s->arena_.Reserve(model.ScratchFloats(s->max_batch_, ctx_len, nt));
   } catch (const std::bad_alloc&) {
-    const size_t bytes = KvCache::Bytes(model.KvSpec(), o.n_seq, ctx_len, o.kv_type);
+    const size_t bytes = KvCache::Bytes(model.KvSpec(), o.n_seq, ctx_len, o.kv_type, o.kv_block);
     return InvalidArgument("cannot allocate the KV cache for " + std::to_string(o.n_seq) + " sequence(s) x " +
                            std::to_string(ctx_len) + " positions (" + std::to_string(bytes >> 20) +
                            " MiB) and its workspace: lower the context size or the number of sequences");

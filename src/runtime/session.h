@@ -28,6 +28,8 @@ struct SessionOptions {
   bool pin_threads = false;  // bind the threads to CPUs (ThreadPool)
   // KV cache element type: kF32 (exact) or kF16 (half the memory and attention reads).
   DType kv_type = DType::kF32;
+  // KV cache positions per block (0 = automatic, KvCache::BlockPositions; tests set small ones).
+  int kv_block = 0;
 };
 
 class Session {
@@ -37,6 +39,7 @@ class Session {
   Model& model() { return model_; }
   int max_ctx() const { return kv_->max_ctx(); }
   DType kv_type() const { return kv_->type(); }
+  int kv_block() const { return kv_->block(); }
   size_t kv_bytes() const { return kv_->bytes(); }
   int max_batch() const { return max_batch_; }
   int n_threads() const { return pool_->size(); }

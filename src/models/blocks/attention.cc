@@ -70,23 +70,35 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
       n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
       n_min = std::min(n_min, n[i]);
     }
-    // One head's K and V rows of one sequence are contiguous, k_dim / v_dim elements apart.
-    const E* k0 = static_cast<const E*>(kv.K(seq, static_cast<int>(g), j0));
-    const E* v0 = p.v_in_k ? k0 : static_cast<const E*>(kv.V(seq, static_cast<int>(g), j0));
-    scores(q0, sq, m, k0, ldk, n_min, dk, p.scale, sc, ctx_len);
-    for (size_t i = 0; i < m; ++i) {
-      if (n[i] > n_min) {
-        scores(q0 + i * sq, sq, 1, k0 + n_min * ldk, ldk, n[i] - n_min, dk, p.scale, sc + i * ctx_len + n_min,
-               ctx_len);
+    // Keys [a, b) (relative to j0) in runs of rows that lie k_dim / v_dim elements apart (a cache
+    // block each): fn(a', len, keys, values). Split calls give the same bits (KernelTable).
+    auto runs = [&](size_t a, size_t b, auto&& fn) {
+      const int gh = static_cast<int>(g);
+      while (a < b) {
+        const int j = j0 + static_cast<int>(a);
+        const size_t e = std::min(b, static_cast<size_t>(kv.RunEnd(j) - j0));
+        const E* kr = static_cast<const E*>(kv.K(seq, gh, j));
+        fn(a, e - a, kr, p.v_in_k ? kr : static_cast<const E*>(kv.V(seq, gh, j)));
+        a = e;
       }
+    };
+    runs(0, n_min, [&](size_t a, size_t len, const E* kr, const E*) {
+      scores(q0, sq, m, kr, ldk, len, dk, p.scale, sc + a, ctx_len);
+    });
+    for (size_t i = 0; i < m; ++i) {
+      runs(n_min, n[i], [&](size_t a, size_t len, const E* kr, const E*) {
+        scores(q0 + i * sq, sq, 1, kr, ldk, len, dk, p.scale, sc + i * ctx_len + a, ctx_len);
+      });
       kt.softmax(sc + i * ctx_len, n[i]);
       std::memset(o0 + i * so, 0, dv * sizeof(float));
     }
-    values(sc, ctx_len, m, v0, ldv, n_min, dv, o0, so);
+    runs(0, n_min, [&](size_t a, size_t len, const E*, const E* vr) {
+      values(sc + a, ctx_len, m, vr, ldv, len, dv, o0, so);
+    });
     for (size_t i = 0; i < m; ++i) {
-      if (n[i] > n_min) {
-        values(sc + i * ctx_len + n_min, ctx_len, 1, v0 + n_min * ldv, ldv, n[i] - n_min, dv, o0 + i * so, so);
-      }
+      runs(n_min, n[i], [&](size_t a, size_t len, const E*, const E* vr) {
+        values(sc + i * ctx_len + a, ctx_len, 1, vr, ldv, len, dv, o0 + i * so, so);
+      });
     }
   };
   // Tokens in zigzag order (0, T-1, 1, T-2, ...): a causal batch's cost grows with the position,
