@@ -153,17 +153,17 @@ Result<std::unique_ptr<Model>> LoadDeepSeek(const ConfigReader& cfg, std::unique
     const std::string a = LayerPrefix(l) + "self_attn.";
     MlaWeights w;
     if (d.q_lora > 0) {
-      MOXIE_ASSIGN_OR_RETURN(w.wq_a, loader.Weight(a + "q_a_proj.weight", {d.q_lora, H}));
+      MOXIE_ASSIGN_OR_RETURN(w.wq_a, loader.Matmul(a + "q_a_proj.weight", {d.q_lora, H}));
       MOXIE_ASSIGN_OR_RETURN(w.q_a_norm, loader.F32(a + "q_a_layernorm.weight", {d.q_lora}));
-      MOXIE_ASSIGN_OR_RETURN(w.wq_b, loader.Weight(a + "q_b_proj.weight", {nh * dq, d.q_lora}));
+      MOXIE_ASSIGN_OR_RETURN(w.wq_b, loader.Matmul(a + "q_b_proj.weight", {nh * dq, d.q_lora}));
     } else {
-      MOXIE_ASSIGN_OR_RETURN(w.wq, loader.Weight(a + "q_proj.weight", {nh * dq, H}));
+      MOXIE_ASSIGN_OR_RETURN(w.wq, loader.Matmul(a + "q_proj.weight", {nh * dq, H}));
     }
     MOXIE_ASSIGN_OR_RETURN(w.wkv_a,
-                           loader.Weight(a + "kv_a_proj_with_mqa.weight", {d.kv_lora + d.rope, H}));
+                           loader.Matmul(a + "kv_a_proj_with_mqa.weight", {d.kv_lora + d.rope, H}));
     MOXIE_ASSIGN_OR_RETURN(w.kv_a_norm, loader.F32(a + "kv_a_layernorm.weight", {d.kv_lora}));
     MOXIE_ASSIGN_OR_RETURN(w.kv_b, loader.F32(a + "kv_b_proj.weight", {nh * (d.nope + d.v), d.kv_lora}));
-    MOXIE_ASSIGN_OR_RETURN(w.wo, loader.Weight(a + "o_proj.weight", {H, nh * d.v}));
+    MOXIE_ASSIGN_OR_RETURN(w.wo, loader.Matmul(a + "o_proj.weight", {H, nh * d.v}));
     L.attn = MakeMlaAttention(mc, std::move(w), m->rope_.get());
 
     const std::string p = LayerPrefix(l) + "mlp.";

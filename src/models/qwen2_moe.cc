@@ -73,7 +73,7 @@ Result<std::unique_ptr<Model>> LoadQwen2Moe(const ConfigReader& cfg, std::unique
       MOXIE_ASSIGN_OR_RETURN(mo.shared->ffn,
                              LoadSwiGlu(loader, p + "shared_expert.", n_ff_shared, c.n_embd));
       MOXIE_ASSIGN_OR_RETURN(mo.shared->gate,
-                             loader.Weight(p + "shared_expert_gate.weight", {1, c.n_embd}));
+                             loader.Matmul(p + "shared_expert_gate.weight", {1, c.n_embd}, 0, true));
     }
     MOXIE_RETURN_IF_ERROR(AddMoeLayer(*m, loader, l, rc, std::move(mo)));
   }
