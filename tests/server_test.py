@@ -278,6 +278,75 @@ def test_errors(s):
     check(st == 400 and r["error"]["param"] == "response_format", f"response_format: {r}")
     st, r, _ = s.post("/v1/completions", {"prompt": "word " * 2000})
     check(st == 400 and r["error"]["code"] == "context_length_exceeded", f"too long: {r}")
+    # The body limit (4 MiB by default) holds for what arrives, not only for Content-Length: a
+    # gzip body that inflates past it and a chunked one that grows past it get 413.
+    import gzip
+    big = json.dumps({"prompt": "x", "max_tokens": 1, "pad": "a" * (6 << 20)}).encode()
+    st, r, _ = s.post("/v1/completions", None, raw=gzip.compress(big, 9),
+                      headers={"Content-Encoding": "gzip"})
+    check(st == 413 and "error" in r, f"gzip body inflating past the limit: {st} {r}")
+    small = json.dumps({"prompt": "x", "max_tokens": 1}).encode()
+    st, r, _ = s.post("/v1/completions", None, raw=gzip.compress(small), headers={"Content-Encoding": "gzip"})
+    check(st == 200, f"gzip body under the limit: {st} {r}")
+
+    def chunked(body, piece=1 << 16):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for i in range(0, len(body), piece):
+                part = body[i:i + piece]
+                sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed before the whole body went out
+        got = b""
+        while True:
+            try:
+                piece_in = sock.recv(65536)
+            except OSError:
+                break
+            if not piece_in:
+                break
+            got += piece_in
+            if b"\r\n\r\n" in got and b'"}' in got.split(b"\r\n\r\n", 1)[1]:
+                break
+        sock.close()
+        return got
+    got = chunked(big)
+    check(got.startswith(b"HTTP/1.1 413"), f"chunked body over the limit: {got[:120]!r}")
+    got = chunked(small, 7)
+    check(got.startswith(b"HTTP/1.1 200"), f"chunked body under the limit: {got[:120]!r}")
+    # A known route with the wrong method: 405 with Allow.
+    st, h, body = s.request("GET", "/v1/chat/completions")
+    check(st == 405 and dict(h).get("Allow", "").startswith("POST") and "error" in json.loads(body),
+          f"wrong method: {st} {h}")
+    # The CORS preflight allows the headers it is asked for (the openai SDKs' X-Stainless-*).
+    st, h, _ = s.request("OPTIONS", "/v1/chat/completions",
+                         headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                                  "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os"})
+    check(st == 204 and "x-stainless-os" in dict(h).get("Access-Control-Allow-Headers", ""),
+          f"CORS preflight headers: {h}")
+    # An assistant turn that only called tools has null content: rendered as "".
+    st, r, _ = s.post("/v1/chat/completions", {"max_tokens": 2, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "user", "content": "thanks"}]})
+    check(st == 200, f"null assistant content with tool_calls: {st} {r}")
+    # A temperature too small to invert is greedy (not the least likely token).
+    greedy = s.post("/v1/completions", {"prompt": "The jury said", "max_tokens": 6, "temperature": 0})[1]
+    st, r, _ = s.post("/v1/completions", {"prompt": "The jury said", "max_tokens": 6, "temperature": 1e-45,
+                                          "seed": 3})
+    check(st == 200 and r["choices"][0]["text"] == greedy["choices"][0]["text"],
+          f"tiny temperature is greedy: {r} vs {greedy}")
+    # include_usage: every chunk carries "usage" (null until the last).
+    st, chunks, done = s.stream("/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,
+        "stream_options": {"include_usage": True}})
+    check(st == 200 and done and all("usage" in c for c in chunks) and chunks[-1]["usage"] is not None
+          and all(c["usage"] is None for c in chunks[:-1]), f"include_usage on every chunk: {chunks}")
 
 
 def test_disconnect_and_slow_client(s):
@@ -325,6 +394,12 @@ def test_api_key_and_queue():
         auth = {"Authorization": "Bearer sekrit"}
         st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2}, headers=auth)
         check(st == 200, f"right key: {st} {r}")
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2},
+                          headers={"Authorization": "bearer sekrit"})
+        check(st == 200, f"the scheme is case-insensitive: {st} {r}")
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 2},
+                          headers={"Authorization": "Bearer SEKRIT"})
+        check(st == 401, f"the key is not: {st} {r}")
         # A client waiting for a whole (non-streamed) answer hangs up: no byte has been sent to
         # it, yet its request is cancelled and its slot freed.
         base = s.metrics(headers=auth)
@@ -373,6 +448,16 @@ def test_random_model():
     """A random-weight model emits arbitrary tokens (odd bytes): always 200 and valid UTF-8."""
     s = Server("-m", os.path.join(DATA, "models", "qwen3moe"), "--parallel", "2")
     try:
+        # Below OpenAI's completions default of 16 tokens, the cap bounds a request that names
+        # no max_tokens; an explicit value over it is refused.
+        s2 = Server("-m", os.path.join(DATA, "models", "qwen3moe"), "--max-tokens", "8")
+        try:
+            st, r, _ = s2.post("/v1/completions", {"prompt": "hello", "temperature": 0})
+            check(st == 200 and r["usage"]["completion_tokens"] <= 8, f"default max_tokens under the cap: {st} {r}")
+            st, r, _ = s2.post("/v1/completions", {"prompt": "hello", "max_tokens": 9})
+            check(st == 400 and r["error"]["param"] == "max_tokens", f"explicit max_tokens over the cap: {st} {r}")
+        finally:
+            s2.stop()
         for seed in range(4):
             st, r, _ = s.post("/v1/completions", {"prompt": "hello", "max_tokens": 40,
                                                   "temperature": 1.5, "seed": seed,

@@ -66,7 +66,10 @@ int32_t Sampler::Sample(const float* logits) {
       count_[t] = 0;
     }
   }
-  if (cfg_.temperature <= 0.0f) {
+  // Greedy at temperature 0, and where 1 / temperature overflows (a temperature under ~3e-39:
+  // the top logit's (l - max) / T would be 0 * inf = NaN, and the draw would fall to the last
+  // candidate).
+  if (cfg_.temperature <= 0.0f || !std::isfinite(1.0f / cfg_.temperature)) {
     return static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
   }
   // Candidates sorted by logit (ties -> lower id), cut to top-k.

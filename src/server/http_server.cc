@@ -135,10 +135,13 @@ void HttpServer::Routes() {
 
   // Browser front ends call the API cross-origin (as with llama-server and vLLM).
   s.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
-  s.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) {
+  s.Options(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {
     res.status = 204;
     res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    // Whatever headers the preflight asks for (the openai SDKs send their X-Stainless-* headers
+    // on every request), as llama-server and vLLM allow.
+    const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
     res.set_header("Access-Control-Max-Age", "86400");
   });
 
@@ -149,10 +152,15 @@ void HttpServer::Routes() {
     }
     const std::string want = "Bearer " + opts_.api_key;
     const std::string got = req.get_header_value("Authorization");
-    // Length-independent comparison time is not needed on loopback, but cheap.
+    // Length-independent comparison time is not needed on loopback, but cheap. The scheme is
+    // case-insensitive (RFC 9110), the key is not.
     bool ok = got.size() == want.size();
     unsigned diff = 0;
-    for (size_t i = 0; ok && i < got.size(); ++i) diff |= static_cast<unsigned>(got[i] ^ want[i]);
+    for (size_t i = 0; ok && i < got.size(); ++i) {
+      const bool scheme = i < 6;
+      const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+      diff |= static_cast<unsigned>(scheme ? lower(got[i]) ^ lower(want[i]) : got[i] ^ want[i]);
+    }
     if (ok && diff == 0) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e{401,
                got.empty() ? "missing API key: send 'Authorization: Bearer KEY'" : "invalid API key",
@@ -167,6 +175,17 @@ void HttpServer::Routes() {
   s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     ApiError e;
+    // A known route with the wrong method: 405 naming the allowed one (the library says 404).
+    if (res.status == 404) {
+      const bool post_route = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
+                              req.path == "/chat/completions" || req.path == "/completions";
+      const bool get_route = req.path == "/health" || req.path == "/metrics" || req.path == "/v1/models" ||
+                             req.path.rfind("/v1/models/", 0) == 0;
+      if ((post_route && req.method != "POST") || (get_route && req.method != "GET" && req.method != "HEAD")) {
+        res.status = 405;
+        res.set_header("Allow", post_route ? "POST, OPTIONS" : "GET, HEAD, OPTIONS");
+      }
+    }
     e.http_status = res.status;
     switch (res.status) {
       case 404:
@@ -176,7 +195,14 @@ void HttpServer::Routes() {
         e.code = "not_found";
         break;
       case 405:
-        e.message = "method " + req.method + " is not allowed on " + req.path;
+        e.message = "method " + req.method + " is not allowed on " + req.path + " (allowed: " +
+                    res.get_header_value("Allow") + ")";
+        e.code = "method_not_allowed";
+        break;
+      case 415:
+        e.message = "unsupported request body: " + req.get_header_value("Content-Type") + " " +
+                    req.get_header_value("Content-Encoding") + " (send JSON, uncompressed or gzip)";
+        e.code = "unsupported_media_type";
         break;
       case 413:
         e.message = "the request body is larger than the server's limit of " +
@@ -228,9 +254,37 @@ void HttpServer::Routes() {
   });
 
   auto generate = [this](bool chat) {
-    return [this, chat](const httplib::Request& req, httplib::Response& res) {
+    return [this, chat](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
       const std::string route = chat ? "/v1/chat/completions" : "/v1/completions";
-      auto parsed_body = ParseJson<Json>(req.body, "request body");
+      // The body, read here so that the size limit holds for what arrives: the library checks it
+      // only against Content-Length, so a chunked body or a gzip one (inflated as it is read)
+      // could otherwise grow without bound. Over the limit: 413, and the connection closes (the
+      // rest of the body is never read).
+      if (req.is_multipart_form_data()) {
+        res.status = 415;  // the error handler writes the body
+        return;
+      }
+      std::string request_body;
+      bool too_large = false;
+      const bool read = reader([&](const char* data, size_t n) {
+        if (request_body.size() + n > opts_.max_body_bytes) {
+          too_large = true;
+          return false;
+        }
+        request_body.append(data, n);
+        return true;
+      });
+      if (too_large) {
+        res.status = 413;
+        res.set_header("Connection", "close");
+        return;
+      }
+      if (!read) {
+        if (res.status < 400) res.status = 400;
+        res.set_header("Connection", "close");
+        return;
+      }
+      auto parsed_body = ParseJson<Json>(request_body, "request body");
       if (!parsed_body.ok()) {
         SendError(res, ApiError{400, parsed_body.status().message(), "invalid_request_error", "", ""});
         Count(route, 400);

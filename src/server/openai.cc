@@ -147,7 +147,9 @@ OptErr ParseMaxTokens(const Json& b, const ServedModel& m, int64_t dflt, ParsedR
   OptErr e;
   const char* key = Present(b, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if ((e = GetInt(b, key, 1, INT32_MAX, &mt))) return e;
-  if (mt == 0) mt = dflt > 0 ? dflt : cap;
+  // Not sent: the default (OpenAI's 16 for completions), within the server's cap; only an
+  // explicit value over the cap is refused.
+  if (mt == 0) mt = dflt > 0 ? std::min(dflt, cap) : cap;
   if (mt > cap) {
     return Bad(key, std::string("'") + key + "' is " + std::to_string(mt) +
                         " but this server allows at most " + std::to_string(cap));
@@ -166,11 +168,17 @@ OptErr ParseMaxTokens(const Json& b, const ServedModel& m, int64_t dflt, ParsedR
 }
 
 // A message's content as the template sees it: a string (text parts joined with "\n", as vLLM
-// does for text-only part lists) or null.
+// does for text-only part lists). Null or missing content (an assistant turn that only calls
+// tools: {"role":"assistant","content":null,"tool_calls":[...]}) becomes "", which templates
+// test and concatenate as text.
 OptErr NormalizeContent(Json& msg, size_t i) {
   const std::string where = "messages[" + std::to_string(i) + "].content";
   auto it = msg.find("content");
-  if (it == msg.end() || it->is_null() || it->is_string()) return std::nullopt;
+  if (it == msg.end() || it->is_null()) {
+    msg["content"] = "";
+    return std::nullopt;
+  }
+  if (it->is_string()) return std::nullopt;
   if (!it->is_array()) return Bad(where, "'" + where + "' must be a string or an array of parts");
   std::string text;
   for (size_t k = 0; k < it->size(); ++k) {
@@ -368,6 +376,9 @@ Json ResponseWriter::Chunk(Json choice) const {
   j["created"] = created_;
   j["model"] = m_.name;
   j["choices"] = Json::array({std::move(choice)});
+  // With stream_options.include_usage every chunk carries "usage": null, the last one the counts
+  // (OpenAI's stream format).
+  if (req_.include_usage) j["usage"] = nullptr;
   return j;
 }
 
@@ -408,9 +419,7 @@ std::string ResponseWriter::StreamEvent(const EngineEvent& ev) {
                             {"finish_reason", FinishReason(ev.finish_reason)}}
                      : Json{{"index", 0}, {"text", ""}, {"logprobs", nullptr},
                             {"finish_reason", FinishReason(ev.finish_reason)}};
-  Json chunk = Chunk(c);
-  if (req_.include_usage) chunk["usage"] = nullptr;
-  std::string out = "data: " + Dump(chunk) + "\n\n";
+  std::string out = "data: " + Dump(Chunk(c)) + "\n\n";
   if (req_.include_usage) {
     Json u = Chunk(Json::object());
     u["choices"] = Json::array();
