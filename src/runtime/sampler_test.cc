@@ -25,6 +25,18 @@ TEST(Sampler, GreedyIsArgmax) {
   EXPECT_EQ(s.Sample(l), 1);
 }
 
+// A temperature whose inverse overflows f32 (denormal) is greedy, not the last candidate that
+// NaN weights would leave.
+TEST(Sampler, TinyTemperatureIsGreedy) {
+  for (float t : {1e-45f, 1e-39f}) {
+    SamplerConfig c = Plain(7);
+    c.temperature = t;
+    Sampler s(c, 5);
+    const float l[] = {0.1f, 3.f, -2.f, 2.9f, -7.f};
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(s.Sample(l), 1) << t;
+  }
+}
+
 TEST(Sampler, FollowsTheSoftmaxDistribution) {
   Sampler s(Plain(42), 2);
   const float l[] = {0.f, std::log(3.f)};  // p = 0.25, 0.75
