@@ -317,6 +317,14 @@ def test_errors(s):
     check(got.startswith(b"HTTP/1.1 413"), f"chunked body over the limit: {got[:120]!r}")
     got = chunked(small, 7)
     check(got.startswith(b"HTTP/1.1 200"), f"chunked body under the limit: {got[:120]!r}")
+    # A POST without a body says so.
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    c.putrequest("POST", "/v1/completions")
+    c.endheaders()
+    resp = c.getresponse()
+    r = json.loads(resp.read())
+    c.close()
+    check(resp.status == 400 and "no body" in r["error"]["message"], f"POST without a body: {resp.status} {r}")
     # A known route with the wrong method: 405 with Allow.
     st, h, body = s.request("GET", "/v1/chat/completions")
     check(st == 405 and dict(h).get("Allow", "").startswith("POST") and "error" in json.loads(body),

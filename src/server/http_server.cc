@@ -210,7 +210,13 @@ void HttpServer::Routes() {
         e.code = "request_too_large";
         break;
       default:
-        e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
+        if (res.status == 400 && req.method == "POST" && !req.has_header("Content-Length") &&
+            !req.has_header("Transfer-Encoding")) {
+          e.message = "the request has no body: send JSON with a Content-Length (or chunked)";
+          e.code = "missing_body";
+        } else {
+          e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
+        }
     }
     res.set_content(Dump(ErrorBody(e)), "application/json");
     Count(req.path, res.status);
