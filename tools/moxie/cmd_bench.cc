@@ -403,6 +403,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["decode_tok_s_max"] = tgs.max;
       j["decode_bytes_per_token"] = static_cast<int64_t>(bytes_tok);
       j["kv_bytes_per_position"] = static_cast<int64_t>(s.kv_bytes_per_position());
+      j["kv_block_positions"] = s.kv_block();
       j["bandwidth_gb_s"] = bw.best_gb_s;
       j["bandwidth_gb_s_median"] = bw.median_gb_s;
       j["bandwidth_probes_gb_s"] = probes;
@@ -431,8 +432,12 @@ void RegisterBench(CLI::App& app, int* rc) {
       std::printf("model %s (%s, %s), %d threads%s, isa %s; weights %s, %s read per decoded token\n", model.c_str(),
                   info.family.c_str(), type.c_str(), nt, pin ? " (pinned)" : "", BestKernels().isa,
                   Mb(static_cast<double>(info.weight_bytes)).c_str(), Mb(bytes_tok).c_str());
-      std::printf("KV cache %s, %.1f KiB per position; every test starts after %d tokens of context\n",
-                  kv_type.c_str(), static_cast<double>(s.kv_bytes_per_position()) / 1024.0, depth);
+      const double block_kib = static_cast<double>(s.kv_bytes_per_position()) * s.kv_block() / 1024.0;
+      std::printf("KV cache %s, %.1f KiB per position, blocks of %d positions (%.*f %s, offered to huge pages); "
+                  "every test starts after %d tokens of context\n",
+                  kv_type.c_str(), static_cast<double>(s.kv_bytes_per_position()) / 1024.0, s.kv_block(),
+                  block_kib >= 1024 ? 1 : 0, block_kib >= 1024 ? block_kib / 1024 : block_kib,
+                  block_kib >= 1024 ? "MiB" : "KiB", depth);
       if (bf16_act) {
         std::printf("BF16 weights: %s\n", Bf16ActAvailable() ? "bf16 activations (vdpbf16ps)"
                                                          : "f32 activations (--bf16-activations needs AVX512_BF16)");
