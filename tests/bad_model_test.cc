@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/safetensors.h"
+#include "formats/tokenizer.h"
 #include "models/model.h"
 #include "runtime/session.h"
 #include "tests/test_util.h"
@@ -96,6 +97,77 @@ TEST(BadModel, TopKLargerThanExperts) {
   c["num_experts_per_tok"] = 9;
   m.WriteConfig(c);
   ExpectLoadError(m.path(), {"config.json", "top-k = 9", "number of experts (8)"});
+}
+
+// Counts that do not fit an int are refused, not narrowed (2^32 + 8 experts would load as 8).
+TEST(BadModel, ExpertCountBeyondInt) {
+  ModelCopy m("qwen3moe");
+  json c = m.ReadConfig();
+  c["num_experts"] = (int64_t{1} << 32) + 8;
+  m.WriteConfig(c);
+  ExpectLoadError(m.path(), {"config.json", "number of experts 4294967304"});
+  c = m.ReadConfig();
+  c["num_experts"] = 8;
+  c["num_experts_per_tok"] = (int64_t{1} << 32) + 2;
+  m.WriteConfig(c);
+  ExpectLoadError(m.path(), {"config.json", "top-k = 4294967298"});
+}
+
+// A config.json that is not a regular file (a link to /dev/zero would read forever).
+TEST(BadModel, ConfigNotARegularFile) {
+  ModelCopy m("qwen3moe");
+  fs::remove(m.file("config.json"));
+  fs::create_symlink("/dev/zero", m.file("config.json"));
+  ExpectLoadError(m.path(), {"config.json", "not a regular file"});
+}
+
+// Chained Replace normalizers that could grow a prompt a billion-fold are refused at load.
+TEST(BadModel, NormalizerGrowthRefused) {
+  ModelCopy m("qwen3moe");
+  std::ifstream in(m.file("tokenizer.json"));
+  json t = json::parse(in);
+  json steps = json::array();
+  for (int i = 0; i < 6; ++i) {
+    steps.push_back({{"type", "Replace"}, {"pattern", {{"String", "l"}}}, {"content", std::string(1000, 'l')}});
+  }
+  t["normalizer"] = {{"type", "Sequence"}, {"normalizers", steps}};
+  m.WriteText("tokenizer.json", t.dump());
+  auto tok = Tokenizer::FromPath(m.path());
+  ASSERT_FALSE(tok.ok());
+  const std::string msg = tok.status().message();
+  EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("could grow a text"), std::string::npos) << msg;
+}
+
+// A GGUF tensor of a type Moxie does not read, on a tensor the llama-arch loader re-orders
+// (attn_q): a clear error naming it, not a copy past its end.
+TEST(BadModel, GgufUnsupportedTypeOnPermutedTensor) {
+  testing::TempDir d;
+  const std::string path = d.File("model.gguf");
+  fs::copy_file(testing::ModelDir("mixtral") + "/model.q8_0.gguf", path);
+  std::vector<char> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string name = "blk.0.attn_q.weight";
+  size_t at = std::string::npos;
+  for (size_t i = 8; i + name.size() < bytes.size(); ++i) {
+    uint64_t len = 0;
+    std::memcpy(&len, &bytes[i - 8], 8);
+    if (len == name.size() && std::memcmp(&bytes[i], name.data(), name.size()) == 0) {
+      at = i + name.size();
+      break;
+    }
+  }
+  ASSERT_NE(at, std::string::npos) << "tensor info not found";
+  uint32_t n_dims = 0;
+  std::memcpy(&n_dims, &bytes[at], 4);
+  ASSERT_EQ(n_dims, 2u);
+  const uint32_t kI8 = 24;  // a ggml type no weight may have here
+  std::memcpy(&bytes[at + 4 + 8 * n_dims], &kI8, 4);
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ExpectLoadError(path, {"blk.0.attn_q.weight", "I8"});
 }
 
 TEST(BadModel, UnknownModelType) {

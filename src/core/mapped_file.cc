@@ -45,11 +45,22 @@ MappedFile::~MappedFile() {
 }
 
 Result<std::string> ReadTextFile(const std::string& path) {
+  // Regular files only, read to the size stat gives (a device such as /dev/zero or a FIFO would
+  // never end), up to a limit far above any config, tokenizer or template.
+  constexpr int64_t kMaxBytes = int64_t{1} << 30;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return NotFound(path + ": cannot open (missing or unreadable)");
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + ": not a regular file");
+  if (st.st_size > kMaxBytes) {
+    return InvalidArgument(path + ": " + std::to_string(st.st_size) + " bytes, larger than the limit of " +
+                           std::to_string(kMaxBytes) + " for a text file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot open (missing or unreadable)");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
 }
 
 void MappedFile::Release(const void* p, size_t n) const {

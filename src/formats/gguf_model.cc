@@ -236,7 +236,9 @@ Status FamilyConfig(const Meta& m, Json* c) {
 // works; put them back (row r of the HF layout = GGUF row 2j or 2j + 1).
 void UnpermuteQk(GgufWeights& w, const std::string& name, int64_t n_head) {
   WeightRef* r = w.Mutable(name);
-  if (r == nullptr || r->view.shape.rank() < 1 || n_head <= 0) return;
+  // A tensor of a type Moxie cannot read stays as it is, so the loader's type check names it
+  // (its view's row size would be a guess, and the copy would read past the tensor).
+  if (r == nullptr || !r->dtype_supported || r->view.shape.rank() < 1 || n_head <= 0) return;
   const int64_t rows = r->view.shape.dims[0];
   const int64_t hd = rows / n_head;
   const size_t rb = r->view.shape.rank() == 2 ? RowBytes(r->view.dtype, r->view.shape.dims[1])

@@ -4,6 +4,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <queue>
@@ -377,6 +378,20 @@ struct TokenizerBuilder {
     MOXIE_RETURN_IF_ERROR(Model(j.value("model", Json::object())));
     MOXIE_RETURN_IF_ERROR(AddedTokens(j.value("added_tokens", Json::array())));
     MOXIE_RETURN_IF_ERROR(Normalizer(j.value("normalizer", Json())));
+    // Each Replace can multiply the text's length by up to 1 + its content's length (a match is
+    // at least one byte, or empty); chained, they could grow a prompt without bound. Real
+    // tokenizers replace a character or two (" " -> "▁": x4).
+    double growth = 1;
+    for (const auto& step : t.impl_->norm) {
+      if (step.kind == NormStep::kReplace) growth *= 1.0 + static_cast<double>(step.b.size());
+    }
+    constexpr double kMaxNormGrowth = 4096;
+    if (growth > kMaxNormGrowth) {
+      char g[32];
+      std::snprintf(g, sizeof g, "%.3g", growth);
+      return Error(std::string("the normalizer's Replace steps could grow a text up to ") + g + "-fold (limit " +
+                   std::to_string(static_cast<int>(kMaxNormGrowth)) + ")");
+    }
     MOXIE_RETURN_IF_ERROR(PreTokenizer(j.value("pre_tokenizer", Json())));
     MOXIE_RETURN_IF_ERROR(Decoder(j.value("decoder", Json())));
     MOXIE_RETURN_IF_ERROR(PostProcessor(j.value("post_processor", Json())));
@@ -856,8 +871,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& f) {
       double score;
     };
     std::vector<M> ms;
+    // Each split of a piece hashes both halves, so a piece costs its length squared: pieces over
+    // kMaxMergePiece bytes (none in real vocabularies; a crafted 400 000-byte token took minutes)
+    // get no merges, so BPE never builds them.
+    constexpr size_t kMaxMergePiece = 1024;
     for (size_t i = 0; i < tokens.size(); ++i) {
       const std::string& p = tokens[i];
+      if (p.size() > kMaxMergePiece) continue;
       std::vector<M> local;
       for (size_t k = 1; k < p.size(); ++k) {
         if ((static_cast<uint8_t>(p[k]) & 0xC0) == 0x80) continue;  // split at characters only
@@ -1001,8 +1021,13 @@ std::string Tokenizer::TokenBytes(int32_t id, bool first) const {
     if (!ok) s = p;
   } else {
     s = p;
-    if (I.dec_byte_fallback && p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>') {
-      s = std::string(1, static_cast<char>(std::stoi(p.substr(3, 2), nullptr, 16)));
+    auto hex = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    };
+    // "<0xHH>" with two hex digits is a byte; anything else (e.g. "<0xZZ>") is plain text.
+    if (I.dec_byte_fallback && p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && hex(p[3]) >= 0 &&
+        hex(p[4]) >= 0) {
+      s = std::string(1, static_cast<char>(hex(p[3]) * 16 + hex(p[4])));
     } else {
       for (const auto& [from, to] : I.dec_replace) s = ReplaceAll(s, from, to);
     }

@@ -448,5 +448,35 @@ TEST(TokenizerGguf, UnsupportedTokenizersAndBadFilesAreClearErrors) {
   EXPECT_TRUE(w.kv().empty());  // nothing is written on failure
 }
 
+// A SentencePiece ("llama") vocabulary from GGUF metadata alone.
+Result<std::unique_ptr<Tokenizer>> SpmFromTokens(const std::vector<std::string>& tokens) {
+  GgufWriter w;
+  w.SetString("tokenizer.ggml.model", "llama");
+  w.SetStrings("tokenizer.ggml.tokens", tokens);
+  std::vector<float> scores(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) scores[i] = -static_cast<float>(i);
+  w.SetF32s("tokenizer.ggml.scores", scores);
+  auto image = w.MetadataImage();
+  if (!image.ok()) return image.status();
+  static std::vector<uint8_t> keep;  // GgufFile::Parse views the image
+  keep = std::move(*image);
+  auto f = GgufFile::Parse("spm.gguf", keep.data(), keep.size());
+  if (!f.ok()) return f.status();
+  return Tokenizer::FromGguf(**f);
+}
+
+// A crafted vocabulary: a 300 000-byte token (its merges would cost the square of its length:
+// minutes) loads at once, and a byte-fallback piece that is not hex ("<0xZZ>") decodes as text.
+TEST(TokenizerGguf, HostileSpmVocabulary) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\u2581h", "h", "i", "<0x41>", "<0xZZ>"};
+  tokens.push_back(std::string(300000, 'a'));
+  tokens.push_back("a");
+  auto t = SpmFromTokens(tokens);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ((*t)->Decode({6}), "A");
+  EXPECT_EQ((*t)->Decode({7}), "<0xZZ>");
+  EXPECT_FALSE((*t)->Encode("hi", {.add_special = false, .parse_special = false}).empty());
+}
+
 }  // namespace
 }  // namespace moxie

@@ -81,8 +81,7 @@ Status ParseDeepSeek(const ConfigReader& cfg, bool v3, DeepSeekConfig* d) {
 
 Result<RouterConfig> MakeRouterConfig(const ConfigReader& cfg, const DeepSeekConfig& d, bool v3) {
   RouterConfig rc;
-  rc.n_expert = static_cast<int>(d.n_expert);
-  rc.k = static_cast<int>(d.k);
+  MOXIE_RETURN_IF_ERROR(rc.SetCounts(d.n_expert, d.k, cfg.path()));
   if (d.scoring == "softmax") {
     rc.scoring = RouterScoring::kSoftmax;
   } else if (d.scoring == "sigmoid") {

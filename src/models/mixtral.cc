@@ -18,8 +18,7 @@ Result<std::unique_ptr<Model>> LoadMixtral(const ConfigReader& cfg, std::unique_
   MOXIE_RETURN_IF_ERROR(cfg.Int("intermediate_size", &n_ff));
   MOXIE_RETURN_IF_ERROR(cfg.IntOr("sliding_window", 0, &window));
   RouterConfig rc;
-  rc.n_expert = static_cast<int>(n_expert);
-  rc.k = static_cast<int>(k);
+  MOXIE_RETURN_IF_ERROR(rc.SetCounts(n_expert, k, cfg.path()));
   rc.scoring = RouterScoring::kSoftmax;
   rc.normalize = true;
   MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));

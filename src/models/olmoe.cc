@@ -23,8 +23,7 @@ Result<std::unique_ptr<Model>> LoadOlmoe(const ConfigReader& cfg, std::unique_pt
   MOXIE_RETURN_IF_ERROR(cfg.FloatOr("clip_qkv", 0.0, &clip));
   if (clip < 0) return cfg.FieldError("clip_qkv", "must be positive");
   RouterConfig rc;
-  rc.n_expert = static_cast<int>(n_expert);
-  rc.k = static_cast<int>(k);
+  MOXIE_RETURN_IF_ERROR(rc.SetCounts(n_expert, k, cfg.path()));
   rc.normalize = norm_topk;
   MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));
 

@@ -33,8 +33,7 @@ Result<std::unique_ptr<Model>> LoadQwen2Moe(const ConfigReader& cfg, std::unique
   if (sliding) return Unsupported(cfg.path() + ": use_sliding_window = true is not supported");
   if (step < 1) return cfg.FieldError("decoder_sparse_step", "must be >= 1");
   RouterConfig rc;
-  rc.n_expert = static_cast<int>(n_expert);
-  rc.k = static_cast<int>(k);
+  MOXIE_RETURN_IF_ERROR(rc.SetCounts(n_expert, k, cfg.path()));
   rc.normalize = norm_topk;
   MOXIE_RETURN_IF_ERROR(rc.Validate(cfg.path()));
 

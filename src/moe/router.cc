@@ -34,6 +34,22 @@ Status RouterConfig::Validate(const std::string& where) const {
   return Status::Ok();
 }
 
+Status RouterConfig::SetCounts(int64_t experts, int64_t top_k, const std::string& where) {
+  constexpr int64_t kMaxExperts = int64_t{1} << 16;
+  if (experts < 1 || experts > kMaxExperts) {
+    return InvalidFormat(where + ": number of experts " + std::to_string(experts) + " is outside [1, " +
+                         std::to_string(kMaxExperts) + "]");
+  }
+  if (top_k < 1) return InvalidFormat(where + ": experts per token (top-k) must be > 0");
+  if (top_k > experts) {
+    return InvalidFormat(where + ": experts per token (top-k = " + std::to_string(top_k) +
+                         ") is larger than the number of experts (" + std::to_string(experts) + ")");
+  }
+  n_expert = static_cast<int>(experts);
+  k = static_cast<int>(top_k);
+  return Status::Ok();
+}
+
 std::string RouterConfig::Describe() const {
   std::string s = scoring == RouterScoring::kSoftmax ? "softmax" : "sigmoid";
   s += " top-" + std::to_string(k) + " of " + std::to_string(n_expert);

@@ -33,6 +33,9 @@ struct RouterConfig {
   float scale = 1.0f;              // routed_scaling_factor
 
   // Checks the config is self-consistent; `where` names its source (e.g. "config.json").
+  // n_expert and k from a config's 64-bit integers, range-checked before they narrow to int
+  // (a crafted 2^32 + 8 experts must not load as 8).
+  Status SetCounts(int64_t experts, int64_t top_k, const std::string& where);
   Status Validate(const std::string& where) const;
   std::string Describe() const;  // one line, for `moxie info`
 };
