@@ -349,6 +349,18 @@ def test_errors(s):
                                           "seed": 3})
     check(st == 200 and r["choices"][0]["text"] == greedy["choices"][0]["text"],
           f"tiny temperature is greedy: {r} vs {greedy}")
+    # echo + logprobs scores the prompt too (lm-evaluation-harness's loglikelihood): one entry per
+    # prompt and generated token, the first null, offsets from 0; streamed the same.
+    body = {"prompt": "The jury said that", "max_tokens": 2, "temperature": 0, "logprobs": 1, "echo": True}
+    st, r, _ = s.post("/v1/completions", body)
+    lp = r["choices"][0]["logprobs"] if st == 200 else {}
+    n = r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] if st == 200 else -1
+    check(st == 200 and len(lp["token_logprobs"]) == n and lp["token_logprobs"][0] is None
+          and all(x is not None and x <= 0 for x in lp["token_logprobs"][1:]) and lp["text_offset"][0] == 0
+          and "".join(lp["tokens"]) == r["choices"][0]["text"], f"echo + logprobs: {r}")
+    st, chunks, done = s.stream("/v1/completions", dict(body, stream=True))
+    streamed = [x for c in chunks for x in ((c["choices"][0].get("logprobs") or {}).get("token_logprobs") or [])]
+    check(st == 200 and done and streamed == lp.get("token_logprobs"), f"streamed echo + logprobs: {chunks}")
     # include_usage: every chunk carries "usage" (null until the last).
     st, chunks, done = s.stream("/v1/chat/completions", {
         "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,

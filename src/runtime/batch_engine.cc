@@ -39,6 +39,7 @@ struct BatchEngine::Slot {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextOutput> out;
   std::vector<TokenLogprob> lp;  // logprobs of tokens whose text is not yet emitted
+  std::vector<TokenLogprob> plp;  // prompt tokens' logprobs (EngineRequest::prompt_logprobs)
   Clock::time_point deadline = Clock::time_point::max();
   bool active() const { return req != nullptr; }
   bool prefilling() const { return active() && prompt_fed < req->req_.prompt.size(); }
@@ -111,9 +112,11 @@ Result<std::unique_ptr<BatchEngine>> BatchEngine::Create(Model& model, const Tok
   e->b_tok_.resize(B);
   e->b_pos_.resize(B);
   e->b_seq_.resize(B);
-  e->b_rows_.resize(static_cast<size_t>(o.n_slots));
-  e->row_slot_.resize(static_cast<size_t>(o.n_slots));
-  e->logits_.resize(static_cast<size_t>(o.n_slots) * static_cast<size_t>(e->n_vocab_));
+  const size_t rows = static_cast<size_t>(o.n_slots) + kPromptLogitRows;
+  e->b_rows_.resize(rows);
+  e->row_slot_.resize(rows);
+  e->row_prompt_.resize(rows);
+  e->logits_.resize(rows * static_cast<size_t>(e->n_vocab_));
   e->idx_work_.resize(static_cast<size_t>(e->n_vocab_));
   e->prefill_order_.reserve(static_cast<size_t>(o.n_slots));
   auto& st = e->stats_;
@@ -154,6 +157,9 @@ Result<std::shared_ptr<RequestHandle>> BatchEngine::Submit(EngineRequest req) {
   }
   if (req.max_tokens < 1) return InvalidArgument("max_tokens must be >= 1");
   if (req.top_logprobs > 20) return InvalidArgument("top_logprobs must be <= 20");
+  if (req.prompt_logprobs && req.top_logprobs < 0) {
+    return InvalidArgument("prompt logprobs need logprobs (top_logprobs >= 0)");
+  }
   for (const auto& s : req.stop) {
     if (s.empty()) return InvalidArgument("empty stop string");
   }
@@ -239,6 +245,7 @@ void BatchEngine::Admit() {
     // fed, to get logits).
     auto shared = [&r](const Slot& s) {
       size_t n = 0;
+      if (r.prompt_logprobs) return n;  // every prompt token's logits are needed
       while (n < s.kv_tokens.size() && n + 1 < r.prompt.size() && s.kv_tokens[n] == r.prompt[n]) ++n;
       return n;
     };
@@ -277,6 +284,7 @@ void BatchEngine::Admit() {
     s.generated = 0;
     s.order = admit_seq_++;
     s.lp.clear();
+    s.plp.clear();
     s.sampler = std::make_unique<Sampler>(r.sampler, n_vocab_);
     for (int32_t t : r.prompt) s.sampler->Accept(t);
     s.out = std::make_unique<TextOutput>(tok_, r.stop);
@@ -389,8 +397,10 @@ void BatchEngine::Step() {
     b_seq_[n] = s.id;
     b_rows_[rows] = n;
     row_slot_[rows] = s.id;
+    row_prompt_[rows] = -1;
     ++n, ++rows, ++n_decode;
   }
+  int prompt_rows = static_cast<int>(kPromptLogitRows);  // rows left for prompt logprobs this step
   int budget = cap - n;
   if (n_decode > 0) budget = std::min(budget, opts_.prefill_chunk_while_decoding);
   std::vector<Slot*>& pre = prefill_order_;
@@ -402,17 +412,29 @@ void BatchEngine::Step() {
   for (Slot* s : pre) {
     if (budget <= 0) break;
     const auto& prompt = s->req->req_.prompt;
-    const int m = std::min(budget, static_cast<int>(prompt.size() - s->prompt_fed));
+    const bool score = s->req->req_.prompt_logprobs;
+    int m = std::min(budget, static_cast<int>(prompt.size() - s->prompt_fed));
+    if (score) m = std::min(m, prompt_rows);  // a row per token scored: the buffer's rows bound the chunk
+    if (m <= 0) continue;
     for (int i = 0; i < m; ++i) {
-      b_tok_[n + i] = prompt[s->prompt_fed + static_cast<size_t>(i)];
-      b_pos_[n + i] = static_cast<int32_t>(s->prompt_fed) + i;
+      const size_t at = s->prompt_fed + static_cast<size_t>(i);
+      b_tok_[n + i] = prompt[at];
+      b_pos_[n + i] = static_cast<int32_t>(at);
       b_seq_[n + i] = s->id;
+      if (score && at + 1 < prompt.size()) {  // this row's logits score the next prompt token
+        b_rows_[rows] = n + i;
+        row_slot_[rows] = s->id;
+        row_prompt_[rows] = static_cast<int32_t>(at + 1);
+        ++rows;
+        --prompt_rows;
+      }
     }
     n += m;
     budget -= m;
     if (s->prompt_fed + static_cast<size_t>(m) == prompt.size()) {
       b_rows_[rows] = n - 1;
       row_slot_[rows] = s->id;
+      row_prompt_[rows] = -1;
       ++rows;
     }
   }
@@ -460,6 +482,17 @@ void BatchEngine::Step() {
     Slot& s = slots_[static_cast<size_t>(row_slot_[r])];
     const EngineRequest& req = s.req->req_;
     const float* lg = logits_.data() + static_cast<size_t>(r) * V;
+    if (row_prompt_[r] >= 0) {
+      s.plp.push_back(Logprob(lg, req.prompt[static_cast<size_t>(row_prompt_[r])], req.top_logprobs));
+      continue;
+    }
+    if (req.prompt_logprobs && s.generated == 0) {  // the prompt's scores, before any text
+      EngineEvent ev;
+      ev.is_prompt_scores = true;
+      ev.prompt_logprobs = std::move(s.plp);
+      s.plp.clear();
+      s.req->Push(std::move(ev));
+    }
     const int32_t tok = s.sampler->Sample(lg);
     if (s.generated == 0) {
       const double ttft = std::chrono::duration<double>(Clock::now() - s.req->submitted_).count();

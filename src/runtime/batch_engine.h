@@ -56,6 +56,11 @@ struct EngineRequest {
   std::vector<int32_t> eos_tokens;  // sampling one ends the request (not emitted)
   SamplerConfig sampler;
   int top_logprobs = -1;  // -1: no logprobs; 0..20: the chosen token's and this many alternatives
+  // Also the logprob (and top_logprobs alternatives) of every prompt token after the first, as the
+  // model predicted it from the tokens before (OpenAI completions' echo + logprobs, what
+  // lm-evaluation-harness scores with). Needs top_logprobs >= 0; the prompt is then computed in
+  // full (no reuse of cached prefixes) and delivered in one event before the first text.
+  bool prompt_logprobs = false;
   double timeout_s = 0;   // 0: none; counted from Submit
 };
 
@@ -70,6 +75,9 @@ struct EngineEvent {
   Kind kind = Kind::kText;
   std::string text;                    // kText: new final text (valid UTF-8, maybe empty)
   std::vector<TokenLogprob> logprobs;  // kText: the tokens behind this text (when requested)
+  // kText, once, first (EngineRequest::prompt_logprobs): prompt tokens 1..n-1, text empty.
+  bool is_prompt_scores = false;
+  std::vector<TokenLogprob> prompt_logprobs;
   // kDone:
   std::string finish_reason;  // "stop" (EOS or stop string) or "length"
   int prompt_tokens = 0;
@@ -155,6 +163,9 @@ class BatchEngine : public EngineApi {
   const BatchEngineOptions& options() const override { return opts_; }
 
  private:
+  // Logit rows per step for prompt logprobs (EngineRequest::prompt_logprobs), beyond one per slot:
+  // such a prompt is prefilled at most this many tokens per step.
+  static constexpr size_t kPromptLogitRows = 32;
   struct Slot;
   class ExpertCounter;
   BatchEngine(Model& model, const Tokenizer& tok);
@@ -178,6 +189,7 @@ class BatchEngine : public EngineApi {
 
   // Step buffers, sized once.
   std::vector<int32_t> b_tok_, b_pos_, b_seq_, b_rows_, row_slot_;
+  std::vector<int32_t> row_prompt_;  // per logit row: the prompt token it scores, or -1 (sample)
   std::vector<float> logits_;
   std::vector<int32_t> idx_work_;
   std::vector<Slot*> prefill_order_;

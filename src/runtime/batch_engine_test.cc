@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <thread>
 
@@ -216,6 +218,57 @@ TEST_F(BatchEngineTest, LogprobsComeWithEveryToken) {
   }
   ASSERT_EQ(ev.kind, EngineEvent::Kind::kDone);
   EXPECT_EQ(n, ev.completion_tokens);
+}
+
+// Prompt logprobs (echo + logprobs): one event before any text, a score for every prompt token
+// after the first, equal to the log-softmax of a plain prefill's logits at the position before
+// (within f32 rounding: the engine prefills in chunks of at most 32 rows, beside another
+// request's decode), and the same text as without them.
+TEST_F(BatchEngineTest, PromptLogprobsEqualPrefillLogSoftmax) {
+  BatchEngineOptions o;
+  o.n_slots = 2;
+  o.ctx = 256;
+  o.n_threads = 2;
+  auto e = BatchEngine::Create(*model_, *tok_, o);
+  ASSERT_OK(e.status());
+  std::string long_text;
+  for (int i = 0; i < 12; ++i) long_text += "The jury said that the city had no evidence. ";
+  EngineRequest r = Greedy(long_text, 4);
+  ASSERT_GT(r.prompt.size(), 40u);  // more than one step's 32 scored rows
+  r.top_logprobs = 2;
+  r.prompt_logprobs = true;
+  auto other = (*e)->Submit(Greedy("Other text decoding beside it", 30));
+  ASSERT_OK(other.status());
+  auto h = (*e)->Submit(r);
+  ASSERT_OK(h.status());
+  EngineEvent ev;
+  ASSERT_TRUE((*h)->Next(&ev, std::chrono::milliseconds(60000)));
+  ASSERT_TRUE(ev.is_prompt_scores);
+  ASSERT_EQ(ev.prompt_logprobs.size(), r.prompt.size() - 1);
+  const std::vector<TokenLogprob> scores = ev.prompt_logprobs;
+  const Collected rest = Drain(**h);
+  Drain(**other);
+  EXPECT_EQ(rest.text, Alone(r.prompt, 4).text);
+  // Reference: every prompt position's logits from one prefill.
+  SessionOptions so;
+  so.n_threads = 2;
+  so.max_ctx = 256;
+  auto s = Session::Create(*model_, so);
+  ASSERT_OK(s.status());
+  const size_t V = static_cast<size_t>(model_->info().n_vocab), T = r.prompt.size();
+  std::vector<float> lg(T * V);
+  ASSERT_OK((*s)->Feed(0, r.prompt.data(), static_cast<int>(T), true, lg.data()));
+  for (size_t i = 0; i + 1 < T; ++i) {
+    const float* l = lg.data() + i * V;
+    double mx = l[0];
+    for (size_t v = 1; v < V; ++v) mx = std::max<double>(mx, l[v]);
+    double z = 0;
+    for (size_t v = 0; v < V; ++v) z += std::exp(static_cast<double>(l[v]) - mx);
+    const double want = static_cast<double>(l[r.prompt[i + 1]]) - mx - std::log(z);
+    ASSERT_EQ(scores[i].token, r.prompt[i + 1]);
+    EXPECT_NEAR(scores[i].logprob, want, 1e-3) << "prompt token " << i + 1;
+    ASSERT_EQ(scores[i].top.size(), 2u);
+  }
 }
 
 TEST_F(BatchEngineTest, CancelFreesTheSlotAndAFullQueueRefuses) {

@@ -314,6 +314,9 @@ std::variant<ParsedRequest, ApiError> ParseCompletionRequest(const Json& body,
   if (auto e = GetInt(body, "logprobs", 0, 20, &lp)) return *e;
   p.logprobs = lp >= 0;
   p.engine.top_logprobs = static_cast<int>(lp);
+  // echo + logprobs: the prompt's tokens are scored too (OpenAI's legacy behaviour, which
+  // lm-evaluation-harness's loglikelihood tasks read).
+  p.engine.prompt_logprobs = p.echo && p.logprobs;
   if (auto e = ParseCommon(body, m, &p)) return *e;
   if (auto e = ParseMaxTokens(body, m, 16, &p)) return *e;  // OpenAI's default for completions
   return p;
@@ -334,7 +337,8 @@ Json ResponseWriter::Usage() const {
   return u;
 }
 
-Json ResponseWriter::LogprobsJson(const std::vector<TokenLogprob>& lps, size_t text_offset) const {
+Json ResponseWriter::LogprobsJson(const std::vector<TokenLogprob>& lps, size_t text_offset,
+                                  const std::vector<TokenLogprob>* prompt) const {
   auto token_json = [&](int32_t id, float lp) {
     const std::string raw = m_.tok->TokenBytes(id, false);
     Json bytes = Json::array();
@@ -354,6 +358,26 @@ Json ResponseWriter::LogprobsJson(const std::vector<TokenLogprob>& lps, size_t t
   }
   // Legacy completions format.
   Json tokens = Json::array(), token_lps = Json::array(), tops = Json::array(), offs = Json::array();
+  if (prompt != nullptr && !req_.engine.prompt.empty()) {
+    size_t poff = 0;
+    const auto& ids = req_.engine.prompt;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string s = RepairUtf8(m_.tok->TokenBytes(ids[i], false));
+      tokens.push_back(s);
+      const TokenLogprob* t = i >= 1 && i - 1 < prompt->size() ? &(*prompt)[i - 1] : nullptr;
+      if (t == nullptr) {
+        token_lps.push_back(nullptr);
+        tops.push_back(nullptr);
+      } else {
+        token_lps.push_back(t->logprob);
+        Json top = Json::object();
+        for (const auto& [id, lp] : t->top) top[RepairUtf8(m_.tok->TokenBytes(id, false))] = lp;
+        tops.push_back(top);
+      }
+      offs.push_back(poff);
+      poff += s.size();
+    }
+  }
   size_t off = text_offset;
   for (const auto& t : lps) {
     const std::string s = RepairUtf8(m_.tok->TokenBytes(t.token, false));
@@ -399,6 +423,12 @@ std::string ResponseWriter::StreamError(const ApiError& e) {
 }
 
 std::string ResponseWriter::StreamEvent(const EngineEvent& ev) {
+  if (ev.is_prompt_scores) {  // a chunk without text carrying the prompt's scores
+    if (req_.chat || !req_.logprobs) return "";
+    Json c = {{"index", 0}, {"text", ""}, {"logprobs", LogprobsJson({}, 0, &ev.prompt_logprobs)},
+              {"finish_reason", nullptr}};
+    return "data: " + Dump(Chunk(c)) + "\n\n";
+  }
   if (ev.kind == EngineEvent::Kind::kText) {
     if (ev.text.empty() && ev.logprobs.empty()) return "";
     Json lp = req_.logprobs && !ev.logprobs.empty() ? LogprobsJson(ev.logprobs, text_.size())
@@ -430,6 +460,10 @@ std::string ResponseWriter::StreamEvent(const EngineEvent& ev) {
 }
 
 void ResponseWriter::Add(const EngineEvent& ev) {
+  if (ev.is_prompt_scores) {
+    prompt_lps_ = ev.prompt_logprobs;
+    return;
+  }
   if (ev.kind == EngineEvent::Kind::kText) {
     text_ += ev.text;
     lps_.insert(lps_.end(), ev.logprobs.begin(), ev.logprobs.end());
@@ -449,7 +483,8 @@ Json ResponseWriter::Body() const {
   j["created"] = created_;
   j["model"] = m_.name;
   const size_t echo_len = req_.echo ? req_.prompt_text.size() : 0;
-  Json lp = req_.logprobs ? LogprobsJson(lps_, echo_len) : Json(nullptr);
+  Json lp = req_.logprobs ? LogprobsJson(lps_, echo_len, req_.engine.prompt_logprobs ? &prompt_lps_ : nullptr)
+                          : Json(nullptr);
   Json choice = Json::object();
   choice["index"] = 0;
   if (req_.chat) {

@@ -78,7 +78,10 @@ class ResponseWriter {
 
  private:
   Json Usage() const;
-  Json LogprobsJson(const std::vector<TokenLogprob>& lps, size_t text_offset) const;
+  // `prompt`: with echo, the prompt's scores (EngineRequest::prompt_logprobs) go first, the first
+  // prompt token with null logprob, offsets from 0 (legacy completions format only).
+  Json LogprobsJson(const std::vector<TokenLogprob>& lps, size_t text_offset,
+                    const std::vector<TokenLogprob>* prompt = nullptr) const;
   Json Chunk(Json choice) const;
   const ParsedRequest& req_;
   const ServedModel& m_;
@@ -86,6 +89,7 @@ class ResponseWriter {
   int64_t created_;
   std::string text_;
   std::vector<TokenLogprob> lps_;
+  std::vector<TokenLogprob> prompt_lps_;  // echo + logprobs: the prompt's scores
   std::string finish_reason_;
   int prompt_tokens_ = 0, completion_tokens_ = 0, cached_tokens_ = 0;
   bool done_ = false;
