@@ -272,10 +272,17 @@ void HttpServer::Routes() {
       }
       std::string request_body;
       bool too_large = false;
+      // Past the limit the body is read on and dropped, up to a bound, so that a client which
+      // sends a finite body gets its 413 (a close with unread bytes would reset the connection
+      // before the client reads the answer); an endless body is cut off there.
+      const size_t drain_limit = std::max<size_t>(size_t{64} << 20, 4 * opts_.max_body_bytes);
+      size_t dropped = 0;
       const bool read = reader([&](const char* data, size_t n) {
-        if (request_body.size() + n > opts_.max_body_bytes) {
+        if (too_large || request_body.size() + n > opts_.max_body_bytes) {
           too_large = true;
-          return false;
+          request_body.clear();
+          dropped += n;
+          return dropped <= drain_limit;
         }
         request_body.append(data, n);
         return true;
