@@ -264,8 +264,7 @@ void HttpServer::Routes() {
       const std::string route = chat ? "/v1/chat/completions" : "/v1/completions";
       // The body, read here so that the size limit holds for what arrives: the library checks it
       // only against Content-Length, so a chunked body or a gzip one (inflated as it is read)
-      // could otherwise grow without bound. Over the limit: 413, and the connection closes (the
-      // rest of the body is never read).
+      // could otherwise grow without bound. Over the limit: 413, and the connection closes.
       if (req.is_multipart_form_data()) {
         res.status = 415;  // the error handler writes the body
         return;
