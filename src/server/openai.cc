@@ -356,39 +356,32 @@ Json ResponseWriter::LogprobsJson(const std::vector<TokenLogprob>& lps, size_t t
     }
     return Json{{"content", content}};
   }
-  // Legacy completions format.
+  // Legacy completions format: one entry per token; `t` null for the prompt's first token.
   Json tokens = Json::array(), token_lps = Json::array(), tops = Json::array(), offs = Json::array();
-  if (prompt != nullptr && !req_.engine.prompt.empty()) {
+  auto add = [&](int32_t id, const TokenLogprob* t, size_t* off) {
+    const std::string s = RepairUtf8(m_.tok->TokenBytes(id, false));
+    tokens.push_back(s);
+    offs.push_back(*off);
+    *off += s.size();
+    if (t == nullptr) {
+      token_lps.push_back(nullptr);
+      tops.push_back(nullptr);
+      return;
+    }
+    token_lps.push_back(t->logprob);
+    Json top = Json::object();
+    for (const auto& [tid, lp] : t->top) top[RepairUtf8(m_.tok->TokenBytes(tid, false))] = lp;
+    tops.push_back(top);
+  };
+  if (prompt != nullptr) {  // echo: the prompt's tokens first, offsets from 0
     size_t poff = 0;
     const auto& ids = req_.engine.prompt;
     for (size_t i = 0; i < ids.size(); ++i) {
-      const std::string s = RepairUtf8(m_.tok->TokenBytes(ids[i], false));
-      tokens.push_back(s);
-      const TokenLogprob* t = i >= 1 && i - 1 < prompt->size() ? &(*prompt)[i - 1] : nullptr;
-      if (t == nullptr) {
-        token_lps.push_back(nullptr);
-        tops.push_back(nullptr);
-      } else {
-        token_lps.push_back(t->logprob);
-        Json top = Json::object();
-        for (const auto& [id, lp] : t->top) top[RepairUtf8(m_.tok->TokenBytes(id, false))] = lp;
-        tops.push_back(top);
-      }
-      offs.push_back(poff);
-      poff += s.size();
+      add(ids[i], i >= 1 && i - 1 < prompt->size() ? &(*prompt)[i - 1] : nullptr, &poff);
     }
   }
   size_t off = text_offset;
-  for (const auto& t : lps) {
-    const std::string s = RepairUtf8(m_.tok->TokenBytes(t.token, false));
-    tokens.push_back(s);
-    token_lps.push_back(t.logprob);
-    Json top = Json::object();
-    for (const auto& [id, lp] : t.top) top[RepairUtf8(m_.tok->TokenBytes(id, false))] = lp;
-    tops.push_back(top);
-    offs.push_back(off);
-    off += s.size();
-  }
+  for (const auto& t : lps) add(t.token, &t, &off);
   return Json{{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops},
               {"text_offset", offs}};
 }
