@@ -394,6 +394,25 @@ def test_disconnect_and_slow_client(s):
         check(st == 200, f"request beside a slow client: {st}")
     check(time.time() - t0 < 30, "requests beside a slow client finish promptly")
     slow.close()
+    # An HTTP/1.0 client gets its stream without chunked coding (1.0 has none), ended by the close.
+    old = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+    body = json.dumps({"prompt": "The jury said", "max_tokens": 3, "temperature": 0,
+                       "stream": True}).encode()
+    old.sendall(b"POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    raw = b""
+    while True:
+        d = old.recv(65536)
+        if not d:
+            break
+        raw += d
+    old.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    events = [ln[6:] for ln in rest.decode().split("\n") if ln.startswith("data: ")]
+    check(b" 200 " in head.split(b"\r\n")[0] and b"chunked" not in head.lower()
+          and b"connection: close" in head.lower(), f"HTTP/1.0 stream headers: {head}")
+    check(len(events) >= 2 and events[-1] == "[DONE]"
+          and all("choices" in json.loads(e) for e in events[:-1]), f"HTTP/1.0 stream body: {rest[:300]}")
 
 
 def test_api_key_and_queue():

@@ -357,39 +357,45 @@ void HttpServer::Routes() {
       open_streams_.fetch_add(1);
       auto state = std::make_shared<int>(0);  // 0: start not sent, 1: streaming, 2: finished
       res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream",
-          [h, writer, preq, state](size_t, httplib::DataSink& sink) {
-            auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
-            if (*state == 0) {
-              *state = 1;
-              if (!send(writer->StreamStart())) return false;
-            }
-            EngineEvent ev;
-            int idle = 0;
-            while (!h->Next(&ev, kPoll)) {
-              if (++idle % kKeepAlivePolls == 0 && !send(": keep-alive\n\n")) return false;
-            }
-            if (ev.kind == EngineEvent::Kind::kError) {
-              *state = 2;
-              send(ResponseWriter::StreamError(FromStatus(ev.error)));
-              send(ResponseWriter::StreamDone());
-              sink.done();
-              return true;
-            }
-            if (!send(writer->StreamEvent(ev))) return false;
-            if (ev.kind == EngineEvent::Kind::kDone) {
-              *state = 2;
-              if (!send(ResponseWriter::StreamDone())) return false;
-              sink.done();
-            }
-            return true;
-          },
-          [this, h, state](bool) {
-            // Ended early (client gone, write failed): stop generating and free the slot.
-            if (*state != 2) h->Cancel();
-            open_streams_.fetch_sub(1);
-          });
+      auto provider = [h, writer, preq, state](size_t, httplib::DataSink& sink) {
+        auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+        if (*state == 0) {
+          *state = 1;
+          if (!send(writer->StreamStart())) return false;
+        }
+        EngineEvent ev;
+        int idle = 0;
+        while (!h->Next(&ev, kPoll)) {
+          if (++idle % kKeepAlivePolls == 0 && !send(": keep-alive\n\n")) return false;
+        }
+        if (ev.kind == EngineEvent::Kind::kError) {
+          *state = 2;
+          send(ResponseWriter::StreamError(FromStatus(ev.error)));
+          send(ResponseWriter::StreamDone());
+          sink.done();
+          return true;
+        }
+        if (!send(writer->StreamEvent(ev))) return false;
+        if (ev.kind == EngineEvent::Kind::kDone) {
+          *state = 2;
+          if (!send(ResponseWriter::StreamDone())) return false;
+          sink.done();
+        }
+        return true;
+      };
+      auto release = [this, h, state](bool) {
+        // Ended early (client gone, write failed): stop generating and free the slot.
+        if (*state != 2) h->Cancel();
+        open_streams_.fetch_sub(1);
+      };
+      if (req.version == "HTTP/1.0") {
+        // No chunked transfer coding in HTTP/1.0 (RFC 9112, 7.1): the stream ends when the
+        // connection closes.
+        res.set_header("Connection", "close");
+        res.set_content_provider("text/event-stream", provider, release);
+      } else {
+        res.set_chunked_content_provider("text/event-stream", provider, release);
+      }
     };
   };
   s.Post("/v1/chat/completions", generate(true));
