@@ -293,6 +293,7 @@ bad_cases = [
     (["logits", "-m", mix, "--tokens", "1,x", "--out", os.path.join(tmp, "x.npy")],
      "'x' is not a valid token id"),
     (["logits", "-m", mix, "--tokens", "1,,2", "--out", os.path.join(tmp, "x.npy")], "empty entry"),
+    (["bench", "-m", mix, "-b", "1,-4"], "'-4' is not a valid batch size"),
     (["logits", "-m", mix, "--tokens", "1,99999", "--out", os.path.join(tmp, "x.npy")],
      "outside the vocabulary"),
     (["logits", "-m", mix, "--tokens", "1", "--out", "/nonexistent/dir/x.npy"], "/nonexistent/dir"),

@@ -180,7 +180,7 @@ void RegisterBench(CLI::App& app, int* rc) {
   cmd->add_option("--seed", seed, "Seed of the random token ids");
   cmd->callback([rc] {
     model = ModelOrDefault(model);
-    auto bl = ParseTokenList(batches, "-b");
+    auto bl = ParseTokenList(batches, "-b", "batch size");
     if (!bl.ok()) {
       *rc = Fail(bl.status());
       return;

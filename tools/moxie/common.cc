@@ -34,7 +34,7 @@ std::string ModelOrDefault(const std::string& model) {
   return "models/moxie-demo-moe";  // reported as missing by the loader if it is not there
 }
 
-Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag) {
+Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag, const char* item) {
   std::vector<int32_t> out;
   size_t i = 0;
   while (i <= s.size()) {
@@ -44,17 +44,17 @@ Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::str
     const size_t a = tok.find_first_not_of(" \t");
     const size_t b = tok.find_last_not_of(" \t");
     tok = a == std::string::npos ? "" : tok.substr(a, b - a + 1);
-    if (tok.empty()) return InvalidArgument(flag + ": empty entry in token list '" + s + "'");
+    if (tok.empty()) return InvalidArgument(flag + ": empty entry in the list '" + s + "'");
     errno = 0;
     char* end = nullptr;
     const long long v = std::strtoll(tok.c_str(), &end, 10);
     if (*end != '\0' || errno != 0 || v < 0 || v > INT32_MAX) {
-      return InvalidArgument(flag + ": '" + tok + "' is not a valid token id");
+      return InvalidArgument(flag + ": '" + tok + "' is not a valid " + item);
     }
     out.push_back(static_cast<int32_t>(v));
     i = j + 1;
   }
-  if (out.empty()) return InvalidArgument(flag + ": no tokens given");
+  if (out.empty()) return InvalidArgument(flag + ": nothing given");
   return out;
 }
 

@@ -22,8 +22,9 @@ int Fail(const Status& s);
 // was configured with (models/moxie-demo-moe), else models/moxie-demo-moe beside the executable's
 // build tree.
 std::string ModelOrDefault(const std::string& model);
-// Parses "1,2,3" (spaces allowed) into token ids.
-Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag);
+// Parses "1,2,3" (spaces allowed) into non-negative ints: token ids, or what `item` names in errors.
+Result<std::vector<int32_t>> ParseTokenList(const std::string& s, const std::string& flag,
+                                            const char* item = "token id");
 
 // Generation flags shared by `run` and `chat`.
 struct GenOptionsCli {
