@@ -12,7 +12,7 @@
 // pages as the loader's weights are) that every call reads its weights from DRAM, as a decode step
 // reads experts (a Xeon VM reporting a 480 MiB last-level cache held a 64 MiB cycle and read it at
 // 24 GB/s per core against 14.5 from DRAM); "hot" reuses one copy, which then sits in the cache. The activation quantization (done once per Linear) is timed
-// separately (quantize_act). ".../stream/ISA/2threads" (Q8_0_R8 and BF16_R16, 1-4 tokens) runs the
+// separately (quantize_act). ".../stream/ISA/2threads" (Q8_0_R8, Q4_K_R8, BF16_R16, 1-4 tokens) runs the
 // kernel on two threads at once, each streaming its own weights: the rate a decode step's expert
 // phase can reach on two cores, to set beside the bandwidth probe (moxie_membw 2).
 // "attn/..." times one head's cached attention (KernelTable::attn_scores + attn_values, head size
@@ -250,7 +250,7 @@ void RegisterAll() {
                                      (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
-            if (stream && n_tok <= 4 && (dt == DType::kQ8_0R8 || dt == DType::kBF16R16)) {
+            if (stream && n_tok <= 4 && (dt == DType::kQ8_0R8 || dt == DType::kQ4_KR8 || dt == DType::kBF16R16)) {
               // Both cores streaming at once, as a decode step runs them (bytes/s: both threads').
               benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                   ->Unit(benchmark::kMicrosecond)
