@@ -229,6 +229,14 @@ for kv, depth in (("f32", 0), ("f16", 16)):
               and j["decode_tok_s"] > 0 and j["batched"]["2"]["tok_s"] > 0 and j["peak_rss_bytes"] > 0, r.stdout[:400])
         check(f"bench {kv} kv bytes", j["kv_bytes_per_position"] == kv_elems * (4 if kv == "f32" else 2),
               f"{j['kv_bytes_per_position']} vs {kv_elems} elements")
+        # Read rates: the counted bytes over the test's time (tok/s x bytes per token or step / B), and
+        # the experts' bytes over the expert phase (positive: the model has MoE layers).
+        b2 = j["batched"]["2"]
+        check(f"bench {kv} read rates",
+              abs(j["decode_read_gb_s"] - j["decode_tok_s"] * j["decode_bytes_per_token"] / 1e9)
+              <= 1e-3 * j["decode_read_gb_s"]
+              and abs(b2["read_gb_s"] - b2["tok_s"] * b2["bytes_per_step"] / 2 / 1e9) <= 1e-3 * b2["read_gb_s"]
+              and j["decode_expert_read_gb_s"] > 0 and b2["expert_read_gb_s"] > 0, r.stdout[:600])
 if len(benches) == 2:
     a, b = benches["f32"], benches["f16"]
     want = (kv_elems * 2 * (16 + 2.5)) - (kv_elems * 4 * 2.5)

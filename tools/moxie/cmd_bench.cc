@@ -147,6 +147,17 @@ std::string RoofCells(double tok_s, double roof) {
   return buf;
 }
 
+// "read GB/s (experts)" cell.
+std::string ReadCell(double all, double experts) {
+  char buf[64];
+  if (experts > 0) {
+    std::snprintf(buf, sizeof buf, "%.1f (%.1f)", all, experts);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f", all);
+  }
+  return buf;
+}
+
 }  // namespace
 
 void RegisterBench(CLI::App& app, int* rc) {
@@ -285,11 +296,13 @@ void RegisterBench(CLI::App& app, int* rc) {
     ThreadPool* pool = s.exec().pool;
     if (pool != nullptr) pool->set_idle_timing(true);
     double decode_s = 0;
+    UnionCounter uc1(info);  // the experts a one-sequence decode ran (their bytes / the phase's time)
     if (pool != nullptr) pool->reset_idle();
     for (int r = 0; r < reps && n > 0; ++r) {
       s.Truncate(0, depth);
       ForwardOptions fo;
       fo.times = &phases;
+      fo.observer = &uc1;
       const double a = Now();
       for (int i = 0; i < n; ++i) {
         const int32_t tok = prompt[static_cast<size_t>(i) % prompt.size()];
@@ -318,6 +331,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       PhaseTimes phases;
       double bandwidth_gb_s = 0;  // the probe right after this row's test
       Idle idle;
+      double expert_read_gb_s = 0;  // the experts' bytes over the expert phase's time
     };
     std::vector<BRow> brows;
     for (int b : bs) {
@@ -362,11 +376,17 @@ void RegisterBench(CLI::App& app, int* rc) {
       const double steps = static_cast<double>(reps) * n;
       row.bytes_step = dense_bytes + uc.expert_bytes_ / steps + b * kv_bytes_tok;
       row.experts_per_layer = info.moe_layers.empty() ? 0 : uc.experts_ / static_cast<double>(uc.layer_steps_);
+      row.expert_read_gb_s = bph.experts > 0 ? uc.expert_bytes_ / bph.experts / 1e9 : 0;
       brows.push_back(row);
     }
     if (peak_valid) peak_rss = std::max(peak_rss, PeakRssBytes());
     if (probes.empty()) bw = probe();  // no decode test: one probe for the record
     const double roof1 = n > 0 && bw.best_gb_s > 0 ? bw.best_gb_s * 1e9 / bytes_tok : 0;
+    // The rate a test read its bytes at (those the roofline counts, over the test's time), and the
+    // expert phase's own: unlike a share, neither depends on the probe, which moves with the host.
+    const double read1 = tgs.median * bytes_tok / 1e9;
+    const double expert_read1 = phases.experts > 0 ? uc1.expert_bytes_ / phases.experts / 1e9 : 0;
+    auto read_gb_s = [](const BRow& r) { return r.tok_s.median / r.b * r.bytes_step / 1e9; };
     for (auto& r : brows) {
       r.roofline = r.bandwidth_gb_s > 0 ? r.b * r.bandwidth_gb_s * 1e9 / r.bytes_step : 0;
     }
@@ -409,6 +429,8 @@ void RegisterBench(CLI::App& app, int* rc) {
       j["bandwidth_probes_gb_s"] = probes;
       j["decode_roofline_tok_s"] = roof1;
       j["decode_roofline_share"] = roof1 > 0 ? tgs.median / roof1 : 0;
+      j["decode_read_gb_s"] = read1;
+      j["decode_expert_read_gb_s"] = expert_read1;
       nlohmann::ordered_json bj = nlohmann::ordered_json::object();
       for (const auto& r : brows) {
         bj[std::to_string(r.b)] = {{"tok_s", r.tok_s.median},     {"tok_s_min", r.tok_s.min},
@@ -416,6 +438,8 @@ void RegisterBench(CLI::App& app, int* rc) {
                                    {"roofline_share", r.roofline > 0 ? r.tok_s.median / r.roofline : 0},
                                    {"experts_per_layer", r.experts_per_layer},
                                    {"bytes_per_step", static_cast<int64_t>(r.bytes_step)},
+                                   {"read_gb_s", read_gb_s(r)},
+                                   {"expert_read_gb_s", r.expert_read_gb_s},
                                    {"bandwidth_gb_s", r.bandwidth_gb_s},
                                    {"phases_s", PhasesJson(r.phases)},
                                    {"idle", IdleJson(r.idle)}};
@@ -453,16 +477,21 @@ void RegisterBench(CLI::App& app, int* rc) {
         const bool moved = probe_max > 1.15 * probe_min;
         std::printf(" GB/s%s\n", moved ? " (the host's bandwidth moved: compare shares, not tok/s)" : "");
       }
-      std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share |\n|---|---|---|---|---|---|\n");
-      if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | |\n", p, pps.median, pps.min, pps.max);
+      std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share | read GB/s (experts) |\n"
+                  "|---|---|---|---|---|---|---|\n");
+      if (p > 0) std::printf("| pp%d | %.2f | %.2f | %.2f | compute-bound | | |\n", p, pps.median, pps.min, pps.max);
       if (n > 0) {
-        std::printf("| tg%d | %.2f | %.2f | %.2f | %s |\n", n, tgs.median, tgs.min, tgs.max,
-                    RoofCells(tgs.median, roof1).c_str());
+        std::printf("| tg%d | %.2f | %.2f | %.2f | %s | %s |\n", n, tgs.median, tgs.min, tgs.max,
+                    RoofCells(tgs.median, roof1).c_str(), ReadCell(read1, expert_read1).c_str());
       }
       for (const auto& r : brows) {
-        std::printf("| tg%d x B=%d (aggregate%s; %.1f experts/layer) | %.2f | %.2f | %.2f | %s |\n", n, r.b,
+        std::printf("| tg%d x B=%d (aggregate%s; %.1f experts/layer) | %.2f | %.2f | %.2f | %s | %s |\n", n, r.b,
                     identical ? ", identical sequences" : "", r.experts_per_layer, r.tok_s.median, r.tok_s.min, r.tok_s.max,
-                    RoofCells(r.tok_s.median, r.roofline).c_str());
+                    RoofCells(r.tok_s.median, r.roofline).c_str(), ReadCell(read_gb_s(r), r.expert_read_gb_s).c_str());
+      }
+      if (n > 0) {
+        std::printf("(read GB/s: the bytes the roofline counts over the test's time, and in parentheses the experts' "
+                    "bytes over the expert phase's time; steadier than a share when the probe moves)\n");
       }
       PrintPhases("prefill", pphases);
       PrintPhases("decode", phases, decode_idle);
