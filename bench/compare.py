@@ -169,6 +169,17 @@ def main():
         r = roof.get(key)
         cells += [f"{r:.2f}" if r else "compute-bound", f"{100 * m / r:.0f} %" if r else ""]
         print(f"| {label} | " + " | ".join(cells) + " |")
+    # Moxie's read rates (its JSON since 21a3e78): unlike the shares they do not use the probe.
+    rates = []
+    if "decode_read_gb_s" in j:
+        rates.append(f"decode {j['decode_read_gb_s']:.1f} (experts {j['decode_expert_read_gb_s']:.1f})")
+    for b in bb:
+        jb = j["batched"][str(b)]
+        if "read_gb_s" in jb:
+            rates.append(f"{b} distinct {jb['read_gb_s']:.1f} (experts {jb['expert_read_gb_s']:.1f})")
+    if rates:
+        print("\nMoxie's read rates in its last round, GB/s (the bytes the roofline counts over the test's time; "
+              "the experts' bytes over the expert phase's): " + "; ".join(rates))
     print("\nper-round figures (tok/s):")
     for n, f in figs.items():
         print(f"  {n}: " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in f.items()))

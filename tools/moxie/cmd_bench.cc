@@ -475,7 +475,9 @@ void RegisterBench(CLI::App& app, int* rc) {
         std::printf("memory bandwidth (streaming read, %d threads, probed after each decode test, best of 3): ", nt);
         for (size_t i = 0; i < probes.size(); ++i) std::printf("%s%.1f", i ? " / " : "", probes[i]);
         const bool moved = probe_max > 1.15 * probe_min;
-        std::printf(" GB/s%s\n", moved ? " (the host's bandwidth moved: compare shares, not tok/s)" : "");
+        std::printf(" GB/s%s\n", moved ? " (the host's bandwidth moved: the shares with it; read GB/s does not use "
+                                          "the probe)"
+                                        : "");
       }
       std::printf("\n| test | tok/s (median) | min | max | roofline tok/s | share | read GB/s (experts) |\n"
                   "|---|---|---|---|---|---|---|\n");
