@@ -260,6 +260,28 @@ def test_errors(s):
     # and the server keeps serving (the next requests below get answers).
     st, r, _ = s.post("/v1/chat/completions", None, raw='{"messages": ' + "[" * 100000 + "]" * 100000 + "}")
     check(st == 400 and "nested deeper" in r["error"]["message"], f"deep nesting: {st} {r}")
+    # An object of 200 000 members (quadratic to insert into the order-keeping DOM: 37 s of a core
+    # before the limit) is refused at once.
+    wide = '{"prompt": "x", "max_tokens": 1, "logit_bias": {' + ",".join(f'"{i}": 1' for i in range(200000)) + "}}"
+    t0 = time.time()
+    st, r, _ = s.post("/v1/completions", None, raw=wide)
+    check(st == 400 and "more than 16384 members" in r["error"]["message"] and time.time() - t0 < 5,
+          f"object with too many members: {st} {r} {time.time() - t0:.1f} s")
+    for lb, why in (([1], "an array"), ({"x": 1}, "a key that is no id"), ({"1": 101}, "a bias over 100"),
+                    ({"99999999": 1}, "an id beyond the vocabulary"), ({"1": "a"}, "a string bias")):
+        st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_tokens": 1, "logit_bias": lb})
+        check(st == 400 and r["error"]["param"] == "logit_bias", f"logit_bias with {why}: {st} {r}")
+    # +100 forces a token: the greedy answer is that token, every time (two ids, two answers).
+    forced = []
+    for tid in ("300", "301"):
+        st, r, _ = s.post("/v1/completions", {"prompt": "The jury", "max_tokens": 4, "temperature": 0,
+                                              "ignore_eos": True, "logprobs": 1, "logit_bias": {tid: 100}})
+        toks = r["choices"][0]["logprobs"]["tokens"] if st == 200 else []
+        check(st == 200 and len(toks) == 4 and len(set(toks)) == 1, f"logit_bias forces token {tid}: {st} {r}")
+        forced.append(toks[:1])
+    check(forced[0] != forced[1], f"different forced ids give different tokens: {forced}")
+    st, r, _ = s.post("/v1/completions", {"prompt": "x", "max_completion_tokens": 3, "max_tokens": -5})
+    check(st == 400 and r["error"]["param"] == "max_tokens", f"max_tokens checked beside max_completion_tokens: {r}")
     st, r, _ = s.post("/v1/completions", None, raw='{"prompt": "x", "temperature": 1e400}')
     check(st == 400 and "error" in r, f"number out of range: {st} {r}")
     st, r, _ = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],

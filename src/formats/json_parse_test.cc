@@ -41,5 +41,34 @@ TEST(ParseJson, MalformedTextAndOutOfRangeNumbersAreErrors) {
   EXPECT_EQ((*fine)["a"][0].get<int>(), 1);
 }
 
+TEST(ParseJson, OrderedObjectsHaveAMemberLimit) {
+  // ordered_json inserts in quadratic time: more members than the limit in one object is an error
+  // naming the byte of the first one too many; arrays, nested objects and the unordered DOM are free.
+  auto object = [](size_t n) {
+    std::string t = "{";
+    for (size_t i = 0; i < n; ++i) t += (i ? ",\"" : "\"") + std::to_string(i) + "\":1";
+    return t + "}";
+  };
+  const std::string at_limit = object(kMaxOrderedJsonMembers);
+  auto ok = ParseJson<nlohmann::ordered_json>(at_limit, "body");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->size(), kMaxOrderedJsonMembers);
+  const std::string over = object(kMaxOrderedJsonMembers + 1);
+  auto bad = ParseJson<nlohmann::ordered_json>("{\"x\": " + over + "}", "request body");
+  ASSERT_FALSE(bad.ok());
+  const size_t comma = 6 + over.rfind(",\"" + std::to_string(kMaxOrderedJsonMembers) + "\":");
+  EXPECT_NE(bad.status().message().find("request body: a JSON object with more than 16384 members (at byte " +
+                                        std::to_string(comma) + ")"),
+            std::string::npos)
+      << bad.status().message();
+  EXPECT_TRUE(ParseJson<Json>(over, "vocab.json").ok());  // std::map: no limit
+  // Commas in arrays, in strings and in nested objects do not count for the outer object.
+  std::string ones;
+  for (int i = 0; i < 20000; ++i) ones += "1,";
+  const std::string arr = "{\"a\": [" + ones + "1], \"s\": \"" + std::string(40000, ',') + "\"}";
+  EXPECT_TRUE(ParseJson<nlohmann::ordered_json>(arr, "arrays").ok());
+  EXPECT_TRUE(ParseJson<nlohmann::ordered_json>("[" + at_limit + "," + at_limit + "]", "two").ok());
+}
+
 }  // namespace
 }  // namespace moxie

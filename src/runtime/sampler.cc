@@ -20,6 +20,9 @@ Status SamplerConfig::Validate() const {
     return InvalidArgument("--frequency-penalty must be in [-2, 2]");
   }
   if (penalty_last_n < -1) return InvalidArgument("--repeat-last-n must be >= -1");
+  for (const auto& [id, bias] : logit_bias) {
+    if (!std::isfinite(bias)) return InvalidArgument("logit bias of token " + std::to_string(id) + " is not finite");
+  }
   return Status::Ok();
 }
 
@@ -45,6 +48,9 @@ double Sampler::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53
 int32_t Sampler::Sample(const float* logits) {
   const size_t V = static_cast<size_t>(n_vocab_);
   std::copy(logits, logits + V, work_.begin());
+  for (const auto& [id, bias] : cfg_.logit_bias) {
+    if (id >= 0 && static_cast<size_t>(id) < V) work_[static_cast<size_t>(id)] += bias;
+  }
   // Penalties over the window.
   const bool penalize = cfg_.repetition_penalty != 1.0f || cfg_.presence_penalty != 0.0f ||
                         cfg_.frequency_penalty != 0.0f;

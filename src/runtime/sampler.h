@@ -1,6 +1,7 @@
 // Sampler: turns logits into the next token. Its own unit: no model, no tokenizer.
 // Order (as Hugging Face's logits processors and llama.cpp's default chain):
-//   repetition / presence / frequency penalties over the last `penalty_last_n` tokens
+//   logit biases (OpenAI's logit_bias, added first as llama.cpp's chain does)
+//   -> repetition / presence / frequency penalties over the last `penalty_last_n` tokens
 //   -> greedy if temperature <= 0
 //   -> temperature -> top-k -> softmax -> top-p (nucleus) -> min-p -> draw.
 // Same seed + same logits -> same tokens. No allocation per call (buffers sized at construction).
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -24,6 +26,9 @@ struct SamplerConfig {
   float presence_penalty = 0.0f;    // OpenAI-style, subtracted once per seen token
   float frequency_penalty = 0.0f;   // OpenAI-style, subtracted per occurrence
   int penalty_last_n = 64;          // window for the penalties (-1: whole history)
+  // (token id, bias) added to that token's logit before anything else; ids outside the vocabulary
+  // are skipped. OpenAI's logit_bias: -100 in effect bans a token, +100 in effect forces it.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
 
   Status Validate() const;  // ranges, with the flag names in messages

@@ -25,6 +25,31 @@ TEST(Sampler, GreedyIsArgmax) {
   EXPECT_EQ(s.Sample(l), 1);
 }
 
+// logit_bias is added to the logits first: it moves the argmax, bans (-100) and forces (+100)
+// tokens under sampling, and skips ids outside the vocabulary.
+TEST(Sampler, LogitBiasMovesBansAndForces) {
+  SamplerConfig c;
+  c.temperature = 0;
+  c.logit_bias = {{1, -1.5f}, {7, 50.f}, {-3, 9.f}};  // 7 and -3 lie outside a 4-token vocabulary
+  Sampler greedy(c, 4);
+  const float l[] = {0.1f, 3.f, -2.f, 2.9f};
+  EXPECT_EQ(greedy.Sample(l), 3);
+  SamplerConfig ban = Plain(5);
+  ban.logit_bias = {{1, -100.f}, {3, -100.f}};
+  Sampler b(ban, 4);
+  SamplerConfig force = Plain(6);
+  force.logit_bias = {{2, 100.f}};
+  Sampler f(force, 4);
+  for (int i = 0; i < 200; ++i) {
+    const int32_t t = b.Sample(l);
+    EXPECT_TRUE(t == 0 || t == 2) << t;
+    EXPECT_EQ(f.Sample(l), 2);
+  }
+  SamplerConfig bad = Plain();
+  bad.logit_bias = {{0, std::nanf("")}};
+  EXPECT_FALSE(bad.Validate().ok());
+}
+
 // A temperature whose inverse overflows f32 (denormal) is greedy, not the last candidate that
 // NaN weights would leave.
 TEST(Sampler, TinyTemperatureIsGreedy) {

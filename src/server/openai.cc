@@ -108,6 +108,23 @@ OptErr ParseCommon(const Json& b, const ServedModel& m, ParsedRequest* p) {
   sc.top_k = static_cast<int>(std::max<int64_t>(0, top_k));
   if ((e = GetNumber(b, "min_p", 0, 1, &sc.min_p))) return e;
   if ((e = GetNumber(b, "repetition_penalty", 1e-3, 100, &sc.repetition_penalty))) return e;
+  if (Present(b, "logit_bias")) {  // OpenAI: {"token id": bias in [-100, 100]}, added to the logits
+    const Json& lb = b.at("logit_bias");
+    if (!lb.is_object()) return Bad("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+    const int64_t n_vocab = m.tok != nullptr ? m.tok->n_vocab() : 0;
+    for (const auto& [key, v] : lb.items()) {
+      int64_t id = key.empty() || key.size() > 10 ? -1 : 0;
+      for (char c : key) id = id >= 0 && c >= '0' && c <= '9' ? id * 10 + (c - '0') : -1;
+      if (id < 0 || id >= n_vocab) {
+        return Bad("logit_bias", "'logit_bias' key '" + RepairUtf8(key.substr(0, 32)) +
+                                     "' is not a token id of this model (0 to " + std::to_string(n_vocab - 1) + ")");
+      }
+      if (!v.is_number() || !(std::fabs(v.get<double>()) <= 100)) {
+        return Bad("logit_bias", "'logit_bias' values must be numbers between -100 and 100");
+      }
+      sc.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
+    }
+  }
   int64_t seed = -1;
   if (Present(b, "seed")) {
     if ((e = GetInt(b, "seed", INT64_MIN, INT64_MAX, &seed))) return e;
@@ -145,8 +162,11 @@ OptErr ParseMaxTokens(const Json& b, const ServedModel& m, int64_t dflt, ParsedR
   const int64_t cap = m.max_tokens_cap > 0 ? m.max_tokens_cap : m.ctx;
   int64_t mt = 0;
   OptErr e;
-  const char* key = Present(b, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const bool newer = Present(b, "max_completion_tokens");
+  const char* key = newer ? "max_completion_tokens" : "max_tokens";
   if ((e = GetInt(b, key, 1, INT32_MAX, &mt))) return e;
+  int64_t unused = 0;  // the older name, when both are sent, is still checked
+  if (newer && (e = GetInt(b, "max_tokens", 1, INT32_MAX, &unused))) return e;
   // Not sent: the default (OpenAI's 16 for completions), within the server's cap; only an
   // explicit value over the cap is refused.
   if (mt == 0) mt = dflt > 0 ? std::min(dflt, cap) : cap;
