@@ -4,36 +4,7 @@
 
 namespace moxie {
 
-bool JsonDepthWithin(std::string_view text, int max_depth, size_t* at) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        *at = i;
-        return false;
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
-bool JsonMembersWithin(std::string_view text, size_t max_members, size_t* at) {
+JsonShape JsonShapeWithin(std::string_view text, int max_depth, size_t max_members, size_t* at) {
   // Per open bracket: members seen so far in an object (commas + 1), or kArray for an array.
   constexpr size_t kArray = static_cast<size_t>(-1);
   std::vector<size_t> open;
@@ -52,18 +23,21 @@ bool JsonMembersWithin(std::string_view text, size_t max_members, size_t* at) {
     }
     if (c == '"') {
       in_string = true;
-    } else if (c == '{') {
-      open.push_back(1);
-    } else if (c == '[') {
-      open.push_back(kArray);
-    } else if (c == '}' || c == ']') {
+    } else if (c == '[' || c == '{') {
+      if (static_cast<int>(open.size()) >= max_depth) {
+        *at = i;
+        return JsonShape::kTooDeep;
+      }
+      open.push_back(c == '{' ? 1 : kArray);
+    } else if (c == ']' || c == '}') {
       if (!open.empty()) open.pop_back();
-    } else if (c == ',' && !open.empty() && open.back() != kArray && ++open.back() > max_members) {
+    } else if (c == ',' && max_members > 0 && !open.empty() && open.back() != kArray &&
+               ++open.back() > max_members) {
       *at = i;
-      return false;
+      return JsonShape::kTooManyMembers;
     }
   }
-  return true;
+  return JsonShape::kOk;
 }
 
 }  // namespace moxie

@@ -18,20 +18,17 @@ namespace moxie {
 // Deepest nesting a JSON input may have: far beyond any real config, tokenizer or request.
 constexpr int kMaxJsonDepth = 256;
 
-// Scans `text` for '[' / '{' nesting (outside strings) deeper than max_depth; on finding it,
-// returns false and sets *at to the byte offset of the bracket that goes too deep.
-bool JsonDepthWithin(std::string_view text, int max_depth, size_t* at);
-
 // Most members one object may have in an nlohmann::ordered_json parse: its objects are vectors
 // searched for the key on every insert, so n members cost n²/2 key comparisons (an HTTP body of
 // 200 000 members in one object took 37 s of a core). Far beyond any request's object; the
 // unordered nlohmann::json (a std::map, no limit) reads tokenizer vocabularies of any size.
 constexpr size_t kMaxOrderedJsonMembers = 16384;
 
-// Scans `text` (nesting already within kMaxJsonDepth) for an object with more than max_members
-// members; on finding one, returns false and sets *at to the byte offset of the member that is one
-// too many (its separating comma).
-bool JsonMembersWithin(std::string_view text, size_t max_members, size_t* at);
+enum class JsonShape { kOk, kTooDeep, kTooManyMembers };
+// One pass over `text` outside its strings: the first '[' / '{' nested deeper than max_depth, or
+// the first object member past max_members (0: no limit; *at: its separating comma), sets *at to
+// its byte offset and says which.
+JsonShape JsonShapeWithin(std::string_view text, int max_depth, size_t max_members, size_t* at);
 
 // Parses `text` as J (nlohmann::json or ordered_json). `what` names the source in errors
 // ("path/to/config.json", "request body"). `cb`: nlohmann's parser callback, or nullptr.
@@ -39,15 +36,16 @@ template <typename J>
 Result<J> ParseJson(std::string_view text, const std::string& what,
                     const typename J::parser_callback_t& cb = nullptr) {
   size_t at = 0;
-  if (!JsonDepthWithin(text, kMaxJsonDepth, &at)) {
-    return InvalidFormat(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
-                         " levels at byte " + std::to_string(at));
-  }
-  if constexpr (std::is_same_v<J, nlohmann::ordered_json>) {
-    if (!JsonMembersWithin(text, kMaxOrderedJsonMembers, &at)) {
+  constexpr size_t kMembers = std::is_same_v<J, nlohmann::ordered_json> ? kMaxOrderedJsonMembers : 0;
+  switch (JsonShapeWithin(text, kMaxJsonDepth, kMembers, &at)) {
+    case JsonShape::kTooDeep:
+      return InvalidFormat(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                           " levels at byte " + std::to_string(at));
+    case JsonShape::kTooManyMembers:
       return InvalidFormat(what + ": a JSON object with more than " + std::to_string(kMaxOrderedJsonMembers) +
                            " members (at byte " + std::to_string(at) + ")");
-    }
+    case JsonShape::kOk:
+      break;
   }
   try {
     return J::parse(text.begin(), text.end(), cb);
