@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <random>
 #include <map>
-#include <set>
 #include <string>
 #include <thread>
 
@@ -74,13 +73,28 @@ class UnionCounter : public RoutingObserver {
       bytes_[info.moe_layers[i]] = info.expert_bytes[i];
     }
   }
+  // Runs inside the timed decode loops: no allocation once seen_ has grown to the expert count.
   void OnRouting(const RoutingEvent& ev) override {
-    std::set<int32_t> u;
+    size_t distinct = 0;
     for (int t = 0; t < ev.n_tok; ++t) {
-      for (int j = 0; j < ev.count[t]; ++j) u.insert(ev.ids[t * ev.k_max + j]);
+      for (int j = 0; j < ev.count[t]; ++j) {
+        const int32_t id = ev.ids[t * ev.k_max + j];
+        if (id < 0) continue;
+        if (static_cast<size_t>(id) >= seen_.size()) seen_.resize(static_cast<size_t>(id) + 1, 0);
+        if (!seen_[static_cast<size_t>(id)]) {
+          seen_[static_cast<size_t>(id)] = 1;
+          ++distinct;
+        }
+      }
     }
-    expert_bytes_ += static_cast<double>(u.size()) * static_cast<double>(bytes_[ev.layer]);
-    experts_ += static_cast<double>(u.size());
+    for (int t = 0; t < ev.n_tok; ++t) {
+      for (int j = 0; j < ev.count[t]; ++j) {
+        const int32_t id = ev.ids[t * ev.k_max + j];
+        if (id >= 0) seen_[static_cast<size_t>(id)] = 0;
+      }
+    }
+    expert_bytes_ += static_cast<double>(distinct) * static_cast<double>(bytes_[ev.layer]);
+    experts_ += static_cast<double>(distinct);
     ++layer_steps_;
   }
   double expert_bytes_ = 0, experts_ = 0;
@@ -88,6 +102,7 @@ class UnionCounter : public RoutingObserver {
 
  private:
   std::map<int, int64_t> bytes_;
+  std::vector<uint8_t> seen_;  // experts of the current event, cleared after it
 };
 
 std::string Mb(double b) {
