@@ -73,18 +73,20 @@ using HugeVec = std::vector<T, HugeAlloc<T>>;
 
 // Quantized (or BF16) random weights, `copies` times (each copy a distinct allocation-sized slice).
 HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
-  if (dt == DType::kBF16 || dt == DType::kBF16R16) {
+  if (dt == DType::kBF16 || dt == DType::kBF16R16 || dt == DType::kF16R16) {
     const size_t bytes = 2 * s.n_in * s.n_rows;
     HugeVec<uint8_t> w(bytes * copies);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd;
     for (size_t i = 0; i < s.n_in * s.n_rows; ++i) {
-      const uint16_t h = F32ToBf16(0.02f * nd(rng));
+      const float f = 0.02f * nd(rng);
+      const uint16_t h = dt == DType::kF16R16 ? F32ToF16(f) : F32ToBf16(f);
       std::memcpy(w.data() + 2 * i, &h, 2);
     }
-    if (dt == DType::kBF16R16) {  // the load-time layout (16 rows interleaved)
+    if (RowInterleave(dt) == 16) {  // the load-time layouts (16 rows interleaved)
       std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
-      RepackBf16ToR16(plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
+      (dt == DType::kF16R16 ? RepackF16ToR16 : RepackBf16ToR16)(plain.data(), static_cast<int64_t>(s.n_rows),
+                                                                static_cast<int64_t>(s.n_in), w.data());
     }
     for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
     return w;
@@ -297,15 +299,22 @@ void RegisterAll() {
       }
     }
   }
-  for (DType dt : {DType::kBF16, DType::kBF16R16, DType::kF16}) {
+  for (DType dt : {DType::kBF16, DType::kBF16R16, DType::kF16, DType::kF16R16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 4, 8, 16}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
+            if (kt->Matmul(dt) == nullptr) continue;  // *_R16: AVX-512 tables and the reference
             const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name + "/tok" +
                                      std::to_string(n_tok) + (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
+            if (stream && n_tok <= 4 && RowInterleave(dt) == 16) {
+              benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
+                  ->Unit(benchmark::kMicrosecond)
+                  ->Threads(2)
+                  ->UseRealTime();
+            }
           }
         }
       }

@@ -624,5 +624,45 @@ TEST(SynthKQuants, RepackedLogitsEqualPlain) {
   }
 }
 
+// F16 weights are re-laid out at load as F16_R16 where a SIMD table has its kernels; the logits
+// stay within the f32 reordering of the file layout's (random-weight tiny model written as F16:
+// the fixtures have no F16 file).
+TEST(SynthF16, RelaidModelStaysNearRowMajor) {
+  auto sm = MakeSynthModel("tiny", "", 12);
+  ASSERT_TRUE(sm.ok()) << sm.status().message();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("moxie_f16_r16_" + std::to_string(::getpid()) + ".gguf")).string();
+  ExportOptions opts;
+  opts.type = 1;  // F16
+  opts.overwrite = true;
+  opts.name = "tiny-f16";
+  const int64_t n_vocab = sm->n_vocab;
+  opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+  ThreadPool pool(2);
+  ExecContext ctx{&pool, &BestKernels()};
+  auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  int relaid = -1;
+  const std::vector<float> plain = PrefillAndStepLogits(path, false, &relaid);
+  const std::vector<float> r16 = PrefillAndStepLogits(path, true, &relaid);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(plain.empty());
+  ASSERT_EQ(plain.size(), r16.size());
+  float diff = 0, mag = 0;
+  bool varied = false;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(plain[i]) && std::isfinite(r16[i])) << "logit " << i;
+    diff = std::max(diff, std::fabs(plain[i] - r16[i]));
+    mag = std::max(mag, std::fabs(plain[i]));
+    varied = varied || plain[i] != plain[0];
+  }
+  std::printf("    %d weights re-laid out; max |logit diff| to row-major %.2e (max |logit| %.2e)\n", relaid, diff, mag);
+  EXPECT_TRUE(varied);
+  EXPECT_LT(diff, 1e-5f * std::max(1.f, mag));
+  if (BestKernels().Matmul(DType::kF16R16) != nullptr && std::strcmp(BestKernels().isa, "ref") != 0) {
+    EXPECT_GT(relaid, 0) << "no F16 weight was re-laid out";
+  }
+}
+
 }  // namespace
 }  // namespace moxie

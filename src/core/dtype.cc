@@ -23,6 +23,7 @@ const char* DTypeName(DType t) {
     case DType::kQ6_KR8: return "Q6_K_R8";
     case DType::kMXFP4: return "MXFP4";
     case DType::kBF16R16: return "BF16_R16";
+    case DType::kF16R16: return "F16_R16";
   }
   return "?";
 }
@@ -78,7 +79,7 @@ bool DTypeFromGgml(uint32_t g, DType* out) {
 size_t DTypeSize(DType t) {
   switch (t) {
     case DType::kF32: return 4;
-    case DType::kF16: return 2;
+    case DType::kF16: case DType::kF16R16: return 2;
     case DType::kBF16: case DType::kBF16R16: return 2;
     case DType::kI32: return 4;
     case DType::kI64: return 8;

@@ -57,12 +57,18 @@ enum class DType : uint8_t {
   // the B tile of AMX TDPBF16PS, so a group streams as one contiguous run. Same 2 bytes per weight;
   // row(r) for r % 16 == 0 points at its group. Only rows % 16 == 0 and an even n_in.
   kBF16R16 = 26,
+  // F16 rows interleaved in groups of 16 (built at load, never stored in a file): per group and
+  // input pair p, 64 bytes = the 16 rows' element 2p (16 f16, lane i = row i), then their element
+  // 2p + 1. One vcvtph2ps per half widens a line into the 16 rows' two weights, in the lane order
+  // of BF16_R16's, so the f32-activation kernels and their order are BF16_R16's (kernels/ref/bf16_r16.h).
+  // Same 2 bytes per weight; only rows % 16 == 0 and an even n_in.
+  kF16R16 = 27,
 };
 
-// Rows interleaved per group by a load-time layout (8 for the *_R8 types, 16 for BF16_R16, else
-// 1): such tensors are addressed in whole groups.
+// Rows interleaved per group by a load-time layout (8 for the *_R8 types, 16 for BF16_R16 and
+// F16_R16, else 1): such tensors are addressed in whole groups.
 inline int RowInterleave(DType t) {
-  if (t == DType::kBF16R16) return 16;
+  if (t == DType::kBF16R16 || t == DType::kF16R16) return 16;
   return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
 }
 

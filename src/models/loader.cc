@@ -109,7 +109,7 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
   // The load-time layouts: Q8_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved), BF16 -> BF16_R16
-  // (16 rows interleaved, n_in even).
+  // and F16 -> F16_R16 (16 rows interleaved, n_in even).
   // Other weights of a source that can drop its copy (GGUF, HF) are copied as they are: the copy sits
   // on transparent huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops
   // the hardware prefetchers and costs a TLB walk) and takes no page fault after the load.
@@ -132,15 +132,19 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   } else if (v.dtype == DType::kBF16 && !shape.empty() && shape.back() % 2 == 0) {
     to = DType::kBF16R16;
     repack = RepackBf16ToR16;
+  } else if (v.dtype == DType::kF16 && !shape.empty() && shape.back() % 2 == 0) {
+    to = DType::kF16R16;
+    repack = RepackF16ToR16;
   }
   const KernelTable& kt = BestKernels();
   // BF16_R16 only where the table has a kernel for it on each activation path it runs BF16 with
-  // (f32, and bf16 where QMatmul(BF16) exists).
+  // (f32, and bf16 where QMatmul(BF16) exists); F16_R16 where it has the f32 one (F16 has no other).
   const bool fast = std::strcmp(kt.isa, "ref") != 0 &&
                     (to == DType::kBF16R16 ? kt.Matmul(to) != nullptr &&
                                                  (kt.QMatmul(DType::kBF16) == nullptr || kt.QMatmul(to) != nullptr)
-                     : repack != nullptr   ? kt.QMatmul(to) != nullptr
-                                           : kt.Matmul(to) != nullptr);
+                     : to == DType::kF16R16 ? kt.Matmul(to) != nullptr
+                     : repack != nullptr    ? kt.QMatmul(to) != nullptr
+                                            : kt.Matmul(to) != nullptr);
   const int64_t unit = RowInterleave(to);
   if (!opts_.repack || owned_ == nullptr || !fast || v.data == nullptr || shape.size() < 2 ||
       (repack != nullptr && (row_unit <= 0 || row_unit % unit != 0)) ||

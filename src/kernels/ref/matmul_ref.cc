@@ -229,6 +229,7 @@ const KernelTable& RefKernels() {
     t.Set(DType::kF16, MatmulF16);
     t.Set(DType::kBF16, MatmulBf16);
     t.Set(DType::kBF16R16, MatmulBf16R16Ref);
+    t.Set(DType::kF16R16, MatmulF16R16Ref);
     t.SetQ(DType::kBF16R16, QuantizeActBf16, QMatmulBf16R16ActRef);
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);

@@ -242,11 +242,11 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
   }
 }
 
-// BF16_R16 weights (DType::kBF16R16, 16 rows interleaved at load) × f32 activations, in the
-// arithmetic of MatmulBf16R16Ref (kernels/ref/bf16_r16.h, so the same bits): per lane (row) and
-// token, chain p % 2 takes pair p as fma(w[2p], x[2p]) then fma(w[2p+1], x[2p+1]); the result is
-// chain 0 + chain 1. A 64-byte line is 16 rows × one pair: element 2p of each lane is its low half
-// shifted up, 2p + 1 its high half masked. Up to 8 tokens per tile (16 accumulators); the first
+// BF16_R16 and F16_R16 weights (DType::kBF16R16 / kF16R16, 16 rows interleaved at load) × f32
+// activations, in the arithmetic of MatmulBf16R16Ref / MatmulF16R16Ref (kernels/ref/bf16_r16.h, so
+// the same bits): per lane (row) and token, chain p % 2 takes pair p as fma(w[2p], x[2p]) then
+// fma(w[2p+1], x[2p+1]); the result is chain 0 + chain 1. A 64-byte line is 16 rows × one pair,
+// widened by L (R16Bf16, R16F16). Up to 8 tokens per tile (16 accumulators); the first
 // tile streams the group, prefetched kR16Ahead bytes ahead on Intel (one Xeon core, 1 GiB of
 // 2048-input groups streamed, alternated: 1024 B ahead 15.3-17.0 GB/s, 2048 B 17.5-17.9, 3072 B
 // 18.2-18.4, 4096 B 17.9-18.1; the row-major BF16 kernels 14.1-14.6), the later ones find it in L2.
@@ -255,20 +255,35 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
 // so the loader keeps BF16 row-major where AVX-512 is missing.
 constexpr size_t kR16Ahead = 3072;
 
-template <int T, bool kPf>
+// A 64-byte line of a 16-row group widened to f32: we = the 16 rows' element 2p, wo = 2p + 1.
+// BF16_R16 (a u32 per row): the low half shifted up, the high half masked (one operation each).
+struct R16Bf16 {
+  static void Widen(const uint8_t* line, __m512* we, __m512* wo) {
+    const __m512i v = _mm512_loadu_si512(line);
+    *we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    *wo = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+};
+// F16_R16 (the rows' element 2p, then 2p + 1): one vcvtph2ps per half, exact.
+struct R16F16 {
+  static void Widen(const uint8_t* line, __m512* we, __m512* wo) {
+    *we = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line)));
+    *wo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)));
+  }
+};
+
+template <typename L, int T, bool kPf>
 void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float* y, size_t ldy) {
   __m512 acc[2][T];  // chain, token
   for (auto& c : acc) {
     for (auto& a : c) a = _mm512_setzero_ps();
   }
-  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   avx2::PairsTwoChains(n_pairs, [&](size_t p, auto c) {
     __m512* a = acc[decltype(c)::value];
     const uint8_t* line = g + 64 * p;
     if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(line + kR16Ahead), _MM_HINT_T0);
-    const __m512i v = _mm512_loadu_si512(line);
-    const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+    __m512 we, wo;
+    L::Widen(line, &we, &wo);
     for (int t = 0; t < T; ++t) {
       a[t] = _mm512_fmadd_ps(we, _mm512_set1_ps(x[t * ldx + 2 * p]), a[t]);
       a[t] = _mm512_fmadd_ps(wo, _mm512_set1_ps(x[t * ldx + 2 * p + 1]), a[t]);
@@ -283,7 +298,7 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
 // AMX, one core from DRAM, one group -> far pair): 1024 × 2048 1 / 2 / 4 tokens 16.0-16.5 -> 15.8,
 // 13.0-13.3 -> 15.6-15.8, 11.7-12.1 -> 15.4-15.5 GB/s; 2048 × 1024 14.6 -> 15.6-15.9, 11.2-11.4 ->
 // 15.5-16.0, 12.1 -> 14.6-14.8.
-template <int T, bool kPf>
+template <typename L, int T, bool kPf>
 void TileR16Far(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1, size_t n_pairs, float* y0,
                 float* y1, size_t ldy) {
   __m512 acc[2][2][T];  // group, chain, token
@@ -292,15 +307,13 @@ void TileR16Far(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1
       for (auto& a : c) a = _mm512_setzero_ps();
     }
   }
-  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   avx2::PairsTwoChains(n_pairs, [&](size_t p, auto c) {
     const uint8_t* lines[2] = {g0 + 64 * p, g1 + 64 * p};
     for (int gi = 0; gi < 2; ++gi) {
       __m512* a = acc[gi][decltype(c)::value];
       if constexpr (kPf) _mm_prefetch(reinterpret_cast<const char*>(lines[gi] + kR16Ahead), _MM_HINT_T0);
-      const __m512i v = _mm512_loadu_si512(lines[gi]);
-      const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-      const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+      __m512 we, wo;
+      L::Widen(lines[gi], &we, &wo);
       for (int t = 0; t < T; ++t) {
         a[t] = _mm512_fmadd_ps(we, _mm512_set1_ps(x[t * ldx + 2 * p]), a[t]);
         a[t] = _mm512_fmadd_ps(wo, _mm512_set1_ps(x[t * ldx + 2 * p + 1]), a[t]);
@@ -313,8 +326,8 @@ void TileR16Far(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1
   }
 }
 
-template <bool kPf>
-void MatmulBf16R16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows, float* y,
+template <typename L, bool kPf>
+void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows, float* y,
                    size_t ldy) {
   MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -323,18 +336,18 @@ void MatmulBf16R16(const float* x, size_t ldx, size_t n_tok, const void* w, size
     const size_t groups = n_rows / 16;
     avx2::WithTile<4>(n_tok, [&](auto T) {
       avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
-        TileR16Far<decltype(T)::value, kPf>(x, ldx, wb + a * group_bytes, wb + b * group_bytes, n_in / 2, y + 16 * a,
+        TileR16Far<L, decltype(T)::value, kPf>(x, ldx, wb + a * group_bytes, wb + b * group_bytes, n_in / 2, y + 16 * a,
                                             y + 16 * b, ldy);
       });
       if (groups % 2 != 0) {
         const size_t g = groups - 1;
-        TileR16<decltype(T)::value, kPf>(x, ldx, wb + g * group_bytes, n_in / 2, y + 16 * g, ldy);
+        TileR16<L, decltype(T)::value, kPf>(x, ldx, wb + g * group_bytes, n_in / 2, y + 16 * g, ldy);
       }
     });
     return;
   }
   avx2::R16Tiles<8>(n_rows, n_tok, [&](auto T, size_t t, size_t r) {
-    (t == 0 ? TileR16<decltype(T)::value, kPf> : TileR16<decltype(T)::value, false>)(
+    (t == 0 ? TileR16<L, decltype(T)::value, kPf> : TileR16<L, decltype(T)::value, false>)(
         x + t * ldx, ldx, wb + r * 2 * n_in, n_in / 2, y + t * ldy + r, ldy);
   });
 }
@@ -346,9 +359,11 @@ void AddFloatMatmulsAvx512(KernelTable* t) {
   t->Set(DType::kF16, Matmul<W2F16>);
   t->Set(DType::kBF16, Matmul<W2Bf16>);
   if (avx2::kWeightPrefetch) {
-    t->Set(DType::kBF16R16, MatmulBf16R16<true>);
+    t->Set(DType::kBF16R16, MatmulR16<R16Bf16, true>);
+    t->Set(DType::kF16R16, MatmulR16<R16F16, true>);
   } else {
-    t->Set(DType::kBF16R16, MatmulBf16R16<false>);
+    t->Set(DType::kBF16R16, MatmulR16<R16Bf16, false>);
+    t->Set(DType::kF16R16, MatmulR16<R16F16, false>);
   }
 }
 
