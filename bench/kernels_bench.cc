@@ -105,6 +105,7 @@ HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
   if (RowInterleave(dt) == 8) {  // the load-time layouts (8 rows interleaved)
     std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
     (dt == DType::kQ8_0R8   ? RepackQ8_0ToR8
+     : dt == DType::kQ4_0R8 ? RepackQ4_0ToR8
      : dt == DType::kQ4_KR8 ? RepackQ4_KToR8
      : dt == DType::kQ5_KR8 ? RepackQ5_KToR8
                             : RepackQ6_KToR8)(
@@ -240,8 +241,7 @@ void RegisterAll() {
   std::vector<const KernelTable*> tables = {&RefKernels()};
   for (const KernelTable* t : SimdKernels()) tables.push_back(t);
   for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
-                   DType::kQ6_K, DType::kQ6_KR8,
-                   DType::kQ4_0, DType::kBF16, DType::kBF16R16}) {
+                   DType::kQ6_K, DType::kQ6_KR8, DType::kQ4_0, DType::kQ4_0R8, DType::kBF16, DType::kBF16R16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 3, 4, 6, 8, 12, 32}) {
         for (bool stream : {true, false}) {
@@ -252,7 +252,8 @@ void RegisterAll() {
                                      (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
-            if (stream && n_tok <= 4 && (dt == DType::kQ8_0R8 || dt == DType::kQ4_KR8 || dt == DType::kBF16R16)) {
+            if (stream && n_tok <= 4 &&
+                (dt == DType::kQ8_0R8 || dt == DType::kQ4_0R8 || dt == DType::kQ4_KR8 || dt == DType::kBF16R16)) {
               // Both cores streaming at once, as a decode step runs them (bytes/s: both threads').
               benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                   ->Unit(benchmark::kMicrosecond)

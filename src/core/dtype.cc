@@ -24,13 +24,14 @@ const char* DTypeName(DType t) {
     case DType::kMXFP4: return "MXFP4";
     case DType::kBF16R16: return "BF16_R16";
     case DType::kF16R16: return "F16_R16";
+    case DType::kQ4_0R8: return "Q4_0_R8";
   }
   return "?";
 }
 
 int DTypeBlock(DType t) {
   switch (t) {
-    case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kMXFP4: return 32;
+    case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kQ4_0R8: case DType::kMXFP4: return 32;
     case DType::kQ4_K: case DType::kQ4_KR8: case DType::kQ5_K: case DType::kQ6_K:
     case DType::kQ5_KR8: case DType::kQ6_KR8: return 256;
     default: return 1;
@@ -40,7 +41,7 @@ int DTypeBlock(DType t) {
 size_t DTypeBlockBytes(DType t) {
   switch (t) {
     case DType::kQ8_0: case DType::kQ8_0R8: return 34;
-    case DType::kQ4_0: return 18;
+    case DType::kQ4_0: case DType::kQ4_0R8: return 18;
     case DType::kMXFP4: return 17;
     case DType::kQ4_K: case DType::kQ4_KR8: return 144;
     case DType::kQ5_K: case DType::kQ5_KR8: return 176;

@@ -63,13 +63,22 @@ enum class DType : uint8_t {
   // of BF16_R16's, so the f32-activation kernels and their order are BF16_R16's (kernels/ref/bf16_r16.h).
   // Same 2 bytes per weight; only rows % 16 == 0 and an even n_in.
   kF16R16 = 27,
+  // Q4_0 rows interleaved in groups of 8 (built at load, never stored in a file): per group and
+  // block, the 8 rows' f16 scales (16 bytes), then 4 x 32 quant bytes where byte 32k + 4i + e is
+  // quant byte 4k + e of row i (low nibble: element 4k + e, high nibble: element 16 + 4k + e), so
+  // the low and high nibbles of vector k are elements 4k..4k+3 and 16 + 4k..+3 of the 8 rows. Same
+  // 18 bytes per 32 weights, addressed as Q8_0_R8. Only rows % 8 == 0.
+  kQ4_0R8 = 28,
 };
 
 // Rows interleaved per group by a load-time layout (8 for the *_R8 types, 16 for BF16_R16 and
 // F16_R16, else 1): such tensors are addressed in whole groups.
 inline int RowInterleave(DType t) {
   if (t == DType::kBF16R16 || t == DType::kF16R16) return 16;
-  return t == DType::kQ8_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 || t == DType::kQ6_KR8 ? 8 : 1;
+  return t == DType::kQ8_0R8 || t == DType::kQ4_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 ||
+                 t == DType::kQ6_KR8
+             ? 8
+             : 1;
 }
 
 const char* DTypeName(DType t);

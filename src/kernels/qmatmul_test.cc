@@ -260,7 +260,7 @@ TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
   }
 }
 
-// The load-time layouts (8 rows interleaved): Q8_0, Q4_K, Q5_K, Q6_K -> *_R8.
+// The load-time layouts (8 rows interleaved): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K -> *_R8.
 struct R8Case {
   DType plain, r8;
   size_t block;
@@ -269,6 +269,7 @@ struct R8Case {
   size_t d_offset;  // of the f16 scale d in a plain block
 };
 const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row, 0},
+                           {DType::kQ4_0, DType::kQ4_0R8, 32, RepackQ4_0ToR8, UnpackQ4_0R8Row, 0},
                            {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row, 0},
                            {DType::kQ5_K, DType::kQ5_KR8, 256, RepackQ5_KToR8, UnpackQ5_KR8Row, 0},
                            {DType::kQ6_K, DType::kQ6_KR8, 256, RepackQ6_KToR8, UnpackQ6_KR8Row, 208}};

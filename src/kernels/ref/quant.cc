@@ -690,6 +690,7 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
 
 QuantType WeightQuantType(DType t) {
   if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
+  if (t == DType::kQ4_0R8) return QuantType::kQ4_0;
   if (t == DType::kQ4_KR8) return QuantType::kQ4_K;
   if (t == DType::kQ5_KR8) return QuantType::kQ5_K;
   if (t == DType::kQ6_KR8) return QuantType::kQ6_K;
@@ -736,6 +737,27 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
     uint8_t* blk = d + b * 34;
     std::memcpy(blk, o + 2 * i, 2);
     for (int k = 0; k < 8; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
+  }
+}
+
+void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
+  ForEachR8GroupBlock(src, n_rows, n_in / 32, 18, dst, [](const uint8_t* const* blk, uint8_t* o) {
+    for (int i = 0; i < 8; ++i) {
+      std::memcpy(o + 2 * i, blk[i], 2);
+      for (int k = 0; k < 4; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk[i] + 2 + 4 * k, 4);
+    }
+  });
+}
+
+void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst) {
+  const auto* g = static_cast<const uint8_t*>(group);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * 8 * 18;
+    uint8_t* blk = d + b * 18;
+    std::memcpy(blk, o + 2 * i, 2);
+    for (int k = 0; k < 4; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
   }
 }
 

@@ -126,6 +126,9 @@ QuantType WeightQuantType(DType t);
 void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
 // Row i (0..7) of the 8-row group at `group`, back in plain Q8_0 blocks (nb blocks at dst).
 void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
+// Q4_0_R8 (see DType::kQ4_0R8): the same for Q4_0.
+void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst);
 // Q4_K_R8 (see DType::kQ4_KR8): the same for Q4_K (n_in a multiple of 256). Every 12-byte scales
 // field maps to its 16 six-bit values one to one, so any block round-trips exactly.
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);

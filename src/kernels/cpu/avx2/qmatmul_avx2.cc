@@ -338,12 +338,27 @@ void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* 
 // i of the 8 int32 partial sums is row i's exact integer dot (integer adds in any order), then
 // acc_i = fma(f32(isum), d_w·d_x, acc_i) in block order: the same bits as Tile8xT and TileR8, so a
 // Q8_0 model gives the same logits repacked or not, alone or batched.
-constexpr size_t kR8GroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
 constexpr size_t kPrefetchR8 = 1024;
 
-// One 8-row group's Q8_0_R8 block sums for T tokens, accumulated block by block; TileR8Stored runs
-// one group, TileR8StoredFar two (a far pair).
-template <int T>
+// The weights of an 8-row group's block at o as 8 vectors of signed bytes, vector k = elements
+// 4k..4k+3 of the 8 rows (lane i = row i). Q8_0_R8: stored so; Q4_0_R8 (DType::kQ4_0R8): the low
+// nibbles of stored vector k for k < 4, the high nibbles of vector k - 4 after, less 8.
+struct R8Q8_0 {
+  static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
+  static __m256i Vec(const uint8_t* o, int k) { return LoadU256(o + 16 + 32 * k); }
+};
+struct R8Q4_0 {
+  static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
+  static __m256i Vec(const uint8_t* o, int k) {
+    const __m256i v = LoadU256(o + 16 + 32 * (k & 3));
+    const __m256i nib = _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+  }
+};
+
+// One 8-row group's Q8_0_R8 / Q4_0_R8 block sums for T tokens, accumulated block by block;
+// TileR8Stored runs one group, TileR8StoredFar two (a far pair).
+template <typename W, int T>
 struct Q8R8Sums {
   __m256 acc[T];
   Q8R8Sums() {
@@ -355,7 +370,7 @@ struct Q8R8Sums {
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
-      const __m256i wk = LoadU256(o + 16 + 32 * k);
+      const __m256i wk = W::Vec(o, k);
       const __m256i awk = _mm256_sign_epi8(wk, wk);
       for (int t = 0; t < T; ++t) {
         int32_t v;
@@ -376,13 +391,13 @@ struct Q8R8Sums {
   }
 };
 
-template <int T>
+template <typename W, int T>
 void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
                   size_t ldy, bool prefetch) {
-  Q8R8Sums<T> sums;
+  Q8R8Sums<W, T> sums;
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kR8GroupBlock;
-    if (prefetch) PrefetchAhead<kR8GroupBlock, kPrefetchR8>(o);  // later passes hit L1
+    const uint8_t* o = g + b * W::kGroupBlock;
+    if (prefetch) PrefetchAhead<W::kGroupBlock, kPrefetchR8>(o);  // later passes hit L1
     sums.Block(o, b, xq, xq_stride);
   }
   sums.Store(y, ldy);
@@ -390,15 +405,15 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
 
 // Groups ga and gb block by block (a far pair, avx2::kFarPairs: each thread reads its rows as two
 // long sequential streams); per lane the arithmetic of TileR8Stored, so the same bits.
-template <int T>
+template <typename W, int T>
 void TileR8StoredFar(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t xq_stride,
                      float* ya, float* yb, size_t ldy) {
-  Q8R8Sums<T> sa, sb;
+  Q8R8Sums<W, T> sa, sb;
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* oa = ga + b * kR8GroupBlock;
-    const uint8_t* ob = gb + b * kR8GroupBlock;
-    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(oa);
-    PrefetchAhead<kR8GroupBlock, kPrefetchR8>(ob);
+    const uint8_t* oa = ga + b * W::kGroupBlock;
+    const uint8_t* ob = gb + b * W::kGroupBlock;
+    PrefetchAhead<W::kGroupBlock, kPrefetchR8>(oa);
+    PrefetchAhead<W::kGroupBlock, kPrefetchR8>(ob);
     sa.Block(oa, b, xq, xq_stride);
     sb.Block(ob, b, xq, xq_stride);
   }
@@ -422,17 +437,19 @@ void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, s
   }
 }
 
+// Q8_0_R8 (W = R8Q8_0) and Q4_0_R8 (R8Q4_0).
+template <typename W>
 struct Q8_0R8Tiles {
-  static constexpr size_t kBlock = 32, kBytes = kQ8_0Bytes;  // elements and bytes per row-block
+  static constexpr size_t kBlock = 32, kBytes = W::kGroupBlock / 8;  // elements and bytes per row-block
   template <int T>
   static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
-    TileR8Stored<T>(g, nb, xq, s, y, l, pf);
+    TileR8Stored<W, T>(g, nb, xq, s, y, l, pf);
   }
   static constexpr bool kHasFar = true;
   template <int T>
   static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
                   float* yb, size_t l) {
-    TileR8StoredFar<T>(ga, gb, nb, xq, s, ya, yb, l);
+    TileR8StoredFar<W, T>(ga, gb, nb, xq, s, ya, yb, l);
   }
 };
 
@@ -1000,7 +1017,8 @@ void QuantizeActQ8KAvx2(const float* x, void* xq, size_t n_in) {
 
 void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ8_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ8_0>);
-  t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles>);
+  t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles<R8Q8_0>>);
+  t->SetQ(DType::kQ4_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles<R8Q4_0>>);
   t->SetQ(DType::kQ4_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ4_0>);
   t->SetQ(DType::kMXFP4, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WMxfp4>);
   t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);

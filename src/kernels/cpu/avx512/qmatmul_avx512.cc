@@ -58,17 +58,54 @@ inline void StoreHalves(float* y0, float* y1, __m512 v) {
 // sign bit (w + 128, one xor per weight vector, shared by all tokens of a pass), and each
 // (token, block) sum starts from −128·Σx of the block, so it ends at exactly Σ w·x: the integer
 // dot of the reference. |Σ (w + 128)·x| ≤ 255·127·32, far inside int32.
+//
+// Q4_0_R8 (DType::kQ4_0R8) runs the same kernels: its quants are unsigned nibbles q (the weight is
+// q − 8), vector k of a block the low nibbles of stored vector k for k < 4 and the high nibbles of
+// vector k − 4 after (one AND, or a shift and an AND), and each (token, block) sum starts from
+// −8·Σx: exactly Σ (q − 8)·x, the AVX2 kernel's integer, so the same bits after the same f32 steps.
 constexpr size_t kQ8_0Bytes = 34;
-constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
 constexpr size_t kPrefetchAhead = 1024;
 
-// Per (token, block) of the Q8_0 activations: the start of each block sum, −128 × (sum of the 32
+// The weights of a group block pair (o0: lanes 0-7, o1: lanes 8-15; Vec8: one group) as unsigned
+// bytes, vector k = elements 4k..4k+3 of the rows; kBias: the value that makes them the weights.
+struct VQ8_0 {
+  static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
+  static constexpr int32_t kBias = 128;
+  static constexpr DType kDType = DType::kQ8_0R8;
+  static __m512i Vec(const uint8_t* o0, const uint8_t* o1, int k) {
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * k));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * k));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  static __m256i Vec8(const uint8_t* o, int k) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 16 + 32 * k)),
+                            _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+struct VQ4_0 {
+  static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
+  static constexpr int32_t kBias = 8;
+  static constexpr DType kDType = DType::kQ4_0R8;
+  static __m512i Vec(const uint8_t* o0, const uint8_t* o1, int k) {
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * (k & 3)));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * (k & 3)));
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+  }
+  static __m256i Vec8(const uint8_t* o, int k) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 16 + 32 * (k & 3)));
+    return _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+  }
+};
+
+// Per (token, block) of the Q8_0 activations: the start of each block sum, −bias × (sum of the 32
 // activation bytes), and the block's scale as f32.
 struct ActBlock {
   int32_t off;
   float d;
 };
-void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, ActBlock* out) {
+void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t bias, ActBlock* out) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t t = 0; t < n_tok; ++t) {
     for (size_t b = 0; b < nb; ++b) {
@@ -78,29 +115,26 @@ void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t 
       const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
       const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       const int64_t sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
-      out[t * nb + b] = {static_cast<int32_t>(-128 * sum), LoadF16(q - 2)};
+      out[t * nb + b] = {static_cast<int32_t>(-bias * sum), LoadF16(q - 2)};
     }
   }
 }
 
 // Groups g (lanes 0-7) and g + 1 (lanes 8-15; `g1` points at it) × T tokens; `ab` holds the
 // tokens' ActivationBlocks rows (ab[t * nb + b]).
-template <int T>
+template <typename W, int T>
 void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
                 const ActBlock* ab, float* y0, float* y1, size_t ldy, bool prefetch) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o0 = g0 + b * kGroupBlock;
-    const uint8_t* o1 = g1 + b * kGroupBlock;
-    if (prefetch) PrefetchPair<kGroupBlock, kPrefetchAhead>(o0, o1);
+    const uint8_t* o0 = g0 + b * W::kGroupBlock;
+    const uint8_t* o1 = g1 + b * W::kGroupBlock;
+    if (prefetch) PrefetchPair<W::kGroupBlock, kPrefetchAhead>(o0, o1);
     __m512i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; ++k) {
-      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * k));
-      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * k));
-      const __m512i wu = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+      const __m512i wu = W::Vec(o0, o1, k);
       for (int t = 0; t < T; ++t) {
         int32_t v;
         std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
@@ -122,11 +156,11 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 // All tokens over one pair of groups, in balanced tiles of up to kT (avx2::BalancedTiles; for
 // these tiles the split is within the noise of the kernel bench at 12 tokens, unlike the float
 // tiles'); the first tile prefetches, later ones find the pair (2 × 17 KiB for 2048 inputs) in L1/L2.
-template <int kT>
+template <typename W, int kT>
 void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* xq, size_t xq_stride,
                 const ActBlock* ab, size_t n_tok, float* y0, float* y1, size_t ldy, bool prefetch) {
   avx2::BalancedTiles<kT>(n_tok, [&](auto T, size_t t) {
-    Tile16Q8_0<decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y0 + t * ldy,
+    Tile16Q8_0<W, decltype(T)::value>(g0, g1, nb, xq + t * xq_stride, xq_stride, ab + t * nb, y0 + t * ldy,
                                    y1 + t * ldy, ldy, prefetch && t == 0);
   });
 }
@@ -143,23 +177,22 @@ void Pair16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
 // far pairs were not measured on Zen 4.
 const size_t kOneGroupTokens = avx2::kFarPairs ? 0 : 4;
 
-template <int T>
+template <typename W, int T>
 void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, float* y,
                size_t ldy) {
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kGroupBlock;
+    const uint8_t* o = g + b * W::kGroupBlock;
     if (avx2::kWeightPrefetch) {
-      for (size_t c = 0; c < kGroupBlock; c += 64) {
+      for (size_t c = 0; c < W::kGroupBlock; c += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(o + kPrefetchAhead + c), _MM_HINT_T0);
       }
     }
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; ++k) {
-      const __m256i wu = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 16 + 32 * k)), flip);
+      const __m256i wu = W::Vec8(o, k);
       for (int t = 0; t < T; ++t) {
         int32_t v;
         std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
@@ -175,31 +208,32 @@ void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
-template <int T>
+template <typename W, int T>
 void Groups8Q8_0(const uint8_t* wb, size_t group_bytes, size_t nb, const uint8_t* xb, size_t xq_stride,
                  const ActBlock* ab, size_t n_rows, float* y, size_t ldy) {
-  for (size_t r = 0; r < n_rows; r += 8) Tile8Q8_0<T>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, ab, y + r, ldy);
+  for (size_t r = 0; r < n_rows; r += 8) Tile8Q8_0<W, T>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, ab, y + r, ldy);
 }
 
+template <typename W>
 void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const void* w, size_t n_in,
                          size_t n_rows, float* y, size_t ldy) {
   constexpr int kT = 8;
   MOXIE_CHECK(n_rows % 8 == 0);  // the layout exists only in whole 8-row groups
   const size_t nb = n_in / 32;
-  const size_t group_bytes = nb * kGroupBlock;
+  const size_t group_bytes = nb * W::kGroupBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
   // Every (token, block)'s offset and scale; the buffer only grows, so steady-state calls do not
   // allocate.
   thread_local std::vector<ActBlock> ab;
   if (ab.size() < n_tok * nb) ab.resize(n_tok * nb);
-  ActivationBlocks(xb, xq_stride, n_tok, nb, ab.data());
+  ActivationBlocks(xb, xq_stride, n_tok, nb, W::kBias, ab.data());
   if (n_tok <= kOneGroupTokens) {
     switch (n_tok) {
-      case 1: Groups8Q8_0<1>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
-      case 2: Groups8Q8_0<2>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
-      case 3: Groups8Q8_0<3>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
-      case 4: Groups8Q8_0<4>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
+      case 1: Groups8Q8_0<W, 1>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
+      case 2: Groups8Q8_0<W, 2>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
+      case 3: Groups8Q8_0<W, 3>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
+      case 4: Groups8Q8_0<W, 4>(wb, group_bytes, nb, xb, xq_stride, ab.data(), n_rows, y, ldy); return;
       default: break;
     }
   }
@@ -209,12 +243,12 @@ void QMatmulQ8_0R8Avx512(const void* xq, size_t xq_stride, size_t n_tok, const v
   // -> 10.0-10.3).
   const size_t groups = n_rows / 8;
   avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
-    Pair16Q8_0<kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + 8 * a,
+    Pair16Q8_0<W, kT>(wb + a * group_bytes, wb + b * group_bytes, nb, xb, xq_stride, ab.data(), n_tok, y + 8 * a,
                    y + 8 * b, ldy, true);
   });
   if (groups % 2 != 0) {  // a last lone group: the AVX2 kernel (the same bits)
     const size_t r = 8 * (groups - 1);
-    Avx2KernelsImpl()->QMatmul(DType::kQ8_0R8)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
+    Avx2KernelsImpl()->QMatmul(W::kDType)(xq, xq_stride, n_tok, wb + (r / 8) * group_bytes, n_in,
                                                n_rows - r, y + r, ldy);
   }
 }
@@ -570,7 +604,8 @@ const KernelTable* Avx512KernelsImpl() {
     t.isa = "avx512";
     AddFloatMatmulsAvx512(&t);
     AddAttentionAvx512(&t);
-    t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512);
+    t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512<VQ8_0>);
+    t.SetQ(DType::kQ4_0R8, t.QuantizeAct(DType::kQ4_0R8), QMatmulQ8_0R8Avx512<VQ4_0>);
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);
     t.SetQ(DType::kQ6_KR8, t.QuantizeAct(DType::kQ6_KR8), QMatmulR16<Q6KR16>);
