@@ -586,27 +586,35 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest, ::testing::ValuesIn(kFixtures),
                            return n;
                          });
 
-// Q4_K / Q5_K / Q6_K weights re-laid out at load (*_R8) give the same logits, bit for bit,
+// The random-weight tiny model `sm` written as a GGUF of ggml type `type` in the temp folder (the
+// caller removes it); "" on failure (reported).
+std::string ExportSynthGguf(const SynthModel& sm, uint32_t type, const std::string& tag) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("moxie_" + tag + "_" + std::to_string(::getpid()) + ".gguf"))
+          .string();
+  ExportOptions opts;
+  opts.type = type;
+  opts.overwrite = true;
+  opts.name = "tiny-" + tag;
+  const int64_t n_vocab = sm.n_vocab;
+  opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+  ThreadPool pool(2);
+  ExecContext ctx{&pool, &BestKernels()};
+  auto rep = ExportGguf(sm.config, *sm.weights, "", path, opts, ctx);
+  EXPECT_TRUE(rep.ok()) << rep.status().message();
+  return rep.ok() ? path : "";
+}
+
+// Q4_0 / Q4_K / Q5_K / Q6_K weights re-laid out at load (*_R8) give the same logits, bit for bit,
 // as the file's layout, and the kernels actually ran on the re-laid-out tensors (random-weight tiny
 // model written in each type: the fixtures have no such file).
 TEST(SynthKQuants, RepackedLogitsEqualPlain) {
   auto sm = MakeSynthModel("tiny", "", 11);
   ASSERT_TRUE(sm.ok()) << sm.status().message();
-  for (const uint32_t type : {12u /* Q4_K */, 13u /* Q5_K */, 14u /* Q6_K */}) {
+  for (const uint32_t type : {2u /* Q4_0 */, 12u /* Q4_K */, 13u /* Q5_K */, 14u /* Q6_K */}) {
     SCOPED_TRACE("ggml type " + std::to_string(type));
-    const std::string path = (std::filesystem::temp_directory_path() /
-                              ("moxie_kq_r8_" + std::to_string(::getpid()) + ".gguf"))
-                                 .string();
-    ExportOptions opts;
-    opts.type = type;
-    opts.overwrite = true;
-    opts.name = "tiny-kq";
-    const int64_t n_vocab = sm->n_vocab;
-    opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
-    ThreadPool pool(2);
-    ExecContext ctx{&pool, &BestKernels()};
-    auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
-    ASSERT_TRUE(rep.ok()) << rep.status().message();
+    const std::string path = ExportSynthGguf(*sm, type, "kq_r8");
+    ASSERT_FALSE(path.empty());
     int relaid = -1;
     const std::vector<float> plain = PrefillAndStepLogits(path, false, &relaid);
     const std::vector<float> r8 = PrefillAndStepLogits(path, true, &relaid);
@@ -630,18 +638,8 @@ TEST(SynthKQuants, RepackedLogitsEqualPlain) {
 TEST(SynthF16, RelaidModelStaysNearRowMajor) {
   auto sm = MakeSynthModel("tiny", "", 12);
   ASSERT_TRUE(sm.ok()) << sm.status().message();
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("moxie_f16_r16_" + std::to_string(::getpid()) + ".gguf")).string();
-  ExportOptions opts;
-  opts.type = 1;  // F16
-  opts.overwrite = true;
-  opts.name = "tiny-f16";
-  const int64_t n_vocab = sm->n_vocab;
-  opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
-  ThreadPool pool(2);
-  ExecContext ctx{&pool, &BestKernels()};
-  auto rep = ExportGguf(sm->config, *sm->weights, "", path, opts, ctx);
-  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  const std::string path = ExportSynthGguf(*sm, 1 /* F16 */, "f16_r16");
+  ASSERT_FALSE(path.empty());
   int relaid = -1;
   const std::vector<float> plain = PrefillAndStepLogits(path, false, &relaid);
   const std::vector<float> r16 = PrefillAndStepLogits(path, true, &relaid);
