@@ -1,9 +1,8 @@
 // Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul) and of the
 // BF16/F16 float matmuls (KernelTable::matmul, "matmul/..."), reference vs each SIMD table this CPU
-// runs (avx2, avx512, avx512+amx), per weight layout (*_R8 = Q8_0 / Q4_K / Q5_K / Q6_K interleaved 8 rows at
-// load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4, 8, 32) on
-// expert-sized weights
-// (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
+// runs (avx2, avx512, avx512+amx), per weight layout (*_R8 = Q8_0 / Q4_K / Q5_K / Q6_K interleaved
+// 8 rows at load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4,
+// 8, 32) on expert-sized weights (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
 //
 //   moxie_kernels_bench [--benchmark_filter=...] [--benchmark_format=json] ...
 //
@@ -11,13 +10,14 @@
 // 2·n_in·n_rows·n_tok. "stream" cycles through enough weight copies (1 GiB, on transparent huge
 // pages as the loader's weights are) that every call reads its weights from DRAM, as a decode step
 // reads experts (a Xeon VM reporting a 480 MiB last-level cache held a 64 MiB cycle and read it at
-// 24 GB/s per core against 14.5 from DRAM); "hot" reuses one copy, which then sits in the cache. The activation quantization (done once per Linear) is timed
-// separately (quantize_act). ".../stream/ISA/2threads" (Q8_0_R8, Q4_K_R8, BF16_R16, 1-4 tokens) runs the
-// kernel on two threads at once, each streaming its own weights: the rate a decode step's expert
-// phase can reach on two cores, to set beside the bandwidth probe (moxie_membw 2).
-// "attn/..." times one head's cached attention (KernelTable::attn_scores + attn_values, head size
-// 128) for m queries over a context of n positions of an f32 or f16 KV cache; bytes_per_second
-// counts the K and V bytes, "stream" reads them from DRAM as a long-context decode step does.
+// 24 GB/s per core against 14.5 from DRAM); "hot" reuses one copy, which then sits in the cache.
+// The activation quantization (done once per Linear) is timed separately (quantize_act).
+// ".../stream/ISA/2threads" (Q8_0_R8, Q4_K_R8, BF16_R16, 1-4 tokens) runs the kernel on two threads
+// at once, each streaming its own weights: the rate a decode step's expert phase can reach on two
+// cores, to set beside the bandwidth probe (moxie_membw 2). "attn/..." times one head's cached
+// attention (KernelTable::attn_scores + attn_values, head size 128) for m queries over a context of
+// n positions of an f32 or f16 KV cache; bytes_per_second counts the K and V bytes, "stream" reads
+// them from DRAM as a long-context decode step does.
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
 
@@ -85,10 +85,11 @@ HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
     }
     if (RowInterleave(dt) == 16) {  // the load-time layouts (16 rows interleaved)
       std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
-      (dt == DType::kF16R16 ? RepackF16ToR16 : RepackBf16ToR16)(plain.data(), static_cast<int64_t>(s.n_rows),
-                                                                static_cast<int64_t>(s.n_in), w.data());
+      (dt == DType::kF16R16 ? RepackF16ToR16 : RepackBf16ToR16)(
+          plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
     }
-    for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
+    for (size_t c = 1; c < copies; ++c)
+      std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
     return w;
   }
   const QuantType q = WeightQuantType(dt);
@@ -104,12 +105,13 @@ HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
   }
   if (RowInterleave(dt) == 8) {  // the load-time layouts (8 rows interleaved)
     std::vector<uint8_t> plain(w.begin(), w.begin() + bytes);
-    (dt == DType::kQ8_0R8   ? RepackQ8_0ToR8
-     : dt == DType::kQ4_0R8 ? RepackQ4_0ToR8
-     : dt == DType::kQ4_KR8 ? RepackQ4_KToR8
-     : dt == DType::kQ5_KR8 ? RepackQ5_KToR8
-                            : RepackQ6_KToR8)(
-        plain.data(), static_cast<int64_t>(s.n_rows), static_cast<int64_t>(s.n_in), w.data());
+    (dt == DType::kQ8_0R8    ? RepackQ8_0ToR8
+     : dt == DType::kQ4_0R8  ? RepackQ4_0ToR8
+     : dt == DType::kMXFP4R8 ? RepackMxfp4ToR8
+     : dt == DType::kQ4_KR8  ? RepackQ4_KToR8
+     : dt == DType::kQ5_KR8  ? RepackQ5_KToR8
+                             : RepackQ6_KToR8)(plain.data(), static_cast<int64_t>(s.n_rows),
+                                              static_cast<int64_t>(s.n_in), w.data());
   }
   for (size_t c = 1; c < copies; ++c)
     std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
@@ -119,8 +121,8 @@ HugeVec<uint8_t> MakeWeights(DType dt, const WeightShape& s, size_t copies) {
 // The timed loop of a matmul bench: call(c) runs on weight copy c (cycling through `copies`);
 // bytes/s counts weight bytes, FLOP/s 2·n_in·n_rows·n_tok per call.
 template <typename Call>
-void TimeCalls(benchmark::State& state, const WeightShape& s, size_t n_tok, size_t bytes, size_t copies,
-               const float* y, Call call) {
+void TimeCalls(benchmark::State& state, const WeightShape& s, size_t n_tok, size_t bytes,
+               size_t copies, const float* y, Call call) {
   size_t c = 0;
   for (auto _ : state) {
     call(c);
@@ -175,7 +177,8 @@ void BM_FloatMatmul(benchmark::State& state, const KernelTable* kt, DType dt, We
         std::memcpy(w.data() + 2 * i, &h, 2);
       }
     }
-    for (size_t c = 1; c < copies; ++c) std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
+    for (size_t c = 1; c < copies; ++c)
+      std::copy(w.begin(), w.begin() + bytes, w.begin() + c * bytes);
   }
   std::vector<float> x(n_tok * s.n_in), y(n_tok * s.n_rows);
   for (auto& v : x) v = nd(rng);
@@ -201,7 +204,8 @@ void BM_Attention(benchmark::State& state, const KernelTable* kt, size_t n, size
       kv[i] = f;
     }
   }
-  for (size_t c = 1; c < copies; ++c) std::copy(kv.begin(), kv.begin() + 2 * n * d, kv.begin() + c * 2 * n * d);
+  for (size_t c = 1; c < copies; ++c)
+    std::copy(kv.begin(), kv.begin() + 2 * n * d, kv.begin() + c * 2 * n * d);
   std::vector<float> q(m * d), s(m * n), o(m * d);
   for (auto& v : q) v = nd(rng);
   size_t c = 0;
@@ -240,8 +244,9 @@ void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, si
 void RegisterAll() {
   std::vector<const KernelTable*> tables = {&RefKernels()};
   for (const KernelTable* t : SimdKernels()) tables.push_back(t);
-  for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K, DType::kQ5_KR8,
-                   DType::kQ6_K, DType::kQ6_KR8, DType::kQ4_0, DType::kQ4_0R8, DType::kBF16, DType::kBF16R16}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ8_0R8, DType::kQ4_K, DType::kQ4_KR8, DType::kQ5_K,
+                   DType::kQ5_KR8, DType::kQ6_K, DType::kQ6_KR8, DType::kQ4_0, DType::kQ4_0R8,
+                   DType::kMXFP4, DType::kMXFP4R8, DType::kBF16, DType::kBF16R16}) {
     for (const WeightShape& s : kShapes) {
       for (size_t n_tok : {1, 2, 3, 4, 6, 8, 12, 32}) {
         for (bool stream : {true, false}) {
@@ -253,9 +258,11 @@ void RegisterAll() {
             benchmark::RegisterBenchmark(name.c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
             if (stream && n_tok <= 4 &&
-                (dt == DType::kQ8_0R8 || dt == DType::kQ4_0R8 || dt == DType::kQ4_KR8 || dt == DType::kBF16R16)) {
+                (dt == DType::kQ8_0R8 || dt == DType::kQ4_0R8 || dt == DType::kQ4_KR8 ||
+                 dt == DType::kBF16R16)) {
               // Both cores streaming at once, as a decode step runs them (bytes/s: both threads').
-              benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
+              benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_QMatmul, kt, dt, s,
+                                           n_tok, stream)
                   ->Unit(benchmark::kMicrosecond)
                   ->Threads(2)
                   ->UseRealTime();
@@ -289,12 +296,13 @@ void RegisterAll() {
     }
   }
   // F32: a router (64 experts x 2048), whole and one thread's tapered chunk of it.
-  constexpr WeightShape kRouterShapes[] = {{"router_64x2048", 64, 2048}, {"router_rows14x2048", 14, 2048}};
+  constexpr WeightShape kRouterShapes[] = {{"router_64x2048", 64, 2048},
+                                           {"router_rows14x2048", 14, 2048}};
   for (const WeightShape& s : kRouterShapes) {
     for (size_t n_tok : {1, 8}) {
       for (const KernelTable* kt : tables) {
-        const std::string name = std::string("matmul/F32/") + s.name + "/tok" + std::to_string(n_tok) +
-                                 "/stream/" + kt->isa;
+        const std::string name = std::string("matmul/F32/") + s.name + "/tok" +
+                                 std::to_string(n_tok) + "/stream/" + kt->isa;
         benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, DType::kF32, s, n_tok, true)
             ->Unit(benchmark::kMicrosecond);
       }
@@ -306,12 +314,14 @@ void RegisterAll() {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
             if (kt->Matmul(dt) == nullptr) continue;  // *_R16: AVX-512 tables and the reference
-            const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name + "/tok" +
-                                     std::to_string(n_tok) + (stream ? "/stream/" : "/hot/") + kt->isa;
+            const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name +
+                                     "/tok" + std::to_string(n_tok) +
+                                     (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
             if (stream && n_tok <= 4 && RowInterleave(dt) == 16) {
-              benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
+              benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_FloatMatmul, kt, dt, s,
+                                           n_tok, stream)
                   ->Unit(benchmark::kMicrosecond)
                   ->Threads(2)
                   ->UseRealTime();

@@ -605,13 +605,13 @@ std::string ExportSynthGguf(const SynthModel& sm, uint32_t type, const std::stri
   return rep.ok() ? path : "";
 }
 
-// Q4_0 / Q4_K / Q5_K / Q6_K weights re-laid out at load (*_R8) give the same logits, bit for bit,
+// Q4_0 / MXFP4 / Q4_K / Q5_K / Q6_K weights re-laid out at load (*_R8) give the same logits, bit for bit,
 // as the file's layout, and the kernels actually ran on the re-laid-out tensors (random-weight tiny
 // model written in each type: the fixtures have no such file).
 TEST(SynthKQuants, RepackedLogitsEqualPlain) {
   auto sm = MakeSynthModel("tiny", "", 11);
   ASSERT_TRUE(sm.ok()) << sm.status().message();
-  for (const uint32_t type : {2u /* Q4_0 */, 12u /* Q4_K */, 13u /* Q5_K */, 14u /* Q6_K */}) {
+  for (const uint32_t type : {2u /* Q4_0 */, 39u /* MXFP4 */, 12u /* Q4_K */, 13u /* Q5_K */, 14u /* Q6_K */}) {
     SCOPED_TRACE("ggml type " + std::to_string(type));
     const std::string path = ExportSynthGguf(*sm, type, "kq_r8");
     ASSERT_FALSE(path.empty());

@@ -25,13 +25,15 @@ const char* DTypeName(DType t) {
     case DType::kBF16R16: return "BF16_R16";
     case DType::kF16R16: return "F16_R16";
     case DType::kQ4_0R8: return "Q4_0_R8";
+    case DType::kMXFP4R8: return "MXFP4_R8";
   }
   return "?";
 }
 
 int DTypeBlock(DType t) {
   switch (t) {
-    case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kQ4_0R8: case DType::kMXFP4: return 32;
+    case DType::kQ8_0: case DType::kQ8_0R8: case DType::kQ4_0: case DType::kQ4_0R8: case DType::kMXFP4:
+    case DType::kMXFP4R8: return 32;
     case DType::kQ4_K: case DType::kQ4_KR8: case DType::kQ5_K: case DType::kQ6_K:
     case DType::kQ5_KR8: case DType::kQ6_KR8: return 256;
     default: return 1;
@@ -42,7 +44,7 @@ size_t DTypeBlockBytes(DType t) {
   switch (t) {
     case DType::kQ8_0: case DType::kQ8_0R8: return 34;
     case DType::kQ4_0: case DType::kQ4_0R8: return 18;
-    case DType::kMXFP4: return 17;
+    case DType::kMXFP4: case DType::kMXFP4R8: return 17;
     case DType::kQ4_K: case DType::kQ4_KR8: return 144;
     case DType::kQ5_K: case DType::kQ5_KR8: return 176;
     case DType::kQ6_K: case DType::kQ6_KR8: return 210;

@@ -69,14 +69,18 @@ enum class DType : uint8_t {
   // the low and high nibbles of vector k are elements 4k..4k+3 and 16 + 4k..+3 of the 8 rows. Same
   // 18 bytes per 32 weights, addressed as Q8_0_R8. Only rows % 8 == 0.
   kQ4_0R8 = 28,
+  // MXFP4 rows interleaved in groups of 8 (built at load, never stored in a file): per group and
+  // block, the 8 rows' E8M0 scales (8 bytes), then the 4 x 32 quant bytes of Q4_0_R8's layout (4-bit
+  // E2M1 codes). Same 17 bytes per 32 weights. Only rows % 8 == 0.
+  kMXFP4R8 = 29,
 };
 
 // Rows interleaved per group by a load-time layout (8 for the *_R8 types, 16 for BF16_R16 and
 // F16_R16, else 1): such tensors are addressed in whole groups.
 inline int RowInterleave(DType t) {
   if (t == DType::kBF16R16 || t == DType::kF16R16) return 16;
-  return t == DType::kQ8_0R8 || t == DType::kQ4_0R8 || t == DType::kQ4_KR8 || t == DType::kQ5_KR8 ||
-                 t == DType::kQ6_KR8
+  return t == DType::kQ8_0R8 || t == DType::kQ4_0R8 || t == DType::kMXFP4R8 || t == DType::kQ4_KR8 ||
+                 t == DType::kQ5_KR8 || t == DType::kQ6_KR8
              ? 8
              : 1;
 }

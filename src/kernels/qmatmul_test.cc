@@ -93,9 +93,9 @@ TEST_P(QMatmulIsaTest, Avx2MatchesReference) {
     // set: past it, Q6_K meets a row whose dequantized dot is exactly 0 while its kernel's
     // offset-form lanes are not, and the magnitude-relative tolerance has nothing to scale by.)
     const bool q8_0_act = block == 32;
-    const std::vector<size_t> row_counts =
-        q8_0_act ? std::vector<size_t>{1, 2, 3, 4, 5, 6, 7, 8, 13, 24}
-                 : std::vector<size_t>{1, 2, 3, 4, 5, 6, 7};
+    const std::vector<size_t> row_counts = q8_0_act
+                                               ? std::vector<size_t>{1, 2, 3, 4, 5, 6, 7, 8, 13, 24}
+                                               : std::vector<size_t>{1, 2, 3, 4, 5, 6, 7};
     const std::vector<size_t> tok_counts =
         q8_0_act ? std::vector<size_t>{1, 2, 5, 9} : std::vector<size_t>{1, 2, 5};
     for (size_t n_rows : row_counts) {
@@ -260,19 +260,22 @@ TEST(QMatmulIsa, LinearThreadedEqualsSingleThreaded) {
   }
 }
 
-// The load-time layouts (8 rows interleaved): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K -> *_R8.
+// The load-time layouts (8 rows interleaved): Q8_0, Q4_0, MXFP4, Q4_K, Q5_K, Q6_K -> *_R8.
 struct R8Case {
   DType plain, r8;
   size_t block;
   void (*repack)(const void*, int64_t, int64_t, void*);
   void (*unpack)(const void*, int, int64_t, void*);
-  size_t d_offset;  // of the f16 scale d in a plain block
+  size_t d_offset;     // of the scale d in a plain block
+  size_t d_bytes = 2;  // f16 (MXFP4: one E8M0 byte)
 };
-const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row, 0},
-                           {DType::kQ4_0, DType::kQ4_0R8, 32, RepackQ4_0ToR8, UnpackQ4_0R8Row, 0},
-                           {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row, 0},
-                           {DType::kQ5_K, DType::kQ5_KR8, 256, RepackQ5_KToR8, UnpackQ5_KR8Row, 0},
-                           {DType::kQ6_K, DType::kQ6_KR8, 256, RepackQ6_KToR8, UnpackQ6_KR8Row, 208}};
+const R8Case kR8Cases[] = {
+    {DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, UnpackQ8_0R8Row, 0},
+    {DType::kQ4_0, DType::kQ4_0R8, 32, RepackQ4_0ToR8, UnpackQ4_0R8Row, 0},
+    {DType::kMXFP4, DType::kMXFP4R8, 32, RepackMxfp4ToR8, UnpackMxfp4R8Row, 0, 1},
+    {DType::kQ4_K, DType::kQ4_KR8, 256, RepackQ4_KToR8, UnpackQ4_KR8Row, 0},
+    {DType::kQ5_K, DType::kQ5_KR8, 256, RepackQ5_KToR8, UnpackQ5_KR8Row, 0},
+    {DType::kQ6_K, DType::kQ6_KR8, 256, RepackQ6_KToR8, UnpackQ6_KR8Row, 208}};
 
 // The layout round-trips, and every kernel on it gives the same bits as the same kernel family on
 // the plain rows (reference vs reference, AVX2 vs AVX2, 8-bit and f32 activations), for token
@@ -280,7 +283,8 @@ const R8Case kR8Cases[] = {{DType::kQ8_0, DType::kQ8_0R8, 32, RepackQ8_0ToR8, Un
 TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
   std::mt19937 rng(21);
   for (const R8Case& c : kR8Cases) {
-    for (size_t n_in : {size_t{256}, size_t{768}, size_t{2048}, size_t{32}, size_t{96}, size_t{1056}}) {
+    for (size_t n_in :
+         {size_t{256}, size_t{768}, size_t{2048}, size_t{32}, size_t{96}, size_t{1056}}) {
       if (n_in % c.block != 0) continue;
       for (size_t n_rows : {size_t{8}, size_t{16}, size_t{40}}) {
         std::vector<uint8_t> wst;
@@ -291,11 +295,14 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
         c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
         for (size_t r = 0; r < n_rows; ++r) {
           std::vector<uint8_t> back(row_bytes);
-          c.unpack(w8 + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), static_cast<int64_t>(nb), back.data());
+          c.unpack(w8 + (r / 8) * 8 * row_bytes, static_cast<int>(r % 8), static_cast<int64_t>(nb),
+                   back.data());
           ASSERT_EQ(std::memcmp(back.data(), w + r * row_bytes, row_bytes), 0)
               << DTypeName(c.r8) << " row " << r;
-          // An R8 group's block starts with the rows' f16 scales d.
-          ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + 2 * (r % 8), w + r * row_bytes + c.d_offset, 2), 0);
+          // An R8 group's block starts with the rows' scales d.
+          ASSERT_EQ(std::memcmp(w8 + (r / 8) * 8 * row_bytes + c.d_bytes * (r % 8),
+                                w + r * row_bytes + c.d_offset, c.d_bytes),
+                    0);
         }
         const QuantType q = WeightQuantType(c.plain);
         for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}}) {
@@ -310,8 +317,8 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
             kt->QMatmul(c.plain)(xq, stride, n_tok, w, n_in, n_rows, a.data(), n_rows);
             kt->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
             ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-                << DTypeName(c.r8) << " " << kt->isa << " 8-bit n_in " << n_in << " n_rows " << n_rows
-                << " n_tok " << n_tok;
+                << DTypeName(c.r8) << " " << kt->isa << " 8-bit n_in " << n_in << " n_rows "
+                << n_rows << " n_tok " << n_tok;
             kt->Matmul(c.plain)(x.data(), n_in, n_tok, w, n_in, n_rows, a.data(), n_rows);
             kt->Matmul(c.r8)(x.data(), n_in, n_tok, w8, n_in, n_rows, b.data(), n_rows);
             ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
@@ -343,10 +350,35 @@ TEST(R8Layouts, KQuantsRoundTripArbitraryBytes) {
   }
 }
 
+// MXFP4_R8 from arbitrary bytes: every E8M0 scale (the subnormal ones below 2 and the huge ones
+// too) and every code, each table's kernel on the re-laid-out rows gives its bits on the plain ones.
+TEST(R8Layouts, Mxfp4AnyScaleMatchesPlain) {
+  std::mt19937 rng(9);
+  const size_t n_rows = 32, n_in = 256, row_bytes = RowBytes(DType::kMXFP4, n_in), nb = n_in / 32;
+  std::vector<uint8_t> w(n_rows * row_bytes), r8(w.size());
+  for (auto& b : w) b = static_cast<uint8_t>(rng());
+  for (size_t i = 0; i < n_rows * nb; ++i) w[i * 17] = static_cast<uint8_t>(i);  // blocks' scales: 0..255
+  RepackMxfp4ToR8(w.data(), n_rows, n_in, r8.data());
+  std::vector<const KernelTable*> tables{&RefKernels()};
+  for (const KernelTable* t : SimdKernels()) tables.push_back(t);
+  for (size_t n_tok : {size_t{1}, size_t{3}, size_t{8}, size_t{17}}) {
+    const auto x = MakeActivations(DType::kMXFP4, n_tok, n_in, &rng);
+    std::vector<uint8_t> xst;
+    const uint8_t* xq = QuantizeRef(DType::kMXFP4, x, n_tok, n_in, &xst);
+    const size_t stride = ActivationRowBytes(QuantType::kMXFP4, static_cast<int64_t>(n_in));
+    for (const KernelTable* kt : tables) {
+      std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
+      kt->QMatmul(DType::kMXFP4)(xq, stride, n_tok, w.data(), n_in, n_rows, a.data(), n_rows);
+      kt->QMatmul(DType::kMXFP4R8)(xq, stride, n_tok, r8.data(), n_in, n_rows, b.data(), n_rows);
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << kt->isa << " n_tok " << n_tok;
+    }
+  }
+}
+
 // Two tables' R8 kernels give the same bits on every R8 layout, for these row and token counts.
 void ExpectR8TablesAgree(const KernelTable* a_table, const KernelTable* b_table,
-                         std::initializer_list<size_t> row_counts, std::initializer_list<size_t> tok_counts,
-                         uint32_t seed) {
+                         std::initializer_list<size_t> row_counts,
+                         std::initializer_list<size_t> tok_counts, uint32_t seed) {
   std::mt19937 rng(seed);
   for (const R8Case& c : kR8Cases) {
     for (size_t n_in : {size_t{256}, size_t{2048}, size_t{32 * 9}}) {
@@ -357,7 +389,8 @@ void ExpectR8TablesAgree(const KernelTable* a_table, const KernelTable* b_table,
         std::vector<uint8_t> r8(n_rows * RowBytes(c.plain, static_cast<int64_t>(n_in)) + 1);
         uint8_t* w8 = r8.data() + 1;  // unaligned on purpose
         c.repack(w, static_cast<int64_t>(n_rows), static_cast<int64_t>(n_in), w8);
-        const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
+        const size_t stride =
+            ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
         for (size_t n_tok : tok_counts) {
           const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
           std::vector<uint8_t> xst;
@@ -366,8 +399,8 @@ void ExpectR8TablesAgree(const KernelTable* a_table, const KernelTable* b_table,
           a_table->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, a.data(), n_rows);
           b_table->QMatmul(c.r8)(xq, stride, n_tok, w8, n_in, n_rows, b.data(), n_rows);
           ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
-              << b_table->isa << " vs " << a_table->isa << ": " << DTypeName(c.r8) << " n_in " << n_in
-              << " n_rows " << n_rows << " n_tok " << n_tok;
+              << b_table->isa << " vs " << a_table->isa << ": " << DTypeName(c.r8) << " n_in "
+              << n_in << " n_rows " << n_rows << " n_tok " << n_tok;
         }
       }
     }
@@ -431,14 +464,17 @@ TEST(LinearMany, SameBitsAsSeparateLinearCalls) {
   const size_t n_in = 512;
   const size_t rows[3] = {48, 24, 40};
   std::vector<uint8_t> wq_st, wk_st;
-  std::vector<uint8_t> wq8(rows[0] * RowBytes(DType::kQ8_0, n_in)), wk8(rows[1] * RowBytes(DType::kQ4_K, n_in));
+  std::vector<uint8_t> wq8(rows[0] * RowBytes(DType::kQ8_0, n_in)),
+      wk8(rows[1] * RowBytes(DType::kQ4_K, n_in));
   RepackQ8_0ToR8(MakeWeights(DType::kQ8_0, rows[0], n_in, &rng, &wq_st), rows[0], n_in, wq8.data());
   RepackQ4_KToR8(MakeWeights(DType::kQ4_K, rows[1], n_in, &rng, &wk_st), rows[1], n_in, wk8.data());
   std::vector<float> wv(rows[2] * n_in), bias(rows[0] + rows[2]);
   std::normal_distribution<float> nd;
   for (float& f : wv) f = nd(rng);
   for (float& f : bias) f = nd(rng);
-  auto shape = [&](size_t r) { return Shape{{static_cast<int64_t>(r), static_cast<int64_t>(n_in)}}; };
+  auto shape = [&](size_t r) {
+    return Shape{{static_cast<int64_t>(r), static_cast<int64_t>(n_in)}};
+  };
   const TensorView w[3] = {{wq8.data(), DType::kQ8_0R8, shape(rows[0])},
                            {wk8.data(), DType::kQ4_KR8, shape(rows[1])},
                            {wv.data(), DType::kF32, shape(rows[2])}};

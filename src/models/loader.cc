@@ -108,7 +108,7 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   MOXIE_ASSIGN_OR_RETURN(const WeightRef* r, Fetch(name, shape));
   const TensorView& v = r->view;
   if (row_unit == 0) row_unit = shape.size() >= 2 ? shape[shape.size() - 2] : 0;
-  // The load-time layouts: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved), BF16 -> BF16_R16
+  // The load-time layouts: Q8_0, Q4_0, MXFP4, Q4_K, Q5_K, Q6_K -> *_R8 (8 rows interleaved), BF16 -> BF16_R16
   // and F16 -> F16_R16 (16 rows interleaved, n_in even).
   // Other weights of a source that can drop its copy (GGUF, HF) are copied as they are: the copy sits
   // on transparent huge pages, so streaming a weight crosses no 4 KiB page boundary (which stops
@@ -123,6 +123,9 @@ Result<TensorView> TensorLoader::Matmul(const std::string& name, const std::vect
   } else if (v.dtype == DType::kQ4_0) {
     to = DType::kQ4_0R8;
     repack = RepackQ4_0ToR8;
+  } else if (v.dtype == DType::kMXFP4) {
+    to = DType::kMXFP4R8;
+    repack = RepackMxfp4ToR8;
   } else if (v.dtype == DType::kQ4_K) {
     to = DType::kQ4_KR8;
     repack = RepackQ4_KToR8;

@@ -115,6 +115,8 @@ const uint8_t* UnpackR8Row(const void* w, size_t n_in, size_t r) {
     UnpackQ8_0R8Row(group, static_cast<int>(r % 8), nb, row.data());
   } else if constexpr (Q == QuantType::kQ4_0) {
     UnpackQ4_0R8Row(group, static_cast<int>(r % 8), nb, row.data());
+  } else if constexpr (Q == QuantType::kMXFP4) {
+    UnpackMxfp4R8Row(group, static_cast<int>(r % 8), nb, row.data());
   } else if constexpr (Q == QuantType::kQ4_K) {
     UnpackQ4_KR8Row(group, static_cast<int>(r % 8), nb, row.data());
   } else if constexpr (Q == QuantType::kQ5_K) {
@@ -149,6 +151,7 @@ void QMatmulR8Ref(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
 void AddQuantActMatmulsRef(KernelTable* t) {
   t->SetQ(DType::kQ8_0R8, QuantizeActRef<QuantType::kQ8_0>, QMatmulR8Ref<QuantType::kQ8_0>);
   t->SetQ(DType::kQ4_0R8, QuantizeActRef<QuantType::kQ4_0>, QMatmulR8Ref<QuantType::kQ4_0>);
+  t->SetQ(DType::kMXFP4R8, QuantizeActRef<QuantType::kMXFP4>, QMatmulR8Ref<QuantType::kMXFP4>);
   t->SetQ(DType::kQ4_KR8, QuantizeActRef<QuantType::kQ4_K>, QMatmulR8Ref<QuantType::kQ4_K>);
   t->SetQ(DType::kQ5_KR8, QuantizeActRef<QuantType::kQ5_K>, QMatmulR8Ref<QuantType::kQ5_K>);
   t->SetQ(DType::kQ6_KR8, QuantizeActRef<QuantType::kQ6_K>, QMatmulR8Ref<QuantType::kQ6_K>);
@@ -164,6 +167,7 @@ void AddQuantMatmuls(KernelTable* t) {
   t->Set(DType::kQ8_0, MatmulQuant<QuantType::kQ8_0>);
   t->Set(DType::kQ8_0R8, MatmulR8<QuantType::kQ8_0>);
   t->Set(DType::kQ4_0R8, MatmulR8<QuantType::kQ4_0>);
+  t->Set(DType::kMXFP4R8, MatmulR8<QuantType::kMXFP4>);
   t->Set(DType::kQ4_KR8, MatmulR8<QuantType::kQ4_K>);
   t->Set(DType::kQ5_KR8, MatmulR8<QuantType::kQ5_K>);
   t->Set(DType::kQ6_KR8, MatmulR8<QuantType::kQ6_K>);

@@ -691,6 +691,7 @@ float DotRowQ8(QuantType t, const void* row, const void* xq, int64_t n) {
 QuantType WeightQuantType(DType t) {
   if (t == DType::kQ8_0R8) return QuantType::kQ8_0;
   if (t == DType::kQ4_0R8) return QuantType::kQ4_0;
+  if (t == DType::kMXFP4R8) return QuantType::kMXFP4;
   if (t == DType::kQ4_KR8) return QuantType::kQ4_K;
   if (t == DType::kQ5_KR8) return QuantType::kQ5_K;
   if (t == DType::kQ6_KR8) return QuantType::kQ6_K;
@@ -740,26 +741,43 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
   }
 }
 
-void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+namespace {
+
+// The 4-bit R8 layouts (Q4_0_R8, MXFP4_R8): per group block the 8 rows' scales (sb bytes each),
+// then quant byte 4k + e of row i at 8·sb + 32k + 4i + e.
+void Repack4BitToR8(const void* src, int64_t n_rows, int64_t n_in, size_t sb, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
-  ForEachR8GroupBlock(src, n_rows, n_in / 32, 18, dst, [](const uint8_t* const* blk, uint8_t* o) {
-    for (int i = 0; i < 8; ++i) {
-      std::memcpy(o + 2 * i, blk[i], 2);
-      for (int k = 0; k < 4; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk[i] + 2 + 4 * k, 4);
+  const auto block = static_cast<int64_t>(sb + 16);
+  ForEachR8GroupBlock(src, n_rows, n_in / 32, block, dst, [sb](const uint8_t* const* blk, uint8_t* o) {
+    for (size_t i = 0; i < 8; ++i) {
+      std::memcpy(o + sb * i, blk[i], sb);
+      for (size_t k = 0; k < 4; ++k) std::memcpy(o + 8 * sb + 32 * k + 4 * i, blk[i] + sb + 4 * k, 4);
     }
   });
 }
 
-void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst) {
+void Unpack4BitR8Row(const void* group, int i, int64_t nb, size_t sb, void* dst) {
   const auto* g = static_cast<const uint8_t*>(group);
   auto* d = static_cast<uint8_t*>(dst);
+  const size_t block = sb + 16, lane = static_cast<size_t>(i);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * 8 * 18;
-    uint8_t* blk = d + b * 18;
-    std::memcpy(blk, o + 2 * i, 2);
-    for (int k = 0; k < 4; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
+    const uint8_t* o = g + static_cast<size_t>(b) * 8 * block;
+    uint8_t* blk = d + static_cast<size_t>(b) * block;
+    std::memcpy(blk, o + sb * lane, sb);
+    for (size_t k = 0; k < 4; ++k) std::memcpy(blk + sb + 4 * k, o + 8 * sb + 32 * k + 4 * lane, 4);
   }
 }
+
+}  // namespace
+
+void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  Repack4BitToR8(src, n_rows, n_in, 2, dst);
+}
+void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst) { Unpack4BitR8Row(group, i, nb, 2, dst); }
+void RepackMxfp4ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  Repack4BitToR8(src, n_rows, n_in, 1, dst);
+}
+void UnpackMxfp4R8Row(const void* group, int i, int64_t nb, void* dst) { Unpack4BitR8Row(group, i, nb, 1, dst); }
 
 namespace {
 constexpr int64_t kQ4KBytes = 144;

@@ -129,6 +129,9 @@ void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst);
 // Q4_0_R8 (see DType::kQ4_0R8): the same for Q4_0.
 void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
 void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst);
+// MXFP4_R8 (see DType::kMXFP4R8): the same for MXFP4.
+void RepackMxfp4ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);
+void UnpackMxfp4R8Row(const void* group, int i, int64_t nb, void* dst);
 // Q4_K_R8 (see DType::kQ4_KR8): the same for Q4_K (n_in a multiple of 256). Every 12-byte scales
 // field maps to its 16 six-bit values one to one, so any block round-trips exactly.
 void RepackQ4_KToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst);

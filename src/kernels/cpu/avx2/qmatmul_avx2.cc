@@ -341,19 +341,38 @@ void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* 
 constexpr size_t kPrefetchR8 = 1024;
 
 // The weights of an 8-row group's block at o as 8 vectors of signed bytes, vector k = elements
-// 4k..4k+3 of the 8 rows (lane i = row i). Q8_0_R8: stored so; Q4_0_R8 (DType::kQ4_0R8): the low
-// nibbles of stored vector k for k < 4, the high nibbles of vector k - 4 after, less 8.
+// 4k..4k+3 of the 8 rows (lane i = row i), and the rows' scales. Q8_0_R8: stored so; Q4_0_R8 and
+// MXFP4_R8 (DType::kQ4_0R8, kMXFP4R8): the low nibbles of stored vector k for k < 4, the high
+// nibbles of vector k - 4 after (R8Nibbles), less 8 (Q4_0) or through the E2M1 table (MXFP4).
 struct R8Q8_0 {
   static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
   static __m256i Vec(const uint8_t* o, int k) { return LoadU256(o + 16 + 32 * k); }
+  static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
 };
+inline __m256i R8Nibbles(const uint8_t* q, int k) {
+  const __m256i v = LoadU256(q + 32 * (k & 3));
+  return _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+}
 struct R8Q4_0 {
   static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
+  static __m256i Vec(const uint8_t* o, int k) { return _mm256_sub_epi8(R8Nibbles(o + 16, k), _mm256_set1_epi8(8)); }
+  static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
+};
+// 8 E8M0 bytes as GGML_E8M0_TO_FP32_HALF (E8M0Half) each: 2^(e - 128), subnormal below e = 2.
+inline __m256 E8M0Half8(const uint8_t* e8) {
+  const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(e8)));
+  const __m256i big = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+  const __m256i small = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+  return _mm256_castsi256_ps(_mm256_blendv_epi8(big, small, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e)));
+}
+struct R8Mxfp4 {
+  static constexpr size_t kGroupBlock = 8 * 17;  // 8 bytes of E8M0 scales + 128 of quants
   static __m256i Vec(const uint8_t* o, int k) {
-    const __m256i v = LoadU256(o + 16 + 32 * (k & 3));
-    const __m256i nib = _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0, 1, 2, 3, 4, 6, 8,
+                                         12, 0, -1, -2, -3, -4, -6, -8, -12);
+    return _mm256_shuffle_epi8(lut, R8Nibbles(o + 8, k));
   }
+  static __m256 Scales(const uint8_t* o) { return E8M0Half8(o); }
 };
 
 // One 8-row group's Q8_0_R8 / Q4_0_R8 block sums for T tokens, accumulated block by block;
@@ -380,7 +399,7 @@ struct Q8R8Sums {
             sum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(awk, _mm256_sign_epi8(yk, wk)), ones));
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(LoadU128(o));
+    const __m256 dw = W::Scales(o);
     for (int t = 0; t < T; ++t) {
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
@@ -437,7 +456,7 @@ void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, s
   }
 }
 
-// Q8_0_R8 (W = R8Q8_0) and Q4_0_R8 (R8Q4_0).
+// Q8_0_R8 (W = R8Q8_0), Q4_0_R8 (R8Q4_0) and MXFP4_R8 (R8Mxfp4).
 template <typename W>
 struct Q8_0R8Tiles {
   static constexpr size_t kBlock = 32, kBytes = W::kGroupBlock / 8;  // elements and bytes per row-block
@@ -1019,6 +1038,7 @@ void AddQuantActMatmulsAvx2(KernelTable* t) {
   t->SetQ(DType::kQ8_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ8_0>);
   t->SetQ(DType::kQ8_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles<R8Q8_0>>);
   t->SetQ(DType::kQ4_0R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles<R8Q4_0>>);
+  t->SetQ(DType::kMXFP4R8, QuantizeActQ8_0Avx2, QMatmulR8Act<Q8_0R8Tiles<R8Mxfp4>>);
   t->SetQ(DType::kQ4_0, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WQ4_0>);
   t->SetQ(DType::kMXFP4, QuantizeActQ8_0Avx2, QMatmulQ8_0Act<WMxfp4>);
   t->SetQ(DType::kQ4_K, QuantizeActQ8KAvx2, QMatmulQ8KAct<KQ4>);

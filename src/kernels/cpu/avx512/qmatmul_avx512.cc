@@ -63,15 +63,27 @@ inline void StoreHalves(float* y0, float* y1, __m512 v) {
 // q − 8), vector k of a block the low nibbles of stored vector k for k < 4 and the high nibbles of
 // vector k − 4 after (one AND, or a shift and an AND), and each (token, block) sum starts from
 // −8·Σx: exactly Σ (q − 8)·x, the AVX2 kernel's integer, so the same bits after the same f32 steps.
+// MXFP4_R8 (kMXFP4R8) likewise, each nibble looked up as its E2M1 value + 12, sums from −12·Σx.
 constexpr size_t kQ8_0Bytes = 34;
 constexpr size_t kPrefetchAhead = 1024;
 
 // The weights of a group block pair (o0: lanes 0-7, o1: lanes 8-15; Vec8: one group) as unsigned
 // bytes, vector k = elements 4k..4k+3 of the rows; kBias: the value that makes them the weights.
+// Scales16 / Scales8: the rows' scales of the pair / of one group as f32.
+inline __m512 F16Scales16(const uint8_t* o0, const uint8_t* o1) {
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1));
+}
+inline __m256 F16Scales8(const uint8_t* o) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
+}
 struct VQ8_0 {
   static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
   static constexpr int32_t kBias = 128;
   static constexpr DType kDType = DType::kQ8_0R8;
+  static __m512 Scales16(const uint8_t* o0, const uint8_t* o1) { return F16Scales16(o0, o1); }
+  static __m256 Scales8(const uint8_t* o) { return F16Scales8(o); }
   static __m512i Vec(const uint8_t* o0, const uint8_t* o1, int k) {
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * k));
     const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * k));
@@ -83,19 +95,55 @@ struct VQ8_0 {
                             _mm256_set1_epi8(static_cast<char>(0x80)));
   }
 };
+// The nibbles of the 4-bit layouts (quants at q0 / q1): vector k < 4 the low nibbles of stored
+// vector k, k >= 4 the high nibbles of vector k - 4.
+inline __m512i Nibbles16(const uint8_t* q0, const uint8_t* q1, int k) {
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q0 + 32 * (k & 3)));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q1 + 32 * (k & 3)));
+  const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+}
+inline __m256i Nibbles8(const uint8_t* q, int k) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * (k & 3)));
+  return _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+}
 struct VQ4_0 {
   static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
   static constexpr int32_t kBias = 8;
   static constexpr DType kDType = DType::kQ4_0R8;
+  static __m512i Vec(const uint8_t* o0, const uint8_t* o1, int k) { return Nibbles16(o0 + 16, o1 + 16, k); }
+  static __m256i Vec8(const uint8_t* o, int k) { return Nibbles8(o + 16, k); }
+  static __m512 Scales16(const uint8_t* o0, const uint8_t* o1) { return F16Scales16(o0, o1); }
+  static __m256 Scales8(const uint8_t* o) { return F16Scales8(o); }
+};
+// MXFP4_R8: the E2M1 values (doubled, as ggml's table) plus 12, unsigned, through a byte shuffle;
+// the scales E8M0 bytes as GGML_E8M0_TO_FP32_HALF (2^(e - 128), subnormal below e = 2).
+struct VMxfp4 {
+  static constexpr size_t kGroupBlock = 8 * 17;  // 8 bytes of E8M0 scales + 128 of quants
+  static constexpr int32_t kBias = 12;
+  static constexpr DType kDType = DType::kMXFP4R8;
+  static __m512i Lut() {
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
+  }
   static __m512i Vec(const uint8_t* o0, const uint8_t* o1, int k) {
-    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o0 + 16 + 32 * (k & 3)));
-    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o1 + 16 + 32 * (k & 3)));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_epi8(Lut(), Nibbles16(o0 + 8, o1 + 8, k));
   }
   static __m256i Vec8(const uint8_t* o, int k) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 16 + 32 * (k & 3)));
-    return _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+    return _mm256_shuffle_epi8(_mm512_castsi512_si256(Lut()), Nibbles8(o + 8, k));
+  }
+  static __m512 Scales16(const uint8_t* o0, const uint8_t* o1) {
+    const __m128i e8 = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o0)),
+                                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o1)));
+    const __m512i e = _mm512_cvtepu8_epi32(e8);
+    const __m512i big = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    const __m512i small = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2)), big, small));
+  }
+  static __m256 Scales8(const uint8_t* o) {
+    const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(o)));
+    const __m256i big = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i small = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    return _mm256_castsi256_ps(_mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(e, _mm256_set1_epi32(2)), big, small));
   }
 };
 
@@ -141,10 +189,7 @@ void Tile16Q8_0(const uint8_t* g0, const uint8_t* g1, size_t nb, const uint8_t* 
         sum[t] = _mm512_dpbusd_epi32(sum[t], wu, _mm512_set1_epi32(v));
       }
     }
-    const __m256i d16 = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o0))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(o1)), 1);
-    const __m512 dw = _mm512_cvtph_ps(d16);
+    const __m512 dw = W::Scales16(o0, o1);
     for (int t = 0; t < T; ++t) {
       const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(ab[t * nb + b].d));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), d, acc[t]);
@@ -199,7 +244,7 @@ void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
         sum[t] = _mm256_dpbusd_epi32(sum[t], wu, _mm256_set1_epi32(v));
       }
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
+    const __m256 dw = W::Scales8(o);
     for (int t = 0; t < T; ++t) {
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[t * nb + b].d));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
@@ -606,6 +651,7 @@ const KernelTable* Avx512KernelsImpl() {
     AddAttentionAvx512(&t);
     t.SetQ(DType::kQ8_0R8, t.QuantizeAct(DType::kQ8_0R8), QMatmulQ8_0R8Avx512<VQ8_0>);
     t.SetQ(DType::kQ4_0R8, t.QuantizeAct(DType::kQ4_0R8), QMatmulQ8_0R8Avx512<VQ4_0>);
+    t.SetQ(DType::kMXFP4R8, t.QuantizeAct(DType::kMXFP4R8), QMatmulQ8_0R8Avx512<VMxfp4>);
     t.SetQ(DType::kQ4_KR8, t.QuantizeAct(DType::kQ4_KR8), QMatmulR16<QxKR16<false>>);
     t.SetQ(DType::kQ5_KR8, t.QuantizeAct(DType::kQ5_KR8), QMatmulR16<QxKR16<true>>);
     t.SetQ(DType::kQ6_KR8, t.QuantizeAct(DType::kQ6_KR8), QMatmulR16<Q6KR16>);
