@@ -482,7 +482,7 @@ void RegisterBench(CLI::App& app, int* rc) {
                                                          : "f32 activations (--bf16-activations needs AVX512_BF16)");
       }
       if (info.relaid_tensors > 0) {
-        std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_0/Q4_K/Q5_K/Q6_K: 8 rows interleaved, "
+        std::printf("%d weights laid out for the kernels at load (Q8_0/Q4_0/MXFP4/K-quants: 8 rows interleaved, "
                     "BF16/F16: 16; others: copied onto huge pages; --no-repack: as stored)\n",
                     info.relaid_tensors);
       }

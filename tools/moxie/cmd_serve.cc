@@ -35,8 +35,8 @@ void RegisterServe(CLI::App& app, int* rc) {
   AddBf16ActFlag(cmd, &eng.bf16_activations);
   static bool no_repack = false;
   cmd->add_flag("--no-repack", no_repack,
-                "Use matmul weights as stored (faster load, slower kernels; default: Q8_0/Q4_0/K-quants 8 rows and "
-                "BF16/F16 16 rows interleaved at load, others copied onto huge pages)");
+                "Use matmul weights as stored (faster load, slower kernels; default: Q8_0/Q4_0/MXFP4/K-quants 8 "
+                "rows and BF16/F16 16 rows interleaved at load, others copied onto huge pages)");
   static std::string kv_type = "f32";
   AddKvTypeFlag(cmd, &kv_type);
   cmd->add_option("--step-tokens", eng.max_step_tokens,

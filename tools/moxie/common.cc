@@ -77,8 +77,8 @@ void AddGenerationFlags(CLI::App* cmd, GenOptionsCli* g) {
   cmd->add_flag("--ignore-eos", g->ignore_eos, "Do not stop at EOS tokens");
   cmd->add_flag("--pin", g->pin, "Bind each thread to one CPU");
   cmd->add_flag("--no-repack", g->no_repack,
-                "Use matmul weights as stored (faster load, slower kernels; default: Q8_0/Q4_0/K-quants 8 rows and "
-                "BF16/F16 16 rows interleaved at load, others copied onto huge pages)");
+                "Use matmul weights as stored (faster load, slower kernels; default: Q8_0/Q4_0/MXFP4/K-quants 8 "
+                "rows and BF16/F16 16 rows interleaved at load, others copied onto huge pages)");
   AddKvTypeFlag(cmd, &g->kv_type);
   AddBf16ActFlag(cmd, &g->bf16_act);
 }
