@@ -493,6 +493,11 @@ void BatchEngine::Step() {
       s.plp.clear();
       s.req->Push(std::move(ev));
     }
+    if (Status bad = CheckLogits(lg, V, s.generated); !bad.ok()) {
+      s.pending = -1;
+      Fail(s, bad);
+      continue;
+    }
     const int32_t tok = s.sampler->Sample(lg);
     if (s.generated == 0) {
       const double ttft = std::chrono::duration<double>(Clock::now() - s.req->submitted_).count();

@@ -4,13 +4,22 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
+#include "core/thread_pool.h"
+#include "formats/gguf_export.h"
+#include "formats/synth_model.h"
 #include "formats/tokenizer.h"
+#include "kernels/kernel_table.h"
 #include "runtime/generate.h"
 #include "tests/test_util.h"
 
@@ -341,6 +350,77 @@ TEST_F(BatchEngineTest, BadRequestsAreRefusedWithReasons) {
   EXPECT_FALSE((*e)->Submit(r).ok());
   o.max_step_tokens = 0;
   EXPECT_FALSE(BatchEngine::Create(*model_, *tok_, o).ok());
+}
+
+// A model whose weights hold a NaN gives NaN logits: the generation loop and the engine fail the
+// request with an error that says so, instead of sampling garbage (greedy would pick token 0).
+TEST(NonFiniteLogits, FailTheRequestWithAClearError) {
+  auto sm = MakeSynthModel("tiny", "", 5);
+  ASSERT_TRUE(sm.ok()) << sm.status().message();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("moxie_nan_" + std::to_string(::getpid()) + ".gguf")).string();
+  ExportOptions opts;
+  opts.type = 0;  // F32: the norm weights are runs of 1.0f to find
+  opts.overwrite = true;
+  opts.name = "tiny-nan";
+  const int64_t n_vocab = sm->n_vocab;
+  opts.write_tokenizer = [n_vocab](GgufWriter* w) { return WriteSynthVocab(n_vocab, w); };
+  {
+    ThreadPool pool(2);
+    ExecContext ctx{&pool, &BestKernels()};
+    ASSERT_OK(ExportGguf(sm->config, *sm->weights, "", path, opts, ctx).status());
+  }
+  {  // one element of the first norm weight (n_embd ones) becomes NaN
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string ones;
+    const float one = 1.0f;
+    for (int i = 0; i < 256; ++i) ones.append(reinterpret_cast<const char*>(&one), 4);
+    const size_t at = bytes.find(ones);
+    ASSERT_NE(at, std::string::npos) << "no norm weight of 256 ones in the synth file";
+    const float nan = std::nanf("");
+    bytes.replace(at, 4, reinterpret_cast<const char*>(&nan), 4);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  }
+  auto m = LoadModel(path);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto t = Tokenizer::FromPath(path);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  std::filesystem::remove(path);
+  const std::vector<int32_t> prompt{1, 2, 3, 4};
+  {
+    SessionOptions so;
+    so.n_threads = 2;
+    so.max_ctx = 64;
+    auto s = Session::Create(**m, so);
+    ASSERT_TRUE(s.ok());
+    GenerateOptions g;
+    g.max_tokens = 4;
+    g.sampler.temperature = 0;
+    auto r = Generate(**s, **t, prompt, g, nullptr);
+    ASSERT_FALSE(r.ok()) << "generated from NaN logits: " << r->text;
+    EXPECT_NE(r.status().message().find("not finite"), std::string::npos) << r.status().message();
+  }
+  BatchEngineOptions o;
+  o.n_slots = 2;
+  o.ctx = 64;
+  o.n_threads = 2;
+  auto e = BatchEngine::Create(**m, **t, o);
+  ASSERT_OK(e.status());
+  EngineRequest req;
+  req.prompt = prompt;
+  req.max_tokens = 4;
+  req.sampler.temperature = 0;
+  auto h = (*e)->Submit(req);
+  ASSERT_OK(h.status());
+  EngineEvent ev;
+  do {
+    ASSERT_TRUE((*h)->Next(&ev, std::chrono::milliseconds(60000))) << "no event within 60 s";
+    EXPECT_NE(ev.kind, EngineEvent::Kind::kText) << "text from NaN logits: " << ev.text;
+  } while (ev.kind == EngineEvent::Kind::kText);
+  ASSERT_EQ(ev.kind, EngineEvent::Kind::kError);
+  EXPECT_NE(ev.error.message().find("not finite"), std::string::npos) << ev.error.message();
+  EXPECT_EQ((*e)->Stats().active_slots, 0);
 }
 
 }  // namespace

@@ -89,6 +89,7 @@ Result<GenerateResult> Generate(Session& session, const Tokenizer& tok,
   bool stopped = false;
   res.finish_reason = "length";
   for (int i = 0; i < opts.max_tokens; ++i) {
+    MOXIE_RETURN_IF_ERROR(CheckLogits(logits.data(), static_cast<size_t>(V), i));
     const int32_t next = sampler.Sample(logits.data());
     if (std::find(opts.eos_tokens.begin(), opts.eos_tokens.end(), next) != opts.eos_tokens.end()) {
       res.finish_reason = "eos";

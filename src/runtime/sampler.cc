@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace moxie {
@@ -44,6 +45,18 @@ void Sampler::Accept(int32_t token) {
 }
 
 double Sampler::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+Status CheckLogits(const float* logits, size_t n_vocab, int generated) {
+  for (size_t i = 0; i < n_vocab; ++i) {
+    const float v = logits[i];
+    if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) {
+      return Internal("the model's logits are not finite (token " + std::to_string(i) + "'s is " +
+                      (std::isnan(v) ? "nan" : "+inf") + ", at generated token " + std::to_string(generated) +
+                      "): its weights or activations hold NaN or overflowed");
+    }
+  }
+  return Status::Ok();
+}
 
 int32_t Sampler::Sample(const float* logits) {
   const size_t V = static_cast<size_t>(n_vocab_);

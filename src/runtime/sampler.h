@@ -34,6 +34,12 @@ struct SamplerConfig {
   Status Validate() const;  // ranges, with the flag names in messages
 };
 
+// Ok when every logit is a number below +inf (-inf bans a token); otherwise an error naming the
+// first bad logit and the generated token it came at: the model's weights or activations hold NaN
+// or overflowed, and sampling from such logits would give garbage without a word (greedy picks
+// token 0 when every logit is NaN).
+Status CheckLogits(const float* logits, size_t n_vocab, int generated);
+
 class Sampler {
  public:
   Sampler(const SamplerConfig& config, int n_vocab);

@@ -1,6 +1,8 @@
 #include "runtime/sampler.h"
 
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "tests/test_util.h"
 
@@ -142,6 +144,20 @@ TEST(Sampler, ValidateRejectsBadSettings) {
   c.repetition_penalty = 0;
   EXPECT_FALSE(c.Validate().ok());
   EXPECT_TRUE(SamplerConfig().Validate().ok());
+}
+
+TEST(CheckLogits, NamesTheFirstNanOrPositiveInfinity) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float ok[] = {1.f, -inf, 3.f, -2.f};  // -inf bans a token: allowed
+  EXPECT_TRUE(CheckLogits(ok, 4, 0).ok());
+  const float nan[] = {1.f, 2.f, std::nanf(""), inf};
+  const Status a = CheckLogits(nan, 4, 7);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.message().find("token 2's is nan, at generated token 7"), std::string::npos) << a.message();
+  const float pinf[] = {1.f, inf, 0.f};
+  const Status b = CheckLogits(pinf, 3, 0);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.message().find("token 1's is +inf"), std::string::npos) << b.message();
 }
 
 }  // namespace
