@@ -375,7 +375,7 @@ struct R8Mxfp4 {
   static __m256 Scales(const uint8_t* o) { return E8M0Half8(o); }
 };
 
-// One 8-row group's Q8_0_R8 / Q4_0_R8 block sums for T tokens, accumulated block by block;
+// One 8-row group's Q8_0_R8 / Q4_0_R8 / MXFP4_R8 block sums for T tokens, block by block;
 // TileR8Stored runs one group, TileR8StoredFar two (a far pair).
 template <typename W, int T>
 struct Q8R8Sums {
