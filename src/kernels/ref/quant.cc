@@ -701,7 +701,6 @@ QuantType WeightQuantType(DType t) {
 }
 
 namespace {
-constexpr int64_t kR8GroupBlockBytes = 8 * 34;  // 16 bytes of scales + 256 of quants
 
 // Calls f(blk, o) for every 8-row group and block of a plain layout: blk[i] = block b of row i of
 // the group in src, o = the group's block b in dst (8 blocks' bytes, the rows interleaved).
@@ -720,64 +719,47 @@ void ForEachR8GroupBlock(const void* src, int64_t n_rows, int64_t nb, int64_t bl
 }
 }  // namespace
 
-void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
-  MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
-  ForEachR8GroupBlock(src, n_rows, n_in / 32, 34, dst, [](const uint8_t* const* blk, uint8_t* o) {
-    for (int i = 0; i < 8; ++i) {
-      std::memcpy(o + 2 * i, blk[i], 2);
-      for (int k = 0; k < 8; ++k) std::memcpy(o + 16 + 32 * k + 4 * i, blk[i] + 2 + 4 * k, 4);
-    }
-  });
-}
-
-void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) {
-  const auto* g = static_cast<const uint8_t*>(group);
-  auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * kR8GroupBlockBytes;
-    uint8_t* blk = d + b * 34;
-    std::memcpy(blk, o + 2 * i, 2);
-    for (int k = 0; k < 8; ++k) std::memcpy(blk + 2 + 4 * k, o + 16 + 32 * k + 4 * i, 4);
-  }
-}
-
 namespace {
 
-// The 4-bit R8 layouts (Q4_0_R8, MXFP4_R8): per group block the 8 rows' scales (sb bytes each),
-// then quant byte 4k + e of row i at 8·sb + 32k + 4i + e.
-void Repack4BitToR8(const void* src, int64_t n_rows, int64_t n_in, size_t sb, void* dst) {
+// The R8 layouts of one-scale blocks (Q8_0_R8, Q4_0_R8, MXFP4_R8): per group block the 8 rows'
+// scales (sb bytes each), then quant byte 4k + e (of qb per block) of row i at 8·sb + 32k + 4i + e.
+void RepackScaledToR8(const void* src, int64_t n_rows, int64_t n_in, size_t sb, size_t qb, void* dst) {
   MOXIE_CHECK(n_rows % 8 == 0 && n_in % 32 == 0);
-  const auto block = static_cast<int64_t>(sb + 16);
-  ForEachR8GroupBlock(src, n_rows, n_in / 32, block, dst, [sb](const uint8_t* const* blk, uint8_t* o) {
+  const auto block = static_cast<int64_t>(sb + qb);
+  ForEachR8GroupBlock(src, n_rows, n_in / 32, block, dst, [sb, qb](const uint8_t* const* blk, uint8_t* o) {
     for (size_t i = 0; i < 8; ++i) {
       std::memcpy(o + sb * i, blk[i], sb);
-      for (size_t k = 0; k < 4; ++k) std::memcpy(o + 8 * sb + 32 * k + 4 * i, blk[i] + sb + 4 * k, 4);
+      for (size_t k = 0; k < qb / 4; ++k) std::memcpy(o + 8 * sb + 32 * k + 4 * i, blk[i] + sb + 4 * k, 4);
     }
   });
 }
 
-void Unpack4BitR8Row(const void* group, int i, int64_t nb, size_t sb, void* dst) {
+void UnpackScaledR8Row(const void* group, int i, int64_t nb, size_t sb, size_t qb, void* dst) {
   const auto* g = static_cast<const uint8_t*>(group);
   auto* d = static_cast<uint8_t*>(dst);
-  const size_t block = sb + 16, lane = static_cast<size_t>(i);
+  const size_t block = sb + qb, lane = static_cast<size_t>(i);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + static_cast<size_t>(b) * 8 * block;
     uint8_t* blk = d + static_cast<size_t>(b) * block;
     std::memcpy(blk, o + sb * lane, sb);
-    for (size_t k = 0; k < 4; ++k) std::memcpy(blk + sb + 4 * k, o + 8 * sb + 32 * k + 4 * lane, 4);
+    for (size_t k = 0; k < qb / 4; ++k) std::memcpy(blk + sb + 4 * k, o + 8 * sb + 32 * k + 4 * lane, 4);
   }
 }
 
 }  // namespace
 
+void RepackQ8_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
+  RepackScaledToR8(src, n_rows, n_in, 2, 32, dst);
+}
+void UnpackQ8_0R8Row(const void* group, int i, int64_t nb, void* dst) { UnpackScaledR8Row(group, i, nb, 2, 32, dst); }
 void RepackQ4_0ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
-  Repack4BitToR8(src, n_rows, n_in, 2, dst);
+  RepackScaledToR8(src, n_rows, n_in, 2, 16, dst);
 }
-void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst) { Unpack4BitR8Row(group, i, nb, 2, dst); }
+void UnpackQ4_0R8Row(const void* group, int i, int64_t nb, void* dst) { UnpackScaledR8Row(group, i, nb, 2, 16, dst); }
 void RepackMxfp4ToR8(const void* src, int64_t n_rows, int64_t n_in, void* dst) {
-  Repack4BitToR8(src, n_rows, n_in, 1, dst);
+  RepackScaledToR8(src, n_rows, n_in, 1, 16, dst);
 }
-void UnpackMxfp4R8Row(const void* group, int i, int64_t nb, void* dst) { Unpack4BitR8Row(group, i, nb, 1, dst); }
+void UnpackMxfp4R8Row(const void* group, int i, int64_t nb, void* dst) { UnpackScaledR8Row(group, i, nb, 1, 16, dst); }
 
 namespace {
 constexpr int64_t kQ4KBytes = 144;
