@@ -383,20 +383,29 @@ struct Q8R8Sums {
   Q8R8Sums() {
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   }
-  // Block b of the group, at o.
+  // Block b of the group, at o. Two weight vectors at a time, and each token's sum takes their
+  // two products in one add behind a compiler barrier: left alone, GCC reassociated the 8 adds
+  // of a token into a tree and kept all 32 products of a 4-token pass alive, spilling them to the
+  // stack (one store and one load per product). The integer sums are exact in any order.
+  // Throwaway harness, AMD EPYC Zen 3, one core, 1024 x 2048 from L2/L3, 32 tokens 4 per pass,
+  // alternated 40 times: 1.05-1.16x the previous loop.
   void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
-    for (int k = 0; k < 8; ++k) {
-      const __m256i wk = W::Vec(o, k);
-      const __m256i awk = _mm256_sign_epi8(wk, wk);
+    for (int k = 0; k < 8; k += 2) {
+      const __m256i w0 = W::Vec(o, k), w1 = W::Vec(o, k + 1);
+      const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
       for (int t = 0; t < T; ++t) {
-        int32_t v;
-        std::memcpy(&v, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
-        const __m256i yk = _mm256_set1_epi32(v);
-        sum[t] = _mm256_add_epi32(
-            sum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(awk, _mm256_sign_epi8(yk, wk)), ones));
+        int32_t v0, v1;
+        std::memcpy(&v0, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
+        std::memcpy(&v1, xq + t * xq_stride + b * kQ8_0Bytes + 6 + 4 * k, 4);
+        const __m256i p0 =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(_mm256_set1_epi32(v0), w0)), ones);
+        const __m256i p1 =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(_mm256_set1_epi32(v1), w1)), ones);
+        sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(p0, p1));
+        __asm__("" : "+x"(sum[t]));  // keeps the adds in this order (see above)
       }
     }
     const __m256 dw = W::Scales(o);
