@@ -15,11 +15,12 @@ namespace moxie::avx2 {
 
 // Software prefetch of weight streams in the kernels (the one-token float mat-vec's rows, the
 // quantized kernels' blocks ahead of the first pass): on for Intel CPUs, off elsewhere. On the
-// Xeon it lifted BF16 decode 87 -> 99 % of the roofline; on AMD Zen 4 the hardware prefetcher
-// alone streams faster (kernel bench, one core, one token from DRAM: BF16 8-9 -> 13-14 GB/s,
+// Xeon it lifted BF16 decode 87 -> 99 % of the roofline; on AMD Zen 4 (AVX-512 kernels) the hardware
+// prefetcher alone streams faster (kernel bench, one core, one token from DRAM: BF16 8-9 -> 13-14 GB/s,
 // Q8_0_R8 12-21 -> 17-24; 3 alternated pairs each: Qwen3-30B-A3B-shape Q4_K decode 14.4-17.3 ->
 // 16.8-18.6 tok/s, model A Q8_0 decode 16-24 -> 24-25, 8 sequences 45-46 -> 47-54; prefill 512
-// unchanged). MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH)
+// unchanged); on AMD Zen 3 (AVX2 kernels) it helps again (matmul_avx2.cc's NotAmdAvx512). So: off
+// on AMD CPUs with AVX-512, on elsewhere. MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH)
 // overrides, for measuring a new CPU. Prefetching changes no result. Decided once (matmul_avx2.cc).
 bool WeightPrefetchWanted();
 inline const bool kWeightPrefetch = WeightPrefetchWanted();
@@ -29,7 +30,8 @@ inline const bool kWeightPrefetch = WeightPrefetchWanted();
 // sequential streams, and do so from 1 token (else: adjacent groups, one group for 1-4 tokens, which
 // AMD Zen 4 streamed faster). On for Intel CPUs, where two streams read faster than one (Xeon with
 // AMX, one core from DRAM, 1-4 tokens: Q4_K_R8 +13-29 %, Q8_0_R8 up to +35 %, BF16_R16 2-4 tokens
-// +19-38 %; the kernels' comments give the figures); not measured elsewhere. MOXIE_FAR_PAIRS=0|1
+// +19-38 %; the kernels' comments give the figures), and for AMD without AVX-512 (Zen 3, AVX2
+// kernels: model A Q8_0 decode +10-20 %, matmul_avx2.cc); off on AMD with AVX-512. MOXIE_FAR_PAIRS=0|1
 // overrides. Changes no result (a row's arithmetic does not depend on its partner).
 bool FarPairsWanted();
 inline const bool kFarPairs = FarPairsWanted();
