@@ -19,8 +19,9 @@ namespace moxie::avx2 {
 // prefetcher alone streams faster (kernel bench, one core, one token from DRAM: BF16 8-9 -> 13-14 GB/s,
 // Q8_0_R8 12-21 -> 17-24; 3 alternated pairs each: Qwen3-30B-A3B-shape Q4_K decode 14.4-17.3 ->
 // 16.8-18.6 tok/s, model A Q8_0 decode 16-24 -> 24-25, 8 sequences 45-46 -> 47-54; prefill 512
-// unchanged); on AMD Zen 3 (AVX2 kernels) it helps again (matmul_avx2.cc's NotAmdAvx512). So: off
-// on AMD CPUs with AVX-512, on elsewhere. MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH)
+// unchanged); on AMD Zen 3 (AVX2 kernels) it helps the quantized kernels again, so it is off on
+// AMD CPUs with AVX-512 only (matmul_avx2.cc's NotAmdAvx512; the AVX2 row-major float mat-vec has
+// its own, Intel-only switch). MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH)
 // overrides, for measuring a new CPU. Prefetching changes no result. Decided once (matmul_avx2.cc).
 bool WeightPrefetchWanted();
 inline const bool kWeightPrefetch = WeightPrefetchWanted();

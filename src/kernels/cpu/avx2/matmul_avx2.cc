@@ -85,7 +85,7 @@ struct LoadF16 {
 // (1024 B ahead; 2048 B gave 8.4-9.6, 512 B about the same as 1024). On AMD Zen 4 the same
 // prefetch halves the stream instead (kernel bench, one core, BF16 1 token from DRAM: 13-14 GB/s
 // without, 8-9 with; model A BF16 decode, alternated: 6.95 / 7.93 -> 9.05 / 9.85 tok/s), so the
-// table turns it on for Intel CPUs only (avx2::kWeightPrefetch). Prefetching changes no result.
+// table turns it on for Intel CPUs only (RowPrefetchWanted). Prefetching changes no result.
 constexpr size_t kPrefetchFloat = 1024;
 
 template <typename L, int R, int T, bool kXp, bool kPf = false>
@@ -319,19 +319,34 @@ void AddQuantActMatmulsRef(KernelTable* t);   // 8-bit-activation reference (fas
 void AddQuantActMatmulsAvx2(KernelTable* t);  // qmatmul_avx2.cc
 void AddElementwiseAvx2(KernelTable* t);      // elementwise_avx2.cc
 
-// Both switches below are off only on AMD CPUs with AVX-512 (Zen 4 and later), where they were
-// measured to slow the AVX-512 kernels; on Intel and on AMD without AVX-512, where the AVX2 kernels
-// run, they help (AMD EPYC Zen 3, model A Q8_0 decode alternated, 2 threads: both off 19.9-22.0,
-// both on 24.4-25.7 tok/s, read 25-28 -> 31-32 GB/s; prefetch alone 22.2-22.9, far pairs alone
-// 23.8-24.5). The caller has run __builtin_cpu_init.
+// The quantized kernels' weight prefetch and far pairs are off only on AMD CPUs with AVX-512 (Zen 4
+// and later), where they were measured to slow the AVX-512 kernels; on Intel and on AMD without
+// AVX-512, where the AVX2 kernels run, they help (AMD EPYC Zen 3, model A Q8_0 decode alternated,
+// 2 threads: both off 19.9-22.0, both on 24.4-25.7 tok/s, read 25-28 -> 31-32 GB/s; prefetch alone
+// 22.2-22.9, far pairs alone 23.8-24.5). The row-major float mat-vec's prefetch (RowPrefetchWanted)
+// stays Intel-only: on the Zen 3 it slowed model A BF16 decode (alternated: 10.8-11.1 without,
+// 8.9-9.0 tok/s with). The caller has run __builtin_cpu_init.
 static bool NotAmdAvx512() { return !__builtin_cpu_is("amd") || !__builtin_cpu_supports("avx512f"); }
 
-bool avx2::WeightPrefetchWanted() {
+// MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH), else nullopt.
+static int PrefetchOverride() {
   for (const char* name : {"MOXIE_WEIGHT_PREFETCH", "MOXIE_ROW_PREFETCH"}) {
-    if (const char* e = std::getenv(name); e != nullptr && (e[0] == '0' || e[0] == '1')) return e[0] == '1';
+    if (const char* e = std::getenv(name); e != nullptr && (e[0] == '0' || e[0] == '1')) return e[0] - '0';
   }
+  return -1;
+}
+
+bool avx2::WeightPrefetchWanted() {
+  if (const int o = PrefetchOverride(); o >= 0) return o == 1;
   __builtin_cpu_init();  // may run during static initialisation
   return NotAmdAvx512();
+}
+
+// The prefetch of the row-major float mat-vec (Tile's kPf): Intel only, see above.
+static bool RowPrefetchWanted() {
+  if (const int o = PrefetchOverride(); o >= 0) return o == 1;
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
 }
 
 bool avx2::FarPairsWanted() {
@@ -351,7 +366,7 @@ const KernelTable* Avx2KernelsImpl() {
     t.attn_scores_f16 = AttnScoresAvx2<uint16_t>;
     t.attn_values_f16 = AttnValuesAvx2<uint16_t>;
     AddElementwiseAvx2(&t);
-    if (avx2::kWeightPrefetch) {
+    if (RowPrefetchWanted()) {
       t.Set(DType::kF32, Matmul<LoadF32, true>);
       t.Set(DType::kF16, Matmul<LoadF16, true>);
       t.Set(DType::kBF16, Matmul<LoadBf16, true>);
