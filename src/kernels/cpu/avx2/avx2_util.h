@@ -13,8 +13,8 @@
 
 namespace moxie::avx2 {
 
-// Software prefetch of weight streams in the kernels (the one-token float mat-vec's rows, the
-// quantized kernels' blocks ahead of the first pass): on for Intel CPUs, off elsewhere. On the
+// Software prefetch of weight streams in the kernels (the quantized kernels' blocks ahead of the
+// first pass, the AVX-512 float kernels' lines): off on AMD CPUs with AVX-512, on elsewhere. On the
 // Xeon it lifted BF16 decode 87 -> 99 % of the roofline; on AMD Zen 4 (AVX-512 kernels) the hardware
 // prefetcher alone streams faster (kernel bench, one core, one token from DRAM: BF16 8-9 -> 13-14 GB/s,
 // Q8_0_R8 12-21 -> 17-24; 3 alternated pairs each: Qwen3-30B-A3B-shape Q4_K decode 14.4-17.3 ->

@@ -328,7 +328,7 @@ void AddElementwiseAvx2(KernelTable* t);      // elementwise_avx2.cc
 // 8.9-9.0 tok/s with). The caller has run __builtin_cpu_init.
 static bool NotAmdAvx512() { return !__builtin_cpu_is("amd") || !__builtin_cpu_supports("avx512f"); }
 
-// MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH), else nullopt.
+// MOXIE_WEIGHT_PREFETCH=0|1 (or its older name MOXIE_ROW_PREFETCH) as 0 or 1; -1 when neither is set.
 static int PrefetchOverride() {
   for (const char* name : {"MOXIE_WEIGHT_PREFETCH", "MOXIE_ROW_PREFETCH"}) {
     if (const char* e = std::getenv(name); e != nullptr && (e[0] == '0' || e[0] == '1')) return e[0] - '0';
