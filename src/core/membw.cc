@@ -54,15 +54,10 @@ Bandwidth MeasureReadBandwidth(int threads, size_t mib, int reps) {
         // prefetch 1 KiB ahead there) read more than the prefetching probe. The best of both.
         uint64_t acc[8] = {};
         size_t i = b;
-        if (r % 2 == 0) {
-          for (; i + 8 <= e; i += 8) {
-            __builtin_prefetch(buf + i + 256);
-            for (int k = 0; k < 8; ++k) acc[k] += buf[i + static_cast<size_t>(k)];
-          }
-        } else {
-          for (; i + 8 <= e; i += 8) {
-            for (int k = 0; k < 8; ++k) acc[k] += buf[i + static_cast<size_t>(k)];
-          }
+        const bool prefetch = r % 2 == 0;
+        for (; i + 8 <= e; i += 8) {
+          if (prefetch) __builtin_prefetch(buf + i + 256);
+          for (int k = 0; k < 8; ++k) acc[k] += buf[i + static_cast<size_t>(k)];
         }
         for (; i < e; ++i) acc[0] += buf[i];
         uint64_t sum = 0;
