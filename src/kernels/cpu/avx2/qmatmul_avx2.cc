@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels/kernel_table.h"
@@ -340,12 +341,14 @@ void QMatmulQ8_0Act(const void* xq, size_t xq_stride, size_t n_tok, const void* 
 // Q8_0 model gives the same logits repacked or not, alone or batched.
 constexpr size_t kPrefetchR8 = 1024;
 
-// The weights of an 8-row group's block at o as 8 vectors of signed bytes, vector k = elements
-// 4k..4k+3 of the 8 rows (lane i = row i), and the rows' scales. Q8_0_R8: stored so; Q4_0_R8 and
-// MXFP4_R8 (DType::kQ4_0R8, kMXFP4R8): the low nibbles of stored vector k for k < 4, the high
-// nibbles of vector k - 4 after (R8Nibbles), less 8 (Q4_0) or through the E2M1 table (MXFP4).
+// The weights of an 8-row group's block at o as 8 vectors of bytes, vector k = elements 4k..4k+3
+// of the 8 rows (lane i = row i), and the rows' scales. Q8_0_R8: signed, stored so (kBias = 0).
+// Q4_0_R8 and MXFP4_R8 (DType::kQ4_0R8, kMXFP4R8): unsigned, the weights plus kBias: the low
+// nibbles of stored vector k for k < 4, the high nibbles of vector k - 4 after (R8Nibbles), as
+// stored (Q4_0, bias 8) or through the E2M1 table plus 12 (MXFP4).
 struct R8Q8_0 {
   static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
+  static constexpr int32_t kBias = 0;
   static __m256i Vec(const uint8_t* o, int k) { return LoadU256(o + 16 + 32 * k); }
   static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
 };
@@ -355,7 +358,8 @@ inline __m256i R8Nibbles(const uint8_t* q, int k) {
 }
 struct R8Q4_0 {
   static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
-  static __m256i Vec(const uint8_t* o, int k) { return _mm256_sub_epi8(R8Nibbles(o + 16, k), _mm256_set1_epi8(8)); }
+  static constexpr int32_t kBias = 8;
+  static __m256i Vec(const uint8_t* o, int k) { return R8Nibbles(o + 16, k); }
   static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
 };
 // 8 E8M0 bytes as GGML_E8M0_TO_FP32_HALF (E8M0Half) each: 2^(e - 128), subnormal below e = 2.
@@ -367,13 +371,37 @@ inline __m256 E8M0Half8(const uint8_t* e8) {
 }
 struct R8Mxfp4 {
   static constexpr size_t kGroupBlock = 8 * 17;  // 8 bytes of E8M0 scales + 128 of quants
-  static __m256i Vec(const uint8_t* o, int k) {
-    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0, 1, 2, 3, 4, 6, 8,
-                                         12, 0, -1, -2, -3, -4, -6, -8, -12);
+  static constexpr int32_t kBias = 12;
+  static __m256i Vec(const uint8_t* o, int k) {  // ggml's doubled E2M1 values + 12
+    const __m256i lut = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
+                                         16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
     return _mm256_shuffle_epi8(lut, R8Nibbles(o + 8, k));
   }
   static __m256 Scales(const uint8_t* o) { return E8M0Half8(o); }
 };
+
+// Per (token, block) of the Q8_0 activations: the start of the block's integer sums, -kBias x (sum
+// of the block's 32 activation bytes), and the block's scale as f32; computed once per call (one
+// pass over the activations) instead of per row group.
+struct ActBlock {
+  int32_t off;
+  float d;
+};
+void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t bias, ActBlock* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (size_t t = 0; t < n_tok; ++t) {
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* q = xq + t * xq_stride + b * kQ8_0Bytes + 2;
+      int64_t sum = 0;
+      if (bias != 0) {  // sum (x + 128) by sums of absolute differences against 0, then - 32 x 128
+        const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(LoadU256(q), flip), _mm256_setzero_si256());
+        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
+      }
+      out[t * nb + b] = {static_cast<int32_t>(-bias * sum), LoadF16(q - 2)};
+    }
+  }
+}
 
 // One 8-row group's Q8_0_R8 / Q4_0_R8 / MXFP4_R8 block sums for T tokens, block by block;
 // TileR8Stored runs one group, TileR8StoredFar two (a far pair).
@@ -383,34 +411,39 @@ struct Q8R8Sums {
   Q8R8Sums() {
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   }
-  // Block b of the group, at o. Two weight vectors at a time, and each token's sum takes their
-  // two products in one add behind a compiler barrier: left alone, GCC reassociated the 8 adds
-  // of a token into a tree and kept all 32 products of a 4-token pass alive, spilling them to the
-  // stack (one store and one load per product). The integer sums are exact in any order.
-  // Throwaway harness, AMD EPYC Zen 3, one core, 1024 x 2048 from L2/L3, 32 tokens 4 per pass,
-  // alternated 40 times: 1.05-1.16x the previous loop.
-  void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
+  // Block b of the group, at o; ab[t * nb + b] is token t's ActBlock. Two weight vectors at a
+  // time, and each token's sum takes their two products in one add behind a compiler barrier: left
+  // alone, GCC reassociated the 8 adds of a token into a tree and kept all 32 products of a 4-token
+  // pass alive, spilling them to the stack (one store and one load per product). The integer sums
+  // are exact in any order. Throwaway harness, AMD EPYC Zen 3, one core, 1024 x 2048 from L2/L3,
+  // 32 tokens 4 per pass, alternated 40 times: 1.05-1.16x the previous loop.
+  // Signed weights (kBias = 0): maddubs(|w|, sign(x, w)). Unsigned ones (w + kBias <= 24, so a
+  // maddubs pair stays within int16) go into maddubs as they are, the sum starting from -kBias x
+  // (the block's activation sum): two vector operations fewer per product (the sign of x, and
+  // |w| and the bias per weight vector).
+  void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, size_t nb) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i sum[T];
-    for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
+    for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; k += 2) {
       const __m256i w0 = W::Vec(o, k), w1 = W::Vec(o, k + 1);
-      const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+      __m256i a0 = w0, a1 = w1;
+      if constexpr (W::kBias == 0) a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
       for (int t = 0; t < T; ++t) {
         int32_t v0, v1;
         std::memcpy(&v0, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
         std::memcpy(&v1, xq + t * xq_stride + b * kQ8_0Bytes + 6 + 4 * k, 4);
-        const __m256i p0 =
-            _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(_mm256_set1_epi32(v0), w0)), ones);
-        const __m256i p1 =
-            _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(_mm256_set1_epi32(v1), w1)), ones);
+        __m256i x0 = _mm256_set1_epi32(v0), x1 = _mm256_set1_epi32(v1);
+        if constexpr (W::kBias == 0) x0 = _mm256_sign_epi8(x0, w0), x1 = _mm256_sign_epi8(x1, w1);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
         sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(p0, p1));
         __asm__("" : "+x"(sum[t]));  // keeps the adds in this order (see above)
       }
     }
     const __m256 dw = W::Scales(o);
     for (int t = 0; t < T; ++t) {
-      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(LoadF16(xq + t * xq_stride + b * kQ8_0Bytes)));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[t * nb + b].d));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
@@ -420,13 +453,13 @@ struct Q8R8Sums {
 };
 
 template <typename W, int T>
-void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, float* y,
+void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, float* y,
                   size_t ldy, bool prefetch) {
   Q8R8Sums<W, T> sums;
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* o = g + b * W::kGroupBlock;
     if (prefetch) PrefetchAhead<W::kGroupBlock, kPrefetchR8>(o);  // later passes hit L1
-    sums.Block(o, b, xq, xq_stride);
+    sums.Block(o, b, xq, xq_stride, ab, nb);
   }
   sums.Store(y, ldy);
 }
@@ -435,32 +468,35 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
 // long sequential streams); per lane the arithmetic of TileR8Stored, so the same bits.
 template <typename W, int T>
 void TileR8StoredFar(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t xq_stride,
-                     float* ya, float* yb, size_t ldy) {
+                     const ActBlock* ab, float* ya, float* yb, size_t ldy) {
   Q8R8Sums<W, T> sa, sb;
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* oa = ga + b * W::kGroupBlock;
     const uint8_t* ob = gb + b * W::kGroupBlock;
     PrefetchAhead<W::kGroupBlock, kPrefetchR8>(oa);
     PrefetchAhead<W::kGroupBlock, kPrefetchR8>(ob);
-    sa.Block(oa, b, xq, xq_stride);
-    sb.Block(ob, b, xq, xq_stride);
+    sa.Block(oa, b, xq, xq_stride, ab, nb);
+    sb.Block(ob, b, xq, xq_stride, ab, nb);
   }
   sa.Store(ya, ldy);
   sb.Store(yb, ldy);
 }
 
 // All tokens over one 8-row group, kT at a time (the tail with fewer); the group's first pass
-// prefetches, later passes find it in L1. K::Tile<T> is the tile kernel of the layout.
+// prefetches, later passes find it in L1. K::Tile<T> is the tile kernel of the layout; `ab` the
+// tokens' ActBlock rows (ab[t * nb + b]) where the layout has them (K::Prepare), else null.
 template <typename K, int kT>
-void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, size_t n_tok, float* y,
-             size_t ldy, bool prefetch = true) {
+void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, size_t n_tok,
+             float* y, size_t ldy, bool prefetch = true) {
   size_t t = 0;
+  const auto ab_at = [&](size_t t0) { return ab != nullptr ? ab + t0 * nb : nullptr; };
   for (; t + kT <= n_tok; t += kT) {
-    K::template Tile<kT>(g, nb, xq + t * xq_stride, xq_stride, y + t * ldy, ldy, prefetch && t == 0);
+    K::template Tile<kT>(g, nb, xq + t * xq_stride, xq_stride, ab_at(t), y + t * ldy, ldy, prefetch && t == 0);
   }
   if constexpr (kT > 1) {
     if (t < n_tok) {
-      GroupR8<K, kT - 1>(g, nb, xq + t * xq_stride, xq_stride, n_tok - t, y + t * ldy, ldy, prefetch && t == 0);
+      GroupR8<K, kT - 1>(g, nb, xq + t * xq_stride, xq_stride, ab_at(t), n_tok - t, y + t * ldy, ldy,
+                         prefetch && t == 0);
     }
   }
 }
@@ -469,15 +505,24 @@ void GroupR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, s
 template <typename W>
 struct Q8_0R8Tiles {
   static constexpr size_t kBlock = 32, kBytes = W::kGroupBlock / 8;  // elements and bytes per row-block
+  // Every (token, block)'s ActBlock, in a per-thread buffer that only grows (steady-state calls do
+  // not allocate).
+  static const ActBlock* Prepare(const uint8_t* xq, size_t s, size_t n_tok, size_t nb) {
+    thread_local std::vector<ActBlock> ab;
+    if (ab.size() < n_tok * nb) ab.resize(n_tok * nb);
+    ActivationBlocks(xq, s, n_tok, nb, W::kBias, ab.data());
+    return ab.data();
+  }
   template <int T>
-  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
-    TileR8Stored<W, T>(g, nb, xq, s, y, l, pf);
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, const ActBlock* ab, float* y, size_t l,
+                   bool pf) {
+    TileR8Stored<W, T>(g, nb, xq, s, ab, y, l, pf);
   }
   static constexpr bool kHasFar = true;
   template <int T>
-  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
-                  float* yb, size_t l) {
-    TileR8StoredFar<W, T>(ga, gb, nb, xq, s, ya, yb, l);
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, const ActBlock* ab,
+                  float* ya, float* yb, size_t l) {
+    TileR8StoredFar<W, T>(ga, gb, nb, xq, s, ab, ya, yb, l);
   }
 };
 
@@ -499,25 +544,26 @@ void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
   const size_t group_bytes = 8 * nb * K::kBytes, groups = n_rows / 8;
+  const ActBlock* ab = K::Prepare(xb, xq_stride, n_tok, nb);
   if constexpr (K::kHasFar) {
     if (avx2::kFarPairs && n_tok <= 2) {
       avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
         const uint8_t* ga = wb + a * group_bytes;
         const uint8_t* gb = wb + b * group_bytes;
         if (n_tok == 1) {
-          K::template Far<1>(ga, gb, nb, xb, xq_stride, y + 8 * a, y + 8 * b, ldy);
+          K::template Far<1>(ga, gb, nb, xb, xq_stride, ab, y + 8 * a, y + 8 * b, ldy);
         } else {
-          K::template Far<2>(ga, gb, nb, xb, xq_stride, y + 8 * a, y + 8 * b, ldy);
+          K::template Far<2>(ga, gb, nb, xb, xq_stride, ab, y + 8 * a, y + 8 * b, ldy);
         }
       });
       if (groups % 2 != 0) {
-        GroupR8<K, kT>(wb + (groups - 1) * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * (groups - 1), ldy);
+        GroupR8<K, kT>(wb + (groups - 1) * group_bytes, nb, xb, xq_stride, ab, n_tok, y + 8 * (groups - 1), ldy);
       }
       return;
     }
   }
   for (size_t g = 0; g < groups; ++g) {
-    GroupR8<K, kT>(wb + g * group_bytes, nb, xb, xq_stride, n_tok, y + 8 * g, ldy);
+    GroupR8<K, kT>(wb + g * group_bytes, nb, xb, xq_stride, ab, n_tok, y + 8 * g, ldy);
   }
 }
 
@@ -826,27 +872,31 @@ void TileQ4KR8Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t
 
 struct Q4_KR8Tiles {
   static constexpr size_t kBlock = 256, kBytes = 144;
+  static const ActBlock* Prepare(const uint8_t*, size_t, size_t, size_t) { return nullptr; }
   template <int T>
-  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, const ActBlock*, float* y, size_t l,
+                   bool pf) {
     TileQ4KR8<T>(g, nb, xq, s, y, l, pf);
   }
   static constexpr bool kHasFar = true;
   template <int T>
-  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
-                  float* yb, size_t l) {
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, const ActBlock*,
+                  float* ya, float* yb, size_t l) {
     TileQ4KR8Far<T, false>(ga, gb, nb, xq, s, ya, yb, l);
   }
 };
 struct Q5_KR8Tiles {
   static constexpr size_t kBlock = 256, kBytes = 176;
+  static const ActBlock* Prepare(const uint8_t*, size_t, size_t, size_t) { return nullptr; }
   template <int T>
-  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, const ActBlock*, float* y, size_t l,
+                   bool pf) {
     TileQ4KR8<T, true>(g, nb, xq, s, y, l, pf);
   }
   static constexpr bool kHasFar = true;
   template <int T>
-  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, float* ya,
-                  float* yb, size_t l) {
+  static void Far(const uint8_t* ga, const uint8_t* gb, size_t nb, const uint8_t* xq, size_t s, const ActBlock*,
+                  float* ya, float* yb, size_t l) {
     TileQ4KR8Far<T, true>(ga, gb, nb, xq, s, ya, yb, l);
   }
 };
@@ -925,8 +975,10 @@ void TileQ6KR8(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
 
 struct Q6_KR8Tiles {
   static constexpr size_t kBlock = 256, kBytes = 210;
+  static const ActBlock* Prepare(const uint8_t*, size_t, size_t, size_t) { return nullptr; }
   template <int T>
-  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, float* y, size_t l, bool pf) {
+  static void Tile(const uint8_t* g, size_t nb, const uint8_t* xq, size_t s, const ActBlock*, float* y, size_t l,
+                   bool pf) {
     TileQ6KR8<T>(g, nb, xq, s, y, l, pf);
   }
   static constexpr bool kHasFar = false;
