@@ -769,9 +769,16 @@ void QMatmulQ8KAct(const void* xq, size_t xq_stride, size_t n_tok, const void* w
 template <bool kFive, int T>
 struct Q4KR8Sums {
   static constexpr size_t kGroupBlock = 8 * (kFive ? 176 : 144);
-  __m256 acc[T], macc[T];
+  // The f32 accumulators live in memory (L1; touched once per block): the 16 registers go to the
+  // integer sums. Held in registers, GCC spilled and reloaded the int16 sums inside the sub-block
+  // loop at 4 tokens (llvm-mca -mcpu=znver3: 35 stack accesses per sub-block, the load/store
+  // pipes the bound).
+  alignas(32) float acc[T][8], macc[T][8];
   Q4KR8Sums() {
-    for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < T; ++t) {
+      _mm256_store_ps(acc[t], _mm256_setzero_ps());
+      _mm256_store_ps(macc[t], _mm256_setzero_ps());
+    }
   }
   // Block b of the group, at o.
   void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
@@ -809,6 +816,7 @@ struct Q4KR8Sums {
           a16[t] = _mm256_add_epi16(
               a16[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(v0)),
                                        _mm256_maddubs_epi16(hi, _mm256_set1_epi32(v1))));
+          __asm__("" : "+x"(a16[t]));  // keeps the adds in order (the integer sums are exact in any)
         }
         if (kFive && m == 1) {  // 4 maddubs of 5-bit values: the int16 headroom is used up
           const __m256i scv = scale();
@@ -829,12 +837,16 @@ struct Q4KR8Sums {
       const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
       const __m256i summ = MinsDotK4R8(mnv, yb);
       const __m256 vdy = _mm256_set1_ps(LoadF32(yb));
-      macc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm8, vdy), _mm256_cvtepi32_ps(summ), macc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      _mm256_store_ps(macc[t],
+                      _mm256_fnmadd_ps(_mm256_mul_ps(dm8, vdy), _mm256_cvtepi32_ps(summ), _mm256_load_ps(macc[t])));
+      _mm256_store_ps(acc[t],
+                      _mm256_fmadd_ps(_mm256_mul_ps(d8, vdy), _mm256_cvtepi32_ps(sumi[t]), _mm256_load_ps(acc[t])));
     }
   }
   void Store(float* y, size_t ldy) const {
-    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(macc[t], acc[t]));
+    for (int t = 0; t < T; ++t) {
+      _mm256_storeu_ps(y + t * ldy, _mm256_add_ps(_mm256_load_ps(macc[t]), _mm256_load_ps(acc[t])));
+    }
   }
 };
 
