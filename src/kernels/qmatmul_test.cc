@@ -375,6 +375,55 @@ TEST(R8Layouts, Mxfp4AnyScaleMatchesPlain) {
   }
 }
 
+// The largest integer partial sums the unsigned 4-bit R8 kernels keep in int16 (runs of
+// vpmaddubsw pairs before a vpmaddwd): every weight at its largest unsigned value (Q4_0 nibble 15,
+// MXFP4 code 7 = 6.0, +12 in the kernels), and Q8_0 at +-127, against activations quantized to
+// +127 or -127 throughout: a run too long for int16 would saturate and differ from the plain
+// layout's kernel (which has the same bits otherwise).
+TEST(R8Layouts, ExtremeValuesMatchPlain) {
+  struct Extreme {
+    DType plain, r8;
+    void (*repack)(const void*, int64_t, int64_t, void*);
+    std::vector<uint8_t> block;  // one block as stored
+  };
+  const Extreme cases[] = {
+      {DType::kQ4_0, DType::kQ4_0R8, RepackQ4_0ToR8, {0x00, 0x3C}},  // d = 1 (f16), qs below
+      {DType::kMXFP4, DType::kMXFP4R8, RepackMxfp4ToR8, {127}},      // E8M0 scale 2^0 (halved)
+      {DType::kQ8_0, DType::kQ8_0R8, RepackQ8_0ToR8, {0x00, 0x3C}},
+  };
+  const size_t n_rows = 16, n_in = 256;
+  std::vector<const KernelTable*> tables{&RefKernels()};
+  for (const KernelTable* t : SimdKernels()) tables.push_back(t);
+  for (const Extreme& c : cases) {
+    const size_t row_bytes = RowBytes(c.plain, n_in), block_bytes = row_bytes / (n_in / 32);
+    std::vector<uint8_t> w(n_rows * row_bytes), r8(w.size());
+    for (size_t blk = 0; blk < w.size() / block_bytes; ++blk) {
+      uint8_t* o = w.data() + blk * block_bytes;
+      std::memcpy(o, c.block.data(), c.block.size());
+      // Q4_0: nibbles 15; MXFP4: code 7 (6.0); Q8_0: +127 in even blocks, -127 in odd ones.
+      const uint8_t q = c.plain == DType::kQ4_0 ? 0xFF : c.plain == DType::kMXFP4 ? 0x77 : blk % 2 ? 0x81 : 0x7F;
+      std::memset(o + c.block.size(), q, block_bytes - c.block.size());
+    }
+    c.repack(w.data(), n_rows, n_in, r8.data());
+    for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{9}}) {
+      std::vector<float> x(n_tok * n_in);
+      for (size_t t = 0; t < n_tok; ++t) {  // +1 / -1 by token and by block: bytes +-127
+        for (size_t i = 0; i < n_in; ++i) x[t * n_in + i] = ((t + i / 32) % 3 == 0) ? -1.f : 1.f;
+      }
+      std::vector<uint8_t> xst;
+      const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
+      const size_t stride = ActivationRowBytes(WeightQuantType(c.plain), static_cast<int64_t>(n_in));
+      for (const KernelTable* kt : tables) {
+        std::vector<float> a(n_tok * n_rows), b(n_tok * n_rows);
+        kt->QMatmul(c.plain)(xq, stride, n_tok, w.data(), n_in, n_rows, a.data(), n_rows);
+        kt->QMatmul(c.r8)(xq, stride, n_tok, r8.data(), n_in, n_rows, b.data(), n_rows);
+        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+            << DTypeName(c.r8) << " " << kt->isa << " n_tok " << n_tok << ": " << a[0] << " vs " << b[0];
+      }
+    }
+  }
+}
+
 // Two tables' R8 kernels give the same bits on every R8 layout, for these row and token counts.
 void ExpectR8TablesAgree(const KernelTable* a_table, const KernelTable* b_table,
                          std::initializer_list<size_t> row_counts,

@@ -348,7 +348,7 @@ constexpr size_t kPrefetchR8 = 1024;
 // stored (Q4_0, bias 8) or through the E2M1 table plus 12 (MXFP4).
 struct R8Q8_0 {
   static constexpr size_t kGroupBlock = 8 * kQ8_0Bytes;  // 16 bytes of f16 scales + 256 of quants
-  static constexpr int32_t kBias = 0;
+  static constexpr int32_t kBias = 0, kMaxU = 127;  // signed: kMaxU unused
   static __m256i Vec(const uint8_t* o, int k) { return LoadU256(o + 16 + 32 * k); }
   static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
 };
@@ -358,7 +358,7 @@ inline __m256i R8Nibbles(const uint8_t* q, int k) {
 }
 struct R8Q4_0 {
   static constexpr size_t kGroupBlock = 8 * 18;  // 16 bytes of f16 scales + 128 of quants
-  static constexpr int32_t kBias = 8;
+  static constexpr int32_t kBias = 8, kMaxU = 15;
   static __m256i Vec(const uint8_t* o, int k) { return R8Nibbles(o + 16, k); }
   static __m256 Scales(const uint8_t* o) { return _mm256_cvtph_ps(LoadU128(o)); }
 };
@@ -371,7 +371,7 @@ inline __m256 E8M0Half8(const uint8_t* e8) {
 }
 struct R8Mxfp4 {
   static constexpr size_t kGroupBlock = 8 * 17;  // 8 bytes of E8M0 scales + 128 of quants
-  static constexpr int32_t kBias = 12;
+  static constexpr int32_t kBias = 12, kMaxU = 24;
   static __m256i Vec(const uint8_t* o, int k) {  // ggml's doubled E2M1 values + 12
     const __m256i lut = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
                                          16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
@@ -422,9 +422,45 @@ struct Q8R8Sums {
   // (the block's activation sum): two vector operations fewer per product (the sign of x, and
   // |w| and the bias per weight vector).
   void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, size_t nb) {
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
+    if constexpr (W::kBias != 0) {
+      UnsignedBlock(o, b, xq, xq_stride, sum);
+    } else {
+      SignedBlock(o, b, xq, xq_stride, sum);
+    }
+    const __m256 dw = W::Scales(o);
+    for (int t = 0; t < T; ++t) {
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[t * nb + b].d));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
+    }
+  }
+  // Unsigned weights (at most W::kMaxU): a maddubs pair is at most 2 x kMaxU x 127, so kRun of
+  // them add up in int16 (Q4_0: 8, the whole block; MXFP4: 4) before one madd into the int32 sum,
+  // as the Q4_K tiles do: one vector add per product instead of two, and a madd per run, not per
+  // product. The same exact integers.
+  static constexpr int kRun = 32767 / (2 * W::kMaxU * 127) >= 8 ? 8 : 4;
+  static void UnsignedBlock(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, __m256i sum[T]) {
+    static_assert(32767 / (2 * W::kMaxU * 127) >= kRun, "a run of maddubs pairs must fit int16");
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a16[T];
+#pragma GCC unroll 4
+    for (int k = 0; k < 8; k += 2) {
+      const __m256i w0 = W::Vec(o, k), w1 = W::Vec(o, k + 1);
+      for (int t = 0; t < T; ++t) {
+        int32_t v0, v1;
+        std::memcpy(&v0, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
+        std::memcpy(&v1, xq + t * xq_stride + b * kQ8_0Bytes + 6 + 4 * k, 4);
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, _mm256_set1_epi32(v0)),
+                                           _mm256_maddubs_epi16(w1, _mm256_set1_epi32(v1)));
+        a16[t] = k % kRun == 0 ? p : _mm256_add_epi16(a16[t], p);
+        __asm__("" : "+x"(a16[t]));  // keeps the adds in this order (see Block)
+        if ((k + 2) % kRun == 0) sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(a16[t], ones));
+      }
+    }
+  }
+  static void SignedBlock(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, __m256i sum[T]) {
+    const __m256i ones = _mm256_set1_epi16(1);
     for (int k = 0; k < 8; k += 2) {
       const __m256i w0 = W::Vec(o, k), w1 = W::Vec(o, k + 1);
       __m256i a0 = w0, a1 = w1;
@@ -438,13 +474,8 @@ struct Q8R8Sums {
         const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
         const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
         sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(p0, p1));
-        __asm__("" : "+x"(sum[t]));  // keeps the adds in this order (see above)
+        __asm__("" : "+x"(sum[t]));  // keeps the adds in this order (see Block)
       }
-    }
-    const __m256 dw = W::Scales(o);
-    for (int t = 0; t < T; ++t) {
-      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(ab[t * nb + b].d));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), d, acc[t]);
     }
   }
   void Store(float* y, size_t ldy) const {
