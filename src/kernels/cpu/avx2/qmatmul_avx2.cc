@@ -459,18 +459,18 @@ struct Q8R8Sums {
       }
     }
   }
+  // Signed weights (Q8_0): maddubs(|w|, sign(x, w)), madd per product.
   static void SignedBlock(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, __m256i sum[T]) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int k = 0; k < 8; k += 2) {
       const __m256i w0 = W::Vec(o, k), w1 = W::Vec(o, k + 1);
-      __m256i a0 = w0, a1 = w1;
-      if constexpr (W::kBias == 0) a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+      const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
       for (int t = 0; t < T; ++t) {
         int32_t v0, v1;
         std::memcpy(&v0, xq + t * xq_stride + b * kQ8_0Bytes + 2 + 4 * k, 4);
         std::memcpy(&v1, xq + t * xq_stride + b * kQ8_0Bytes + 6 + 4 * k, 4);
-        __m256i x0 = _mm256_set1_epi32(v0), x1 = _mm256_set1_epi32(v1);
-        if constexpr (W::kBias == 0) x0 = _mm256_sign_epi8(x0, w0), x1 = _mm256_sign_epi8(x1, w1);
+        const __m256i x0 = _mm256_sign_epi8(_mm256_set1_epi32(v0), w0);
+        const __m256i x1 = _mm256_sign_epi8(_mm256_set1_epi32(v1), w1);
         const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
         const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
         sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(p0, p1));
