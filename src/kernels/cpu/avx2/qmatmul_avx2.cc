@@ -423,7 +423,9 @@ struct Q8R8Sums {
   // |w| and the bias per weight vector).
   void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride, const ActBlock* ab, size_t nb) {
     __m256i sum[T];
-    for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
+    for (int t = 0; t < T; ++t) {
+      sum[t] = W::kBias == 0 ? _mm256_setzero_si256() : _mm256_set1_epi32(ab[t * nb + b].off);
+    }
     if constexpr (W::kBias != 0) {
       UnsignedBlock(o, b, xq, xq_stride, sum);
     } else {
