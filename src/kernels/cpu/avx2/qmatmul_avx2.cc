@@ -816,7 +816,7 @@ struct Q4KR8Sums {
   // Block b of the group, at o.
   void Block(const uint8_t* o, size_t b, const uint8_t* xq, size_t xq_stride) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m1 = _mm256_set1_epi8(0x01);
+    [[maybe_unused]] const __m256i m16 = _mm256_set1_epi8(0x10);
     const __m256i wa = LoadU256(o + 32), wb = LoadU256(o + 64), wc = LoadU256(o + 96);
     __m256i scp[4];  // avx2::ScalesK4R8
     ScalesK4R8(wa, wb, wc, scp);
@@ -838,8 +838,13 @@ struct Q4KR8Sums {
         __m256i lo = _mm256_and_si256(q, m4);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
         if constexpr (kFive) {
-          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * m), m1), 4));
-          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * m + 1), m1), 4));
+          // Bit j of each byte of hb moved to bit 4 by one shift of the 16-bit words and a mask
+          // (bits crossing between the two bytes of a word land outside bit 4).
+          const auto bit4 = [&](int j) {
+            return _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(hb, 4 - j) : _mm256_srli_epi16(hb, j - 4), m16);
+          };
+          lo = _mm256_or_si256(lo, bit4(2 * m));
+          hi = _mm256_or_si256(hi, bit4(2 * m + 1));
         }
         for (int t = 0; t < T; ++t) {
           const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
