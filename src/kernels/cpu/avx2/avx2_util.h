@@ -79,6 +79,33 @@ static inline float LoadF32(const uint8_t* p) {
   return f;
 }
 
+// Per (token, block) of Q8_0 activations (34-byte blocks: f16 scale, 32 int8): the start of the
+// block's integer sums for weights stored unsigned with a bias, -bias x (the sum of the 32
+// activation bytes; 0 for signed weights, bias 0), and the block's scale as f32. The AVX2 and
+// AVX-512 R8 kernels compute these once per call instead of per row group.
+struct ActBlock {
+  int32_t off;
+  float d;
+};
+static inline void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t bias,
+                                    ActBlock* out) {
+  constexpr size_t kBlockBytes = 34;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (size_t t = 0; t < n_tok; ++t) {
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* q = xq + t * xq_stride + b * kBlockBytes + 2;
+      int64_t sum = 0;
+      if (bias != 0) {  // sum (x + 128) by sums of absolute differences against 0, then - 32 x 128
+        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), flip);
+        const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
+      }
+      out[t * nb + b] = {static_cast<int32_t>(-bias * sum), LoadF16(q - 2)};
+    }
+  }
+}
+
 // x rows (ldx apart) into out (n apart) in the float kernels' lane order: each 16-element chunk
 // as [0..3, 8..11, 4..7, 12..15], the last n % 16 elements as they are.
 static inline void PermuteX16(const float* x, size_t ldx, size_t n_tok, size_t n, float* out) {

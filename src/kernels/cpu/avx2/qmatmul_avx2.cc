@@ -380,28 +380,8 @@ struct R8Mxfp4 {
   static __m256 Scales(const uint8_t* o) { return E8M0Half8(o); }
 };
 
-// Per (token, block) of the Q8_0 activations: the start of the block's integer sums, -kBias x (sum
-// of the block's 32 activation bytes), and the block's scale as f32; computed once per call (one
-// pass over the activations) instead of per row group.
-struct ActBlock {
-  int32_t off;
-  float d;
-};
-void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t bias, ActBlock* out) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (size_t t = 0; t < n_tok; ++t) {
-    for (size_t b = 0; b < nb; ++b) {
-      const uint8_t* q = xq + t * xq_stride + b * kQ8_0Bytes + 2;
-      int64_t sum = 0;
-      if (bias != 0) {  // sum (x + 128) by sums of absolute differences against 0, then - 32 x 128
-        const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(LoadU256(q), flip), _mm256_setzero_si256());
-        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
-      }
-      out[t * nb + b] = {static_cast<int32_t>(-bias * sum), LoadF16(q - 2)};
-    }
-  }
-}
+using avx2::ActBlock;
+using avx2::ActivationBlocks;
 
 // One 8-row group's Q8_0_R8 / Q4_0_R8 / MXFP4_R8 block sums for T tokens, block by block;
 // TileR8Stored runs one group, TileR8StoredFar two (a far pair).

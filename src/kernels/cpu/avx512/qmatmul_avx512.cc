@@ -147,26 +147,8 @@ struct VMxfp4 {
   }
 };
 
-// Per (token, block) of the Q8_0 activations: the start of each block sum, −bias × (sum of the 32
-// activation bytes), and the block's scale as f32.
-struct ActBlock {
-  int32_t off;
-  float d;
-};
-void ActivationBlocks(const uint8_t* xq, size_t xq_stride, size_t n_tok, size_t nb, int32_t bias, ActBlock* out) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (size_t t = 0; t < n_tok; ++t) {
-    for (size_t b = 0; b < nb; ++b) {
-      const uint8_t* q = xq + t * xq_stride + b * kQ8_0Bytes + 2;
-      // Σ (x + 128) over the block by sums of absolute differences against 0, then − 32·128.
-      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), flip);
-      const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
-      const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      const int64_t sum = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 32 * 128;
-      out[t * nb + b] = {static_cast<int32_t>(-bias * sum), LoadF16(q - 2)};
-    }
-  }
-}
+using avx2::ActBlock;
+using avx2::ActivationBlocks;
 
 // Groups g (lanes 0-7) and g + 1 (lanes 8-15; `g1` points at it) × T tokens; `ab` holds the
 // tokens' ActivationBlocks rows (ab[t * nb + b]).
