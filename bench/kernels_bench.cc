@@ -1,8 +1,9 @@
 // Single-thread throughput of the 8-bit-activation matmuls (KernelTable::qmatmul) and of the
 // BF16/F16 float matmuls (KernelTable::matmul, "matmul/..."), reference vs each SIMD table this CPU
 // runs (avx2, avx512, avx512+amx), per weight layout (*_R8 = Q8_0 / Q4_K / Q5_K / Q6_K interleaved
-// 8 rows at load, what models run on AVX2): expert mat-vec (n_tok = 1) and small GEMMs (n_tok = 4,
-// 8, 32) on expert-sized weights (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
+// 8 rows at load, BF16_R16 / F16_R16 16 rows, what models run): expert mat-vec (n_tok = 1) and
+// small GEMMs (quantized: n_tok 2-32; float: 2-16, and 64, a prefill chunk's tokens per expert) on
+// expert-sized weights (gate/up: 1024 rows x 2048 inputs, down: 2048 rows x 1024 inputs).
 //
 //   moxie_kernels_bench [--benchmark_filter=...] [--benchmark_format=json] ...
 //
@@ -310,10 +311,10 @@ void RegisterAll() {
   }
   for (DType dt : {DType::kBF16, DType::kBF16R16, DType::kF16, DType::kF16R16}) {
     for (const WeightShape& s : kShapes) {
-      for (size_t n_tok : {1, 2, 4, 8, 16}) {
+      for (size_t n_tok : {1, 2, 4, 8, 16, 64}) {
         for (bool stream : {true, false}) {
           for (const KernelTable* kt : tables) {
-            if (kt->Matmul(dt) == nullptr) continue;  // *_R16: AVX-512 tables and the reference
+            if (kt->Matmul(dt) == nullptr) continue;
             const std::string name = std::string("matmul/") + DTypeName(dt) + "/" + s.name +
                                      "/tok" + std::to_string(n_tok) +
                                      (stream ? "/stream/" : "/hot/") + kt->isa;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/status.h"
 #include "kernels/kernel_table.h"
 #include "kernels/cpu/avx2/avx2_util.h"
 
@@ -188,6 +189,115 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
     MatmulRows<L, true, kPf>(xp, n_in, n_tok, wb, n_in, n_rows, y, ldy);
   } else {
     MatmulRows<L, false, kPf>(x, ldx, n_tok, wb, n_in, n_rows, y, ldy);
+  }
+}
+
+// BF16_R16 and F16_R16 weights (DType::kBF16R16 / kF16R16, 16 rows interleaved at load) × f32
+// activations, in the arithmetic of MatmulBf16R16Ref / MatmulF16R16Ref (kernels/ref/bf16_r16.h, the
+// same bits as every table): per lane (row) and token, chain p % 2 takes pair p as fma(w[2p], x[2p])
+// then fma(w[2p+1], x[2p+1]); the result is chain 0 + chain 1. A 64-byte line is 16 rows x one pair:
+// two halves of 8 rows, each widened by L to the rows' element 2p and 2p + 1. The outer-product
+// form needs no horizontal sums and loads each weight once per tile; its tiles are 2 tokens of one
+// group, or 1 token of two groups (8 accumulators: two chains x two halves x 2, enough for the
+// FMA latency), bigger ones spill (3-token tiles re-broadcasting x per half did not, and ran slower
+// in a loop on L1 data: 60-71 against 74-86 GFLOP/s; the FMA peak is ~101 per Zen 3 core). Kernel
+// bench on the Zen 3 (one core, GFLOP/s, row-major -> R16): 1024 x 2048 from L3, 16 / 64 tokens
+// 55-60 / 61 -> 68-75 / 79; from DRAM, 1 token 22.9 -> 23.4 GB/s, 2048 x 1024 19.5 -> 22.7 GB/s.
+// Model A BF16 (alternated, 2 threads): prefill 256 41-45 -> 62-69 tok/s, decode 10.5 -> 13.6-14.8
+// (77-82 -> 95-96 % of the probe's roofline), 8 distinct sequences 19-19.5 -> 25.4-28.1.
+struct R16Bf16 {
+  static void Widen(const uint8_t* line, int h, __m256* we, __m256* wo) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
+    *we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    *wo = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+};
+// F16_R16 (the 16 rows' element 2p, then 2p + 1): one vcvtph2ps per half of each, exact.
+struct R16F16 {
+  static void Widen(const uint8_t* line, int h, __m256* we, __m256* wo) {
+    *we = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 16 * h)));
+    *wo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 32 + 16 * h)));
+  }
+};
+
+// Pair p of G groups (g0, g1) x T tokens, G * T <= 2, into four accumulators of one chain: a0 / a1
+// the first group's halves for token 0; a2 / a3 the second group's halves (G = 2) or the first
+// group's for token 1 (T = 2). Named accumulators, not an array: GCC kept an array of them in
+// memory (a load and a store per fma) for one of the two shapes.
+template <typename L, int G, int T>
+[[gnu::always_inline]] inline void PairR16(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1,
+                                           size_t p, __m256& a0, __m256& a1, __m256& a2, __m256& a3) {
+  static_assert(G * T <= 2);
+  const float* xp = x + 2 * p;
+  for (int h = 0; h < 2; ++h) {
+    __m256 we, wo;
+    L::Widen(g0 + 64 * p, h, &we, &wo);
+    __m256& a = h == 0 ? a0 : a1;
+    a = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), a);
+    a = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), a);
+    if constexpr (T == 2) {
+      __m256& b = h == 0 ? a2 : a3;
+      b = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp + ldx), b);
+      b = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + ldx + 1), b);
+    }
+  }
+  if constexpr (G == 2) {
+    for (int h = 0; h < 2; ++h) {
+      __m256 we, wo;
+      L::Widen(g1 + 64 * p, h, &we, &wo);
+      __m256& b = h == 0 ? a2 : a3;
+      b = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), b);
+      b = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), b);
+    }
+  }
+}
+
+// G groups (g0, g1; results to y0, y1 + t * ldy) against T tokens, G * T <= 2: chain 0 over the
+// even pairs, chain 1 over the odd ones (avx2::PairsTwoChains' order), then their sum.
+template <typename L, int G, int T>
+[[gnu::noinline]] void TileR16(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1, size_t n_pairs,
+                               float* y0, float* y1, size_t ldy) {
+  __m256 c0[4], c1[4];
+  for (int i = 0; i < 4; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+  size_t p = 0;
+  for (; p + 2 <= n_pairs; p += 2) {
+    PairR16<L, G, T>(x, ldx, g0, g1, p, c0[0], c0[1], c0[2], c0[3]);
+    PairR16<L, G, T>(x, ldx, g0, g1, p + 1, c1[0], c1[1], c1[2], c1[3]);
+  }
+  if (p < n_pairs) PairR16<L, G, T>(x, ldx, g0, g1, p, c0[0], c0[1], c0[2], c0[3]);
+  _mm256_storeu_ps(y0, _mm256_add_ps(c0[0], c1[0]));
+  _mm256_storeu_ps(y0 + 8, _mm256_add_ps(c0[1], c1[1]));
+  if constexpr (G * T == 2) {
+    float* y2 = G == 2 ? y1 : y0 + ldy;
+    _mm256_storeu_ps(y2, _mm256_add_ps(c0[2], c1[2]));
+    _mm256_storeu_ps(y2 + 8, _mm256_add_ps(c0[3], c1[3]));
+  }
+}
+
+// One token: two groups at once (far pairs, avx2::kFarPairs: a thread reads its rows as two long
+// streams; else adjacent groups). More tokens: 2-token tiles (and a last single token) per group,
+// the first streaming the group from memory and the later ones finding it in L2.
+template <typename L>
+void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in, size_t n_rows, float* y,
+               size_t ldy) {
+  MOXIE_CHECK(n_rows % 16 == 0 && n_in % 2 == 0);  // the layout exists only in whole 16-row groups
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t group_bytes = 16 * 2 * n_in, groups = n_rows / 16, n_pairs = n_in / 2;
+  if (n_tok == 1) {
+    avx2::ForGroupPairs(groups, [&](size_t a, size_t b) {
+      TileR16<L, 2, 1>(x, ldx, wb + a * group_bytes, wb + b * group_bytes, n_pairs, y + 16 * a, y + 16 * b, ldy);
+    });
+    if (groups % 2 != 0) {
+      const size_t r = groups - 1;
+      TileR16<L, 1, 1>(x, ldx, wb + r * group_bytes, nullptr, n_pairs, y + 16 * r, nullptr, ldy);
+    }
+    return;
+  }
+  for (size_t r = 0; r < groups; ++r) {
+    const uint8_t* g = wb + r * group_bytes;
+    size_t t = 0;
+    for (; t + 2 <= n_tok; t += 2) TileR16<L, 1, 2>(x + t * ldx, ldx, g, nullptr, n_pairs, y + t * ldy + 16 * r, nullptr, ldy);
+    if (t < n_tok) TileR16<L, 1, 1>(x + t * ldx, ldx, g, nullptr, n_pairs, y + t * ldy + 16 * r, nullptr, ldy);
   }
 }
 
@@ -375,6 +485,8 @@ const KernelTable* Avx2KernelsImpl() {
       t.Set(DType::kF16, Matmul<LoadF16, false>);
       t.Set(DType::kBF16, Matmul<LoadBf16, false>);
     }
+    t.Set(DType::kBF16R16, MatmulR16<R16Bf16>);
+    t.Set(DType::kF16R16, MatmulR16<R16F16>);
     AddQuantMatmuls(&t);
     AddQuantActMatmulsRef(&t);
     AddQuantActMatmulsAvx2(&t);

@@ -250,9 +250,7 @@ void Matmul(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n_in
 // tile streams the group, prefetched kR16Ahead bytes ahead on Intel (one Xeon core, 1 GiB of
 // 2048-input groups streamed, alternated: 1024 B ahead 15.3-17.0 GB/s, 2048 B 17.5-17.9, 3072 B
 // 18.2-18.4, 4096 B 17.9-18.1; the row-major BF16 kernels 14.1-14.6), the later ones find it in L2.
-// AVX2 has no such kernel: with 8 lanes and no embedded broadcasts its 2+-token tiles lost to the
-// row-major ones (model A BF16 prefill 32 with MOXIE_ISA=avx2 46.5 -> 43.6 tok/s, decode the same),
-// so the loader keeps BF16 row-major where AVX-512 is missing.
+// The AVX2 table has its own (matmul_avx2.cc: 2-token or 2-group tiles of 8-lane halves).
 constexpr size_t kR16Ahead = 3072;
 
 // A 64-byte line of a 16-row group widened to f32: we = the 16 rows' element 2p, wo = 2p + 1.
