@@ -146,8 +146,8 @@ TEST(F16R16, ReferenceSumsTwoChainsOfPairs) {
 }
 
 // Every SIMD table's f32-activation kernel gives the reference's bits, for any token count (tiles
-// of 1, 2 and up to 8 tokens), odd pair counts, strides wider than the rows. (F16_R16 too: the same
-// kernels with another widening.)
+// of 1, 2 and up to 8 tokens; n 8194 splits the AVX2 kernel's tokens in blocks of 4), odd pair
+// counts, strides wider than the rows. (F16_R16 too: the same kernels with another widening.)
 TEST(Bf16R16, EveryTableGivesTheReferenceBits) {
   std::mt19937 rng(3);
   int tables = 0;
@@ -157,7 +157,7 @@ TEST(Bf16R16, EveryTableGivesTheReferenceBits) {
     for (const KernelTable* t : SimdKernels()) {
       if (t->Matmul(dt) == nullptr) continue;
       ++tables;
-      for (size_t n : {size_t{2}, size_t{6}, size_t{32}, size_t{34}, size_t{100}, size_t{2050}}) {
+      for (size_t n : {size_t{2}, size_t{6}, size_t{32}, size_t{34}, size_t{100}, size_t{2050}, size_t{8194}}) {
         for (size_t rows : {size_t{16}, size_t{48}}) {
           const auto w = Bf16Rows(rows, n, &rng, f16);
           const auto r = Repack(w, rows, n, f16);
