@@ -305,7 +305,9 @@ void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n
     for (size_t r = 0; r < groups; ++r) {
       const uint8_t* g = wb + r * group_bytes;
       size_t t = t0;
-      for (; t + 2 <= t1; t += 2) TileR16<L, 1, 2>(x + t * ldx, ldx, g, nullptr, n_pairs, y + t * ldy + 16 * r, nullptr, ldy);
+      for (; t + 2 <= t1; t += 2) {
+        TileR16<L, 1, 2>(x + t * ldx, ldx, g, nullptr, n_pairs, y + t * ldy + 16 * r, nullptr, ldy);
+      }
       if (t < t1) TileR16<L, 1, 1>(x + t * ldx, ldx, g, nullptr, n_pairs, y + t * ldy + 16 * r, nullptr, ldy);
     }
   }
