@@ -224,6 +224,12 @@ struct R16F16 {
 // the first group's halves for token 0; a2 / a3 the second group's halves (G = 2) or the first
 // group's for token 1 (T = 2). Named accumulators, not an array: GCC kept an array of them in
 // memory (a load and a store per fma) for one of the two shapes.
+// a += we * x[0], then wo * x[1] (one input pair of 8 rows).
+[[gnu::always_inline]] inline void PairFma(__m256 we, __m256 wo, const float* xp, __m256& a) {
+  a = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), a);
+  a = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), a);
+}
+
 template <typename L, int G, int T>
 [[gnu::always_inline]] inline void PairR16(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1,
                                            size_t p, __m256& a0, __m256& a1, __m256& a2, __m256& a3) {
@@ -232,22 +238,11 @@ template <typename L, int G, int T>
   for (int h = 0; h < 2; ++h) {
     __m256 we, wo;
     L::Widen(g0 + 64 * p, h, &we, &wo);
-    __m256& a = h == 0 ? a0 : a1;
-    a = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), a);
-    a = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), a);
-    if constexpr (T == 2) {
-      __m256& b = h == 0 ? a2 : a3;
-      b = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp + ldx), b);
-      b = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + ldx + 1), b);
-    }
-  }
-  if constexpr (G == 2) {
-    for (int h = 0; h < 2; ++h) {
-      __m256 we, wo;
+    PairFma(we, wo, xp, h == 0 ? a0 : a1);
+    if constexpr (T == 2) PairFma(we, wo, xp + ldx, h == 0 ? a2 : a3);
+    if constexpr (G == 2) {
       L::Widen(g1 + 64 * p, h, &we, &wo);
-      __m256& b = h == 0 ? a2 : a3;
-      b = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), b);
-      b = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), b);
+      PairFma(we, wo, xp, h == 0 ? a2 : a3);
     }
   }
 }
