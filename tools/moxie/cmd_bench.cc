@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <map>
@@ -298,6 +299,12 @@ void RegisterBench(CLI::App& app, int* rc) {
     nlohmann::ordered_json j;
     std::vector<double> pp, tg;
     PhaseTimes pphases;
+    ThreadPool* pool = s.exec().pool;
+    if (pool != nullptr) {
+      pool->set_idle_timing(true);
+      pool->reset_idle();
+    }
+    double prefill_s = 0;
     for (int r = 0; r < reps && p > 0; ++r) {
       s.Truncate(0, depth);
       ForwardOptions fo;
@@ -305,11 +312,15 @@ void RegisterBench(CLI::App& app, int* rc) {
       const double a = Now();
       Status st = s.Feed(0, prompt.data(), p, false, logits.data(), fo);
       if (!st.ok() && !fail(st)) return;
-      pp.push_back(p / (Now() - a));
+      const double took = Now() - a;
+      prefill_s += took;
+      pp.push_back(p / took);
     }
+    // Steps: forward calls (a prompt longer than the session's batch is fed in several).
+    const double prefill_steps =
+        static_cast<double>(reps) * std::ceil(static_cast<double>(p) / std::max(1, s.max_batch()));
+    const Idle prefill_idle = ReadIdle(pool, prefill_s, p > 0 ? prefill_steps : 0);
     PhaseTimes phases;
-    ThreadPool* pool = s.exec().pool;
-    if (pool != nullptr) pool->set_idle_timing(true);
     double decode_s = 0;
     UnionCounter uc1(info);  // the experts a one-sequence decode ran (their bytes / the phase's time)
     if (pool != nullptr) pool->reset_idle();
@@ -461,6 +472,7 @@ void RegisterBench(CLI::App& app, int* rc) {
       }
       j["batched"] = bj;
       j["phases_prefill_s"] = PhasesJson(pphases);
+      j["prefill_idle"] = IdleJson(prefill_idle);
       j["phases_decode_s"] = PhasesJson(phases);
       j["decode_idle"] = IdleJson(decode_idle);
       j["load_s"] = load_s;
@@ -510,7 +522,7 @@ void RegisterBench(CLI::App& app, int* rc) {
         std::printf("(read GB/s: the bytes the roofline counts over the test's time, and in parentheses the experts' "
                     "bytes over the expert phase's time; steadier than a share when the probe moves)\n");
       }
-      PrintPhases("prefill", pphases);
+      PrintPhases("prefill", pphases, prefill_idle);
       PrintPhases("decode", phases, decode_idle);
       for (const auto& r : brows) PrintPhases("decode B=" + std::to_string(r.b), r.phases, r.idle);
       std::printf("load %.2f s, peak RSS %s\n", load_s, Mb(static_cast<double>(peak_rss)).c_str());
