@@ -237,6 +237,11 @@ for kv, depth in (("f32", 0), ("f16", 16)):
               <= 1e-3 * j["decode_read_gb_s"]
               and abs(b2["read_gb_s"] - b2["tok_s"] * b2["bytes_per_step"] / 2 / 1e9) <= 1e-3 * b2["read_gb_s"]
               and j["decode_expert_read_gb_s"] > 0 and b2["expert_read_gb_s"] > 0, r.stdout[:600])
+        # Each timed test's idle shares: one per thread, within [0, 1], and the pool ran jobs.
+        idles = [j["prefill_idle"], j["decode_idle"], b2["idle"]]
+        check(f"bench {kv} idle shares",
+              all(len(i["thread_idle_share"]) == 2 and all(0 <= x <= 1 for x in i["thread_idle_share"])
+                  and i["jobs_per_step"] > 0 for i in idles), json.dumps(idles))
 if len(benches) == 2:
     a, b = benches["f32"], benches["f16"]
     want = (kv_elems * 2 * (16 + 2.5)) - (kv_elems * 4 * 2.5)
