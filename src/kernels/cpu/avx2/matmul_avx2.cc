@@ -220,16 +220,16 @@ struct R16F16 {
   }
 };
 
-// Pair p of G groups (g0, g1) x T tokens, G * T <= 2, into four accumulators of one chain: a0 / a1
-// the first group's halves for token 0; a2 / a3 the second group's halves (G = 2) or the first
-// group's for token 1 (T = 2). Named accumulators, not an array: GCC kept an array of them in
-// memory (a load and a store per fma) for one of the two shapes.
 // a += we * x[0], then wo * x[1] (one input pair of 8 rows).
 [[gnu::always_inline]] inline void PairFma(__m256 we, __m256 wo, const float* xp, __m256& a) {
   a = _mm256_fmadd_ps(we, _mm256_broadcast_ss(xp), a);
   a = _mm256_fmadd_ps(wo, _mm256_broadcast_ss(xp + 1), a);
 }
 
+// Pair p of G groups (g0, g1) x T tokens, G * T <= 2, into four accumulators of one chain: a0 / a1
+// the first group's halves for token 0; a2 / a3 the second group's halves (G = 2) or the first
+// group's for token 1 (T = 2). Named accumulators, not an array: GCC kept an array of them in
+// memory (a load and a store per fma) for one of the two shapes.
 template <typename L, int G, int T>
 [[gnu::always_inline]] inline void PairR16(const float* x, size_t ldx, const uint8_t* g0, const uint8_t* g1,
                                            size_t p, __m256& a0, __m256& a1, __m256& a2, __m256& a3) {
