@@ -400,8 +400,10 @@ TEST(R8Layouts, ExtremeValuesMatchPlain) {
     for (size_t blk = 0; blk < w.size() / block_bytes; ++blk) {
       uint8_t* o = w.data() + blk * block_bytes;
       std::memcpy(o, c.block.data(), c.block.size());
-      // Q4_0: nibbles 15; MXFP4: code 7 (6.0); Q8_0: +127 in even blocks, -127 in odd ones.
-      const uint8_t q = c.plain == DType::kQ4_0 ? 0xFF : c.plain == DType::kMXFP4 ? 0x77 : blk % 2 ? 0x81 : 0x7F;
+      // Q4_0: nibbles 15; MXFP4: code 7 (6.0); Q8_0: +127, -127 and -128 block by block.
+      const uint8_t q = c.plain == DType::kQ4_0    ? 0xFF
+                        : c.plain == DType::kMXFP4 ? 0x77
+                                                   : (blk % 3 == 0 ? 0x7F : blk % 3 == 1 ? 0x81 : 0x80);
       std::memset(o + c.block.size(), q, block_bytes - c.block.size());
     }
     c.repack(w.data(), n_rows, n_in, r8.data());
