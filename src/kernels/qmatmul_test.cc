@@ -305,7 +305,7 @@ TEST(R8Layouts, RepackRoundTripsAndKernelsMatchPlain) {
                     0);
         }
         const QuantType q = WeightQuantType(c.plain);
-        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}}) {
+        for (size_t n_tok : {size_t{1}, size_t{2}, size_t{3}, size_t{4}, size_t{7}, size_t{9}, size_t{17}}) {
           const auto x = MakeActivations(c.plain, n_tok, n_in, &rng);
           std::vector<uint8_t> xst;
           const uint8_t* xq = QuantizeRef(c.plain, x, n_tok, n_in, &xst);
