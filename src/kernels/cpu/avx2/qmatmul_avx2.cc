@@ -936,7 +936,7 @@ struct Q4_KR8Tiles {
   // 3 pairs): 8 distinct sequences 23.27 / 22.07 / 24.30 -> 26.09 / 28.29 / 26.21 tok/s (their
   // attention projections are 8-token matmuls, compute-bound on AVX2); prefill 512 within the
   // noise (47.5 / 41.9 / 37.8 -> 43.1 / 41.4 / 39.8). Kernel bench in a quiet spell, 2 alternated
-  // rounds, `qmatmul/Q4_K_R8/*/tok{8,32}/hot/avx2`: 182-189 -> 190-200 GFLOP/s (4 tokens unchanged).
+  // rounds, `qmatmul/Q4_K_R8/*/tok{8,32}/hot/avx2`: 182-189 -> 187-200 GFLOP/s (4 tokens unchanged).
   static constexpr int kTileT = 8;
   static constexpr size_t kBlock = 256, kBytes = 144;
   static const ActBlock* Prepare(const uint8_t*, size_t, size_t, size_t) { return nullptr; }
