@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side speed: Moxie vs llama.cpp and/or ik_llama.cpp on the same GGUF, interleaved.
 
-    bench/compare.py --model FILE.gguf [--ik-llama-cpp BUILD_DIR] [--llama-cpp BUILD_DIR]
+    bench/compare.py --model FILE.gguf [--ik-llama-cpp BUILD_DIR [--ik-rtr]] [--llama-cpp BUILD_DIR]
                      [--moxie build/bin/moxie] [-p 512] [-n 128] [-t 2] [-r 3] [-b 1,4,8]
                      [--rounds 2] [--json out.json]
 
@@ -11,7 +11,9 @@ machine hit every engine): prefill (pp) and decode (tg) through `llama-bench -o 
 `moxie bench -b --identical-sequences`. llama-batched-bench decodes the same token in every
 sequence (all route alike: a step reads one sequence's experts), so Moxie is run on that workload
 for the ratios, and once more with distinct random tokens per sequence (a step reads the union of
-the experts they chose), a row of its own with the expert-union roofline. The table gives the median over rounds of each engine's own median, the ratios,
+the experts they chose), a row of its own with the expert-union roofline. With --ik-rtr,
+ik_llama.cpp runs a second time as its own column with run-time repacking (`-rtr`: its weights
+re-laid out at load into its interleaved _R4/_R8 forms, its fastest CPU kernels; off by default). The table gives the median over rounds of each engine's own median, the ratios,
 and Moxie's roofline figures (its bandwidth probe, bytes per token, expert-union bytes per step).
 
 The peers are not part of Moxie: build them yourself, outside this repository, e.g.
@@ -49,10 +51,10 @@ def run(cmd, timeout):
     return r.stdout + "\n" + extra
 
 
-def llama_bench(binp, a):
+def llama_bench(binp, a, extra=()):
     model = os.path.abspath(a.model)
     out = run([binp, "-m", model, "-p", str(a.p), "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
-               "-o", "json"], a.timeout)
+               "-o", "json", *extra], a.timeout)
     res = {}
     for row in json.loads(out[out.index("["):out.rindex("]") + 1]):
         if row.get("n_prompt", 0) > 0 and row.get("n_gen", 0) == 0:
@@ -62,10 +64,10 @@ def llama_bench(binp, a):
     return res
 
 
-def batched_bench(binp, a, bs):
+def batched_bench(binp, a, bs, extra=()):
     ctx = max(bs) * (a.batched_prompt + a.n) + 64
     out = run([binp, "-m", os.path.abspath(a.model), "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(a.batched_prompt),
-               "-ntg", str(a.n), "-npl", ",".join(map(str, bs)), "-t", str(a.t)], a.timeout)
+               "-ntg", str(a.n), "-npl", ",".join(map(str, bs)), "-t", str(a.t), *extra], a.timeout)
     res = {}
     for line in out.splitlines():
         line = re.sub(r"^\[\d+\]\s*", "", line.strip())  # llama.log prefixes a timestamp
@@ -87,6 +89,8 @@ def main():
     ap.add_argument("--moxie", default=os.path.join(os.path.dirname(__file__), "..", "build", "bin", "moxie"))
     ap.add_argument("--llama-cpp", help="llama.cpp build folder")
     ap.add_argument("--ik-llama-cpp", help="ik_llama.cpp build folder")
+    ap.add_argument("--ik-rtr", action="store_true",
+                    help="also run ik_llama.cpp with run-time repacking (-rtr), as a column of its own")
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("-t", type=int, default=2)
@@ -106,18 +110,23 @@ def main():
               file=sys.stderr)
     bs = [int(x) for x in a.b.split(",") if x.strip()]
     bb = [b for b in bs if b > 1]
-    engines = [("moxie", None)]
+    if a.ik_rtr and not a.ik_llama_cpp:
+        sys.exit("compare: --ik-rtr needs --ik-llama-cpp")
+    # (name, build folder, extra llama-bench flags, extra llama-batched-bench flags)
+    engines = [("moxie", None, (), ())]
     if a.ik_llama_cpp:
-        engines.append(("ik_llama.cpp", a.ik_llama_cpp))
+        engines.append(("ik_llama.cpp", a.ik_llama_cpp, (), ()))
+        if a.ik_rtr:
+            engines.append(("ik_llama.cpp -rtr", a.ik_llama_cpp, ("-rtr", "1"), ("-rtr",)))
     if a.llama_cpp:
-        engines.append(("llama.cpp", a.llama_cpp))
-    figs = {name: {"pp": [], "tg": [], **{f"B{b}": [] for b in bb}} for name, _ in engines}
+        engines.append(("llama.cpp", a.llama_cpp, (), ()))
+    figs = {e[0]: {"pp": [], "tg": [], **{f"B{b}": [] for b in bb}} for e in engines}
     figs["moxie"].update({f"B{b} distinct": [] for b in bb})
     ident_last = None
     moxie_last = None
     for rnd in range(a.rounds):
         order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
-        for name, build in order:
+        for name, build, bench_extra, batched_extra in order:
             print(f"compare: round {rnd + 1}/{a.rounds}: {name}", file=sys.stderr, flush=True)
             if name == "moxie":
                 j = moxie_bench(a.moxie, a, bs, a.p)
@@ -132,11 +141,11 @@ def main():
                     for b in bb:
                         figs[name][f"B{b}"].append(ji["batched"][str(b)]["tok_s"])
             else:
-                r = llama_bench(find_bin(build, "llama-bench"), a)
+                r = llama_bench(find_bin(build, "llama-bench"), a, bench_extra)
                 figs[name]["pp"].append(r.get("pp", 0))
                 figs[name]["tg"].append(r.get("tg", 0))
                 if bb:
-                    rb = batched_bench(find_bin(build, "llama-batched-bench"), a, bb)
+                    rb = batched_bench(find_bin(build, "llama-batched-bench"), a, bb, batched_extra)
                     for b in bb:
                         figs[name][f"B{b}"].append(rb.get(b, 0))
     med = {n: {k: statistics.median(v) if v else 0 for k, v in f.items()} for n, f in figs.items()}
@@ -146,7 +155,7 @@ def main():
         roof[f"B{b} distinct"] = j["batched"][str(b)]["roofline_tok_s"]
         ib = ident_last["batched"][str(b)]
         roof[f"B{b}"] = b * ib.get("bandwidth_gb_s", j["bandwidth_gb_s"]) * 1e9 / ib["bytes_per_step"]
-    peers = [n for n, _ in engines if n != "moxie"]
+    peers = [e[0] for e in engines if e[0] != "moxie"]
     print(f"\nmodel {a.model} ({j['type']}, {j['weight_bytes'] / 1e9:.2f} GB), {a.t} threads, "
           f"{a.rounds} rounds x {a.r} repetitions; Moxie's probes "
           f"{' / '.join(f'{v:.1f}' for v in j.get('bandwidth_probes_gb_s', [j['bandwidth_gb_s']]))} GB/s "
