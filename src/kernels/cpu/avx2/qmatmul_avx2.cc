@@ -482,7 +482,9 @@ void TileR8Stored(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stri
 // operations per 32 products; AMD Zen 3 runs these tiles at ~4 instructions per cycle), |w| per
 // weight vector as before. f32 sums in L1 (16 int32 sums, 2 x 2 weight vectors and the broadcast
 // leave no room). Per lane the arithmetic of Q8R8Sums: the same bits. Throwaway harness, Zen 3, one
-// core, two groups x 4 tokens x 2048 inputs in L1, 12 alternated runs: 54-60 -> 58-65 products/ns.
+// core, two groups x 4 tokens x 2048 inputs in L1, 12 alternated runs: 54-60 -> 58-65 products/ns;
+// kernel bench (`qmatmul/Q8_0_R8/*/tok{4,8,32}/hot/avx2`, 3 alternated rounds): +4 % summed, 5 of
+// the 6 medians up; model A prefill +3 % mean over 5 alternated pairs (the host's noise is ~10 %).
 struct Q8R8PairSums4 {
   static constexpr int T = 4;
   alignas(32) float acc[2][T][8];
