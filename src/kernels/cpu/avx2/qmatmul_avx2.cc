@@ -616,7 +616,8 @@ struct Q8_0R8Tiles {
   }
 };
 
-// Matmul on an R8 layout K (Q8_0R8Tiles, Q4_KR8Tiles). One pass over a group per K::kTileT tokens
+// Matmul on an R8 layout K (Q8_0R8Tiles, Q4_KR8Tiles). Where K has kPair4 set (Q8_0_R8), two
+// adjacent groups x 4 tokens per pass from 4 tokens up (K::Pair4). One pass over a group per K::kTileT tokens
 // (4; Q4_K 8, see Q4_KR8Tiles): the group (8 x 34 bytes per 32 inputs for Q8_0, 17 KiB for 2048
 // inputs) stays in L1 across the passes. Q8_0: 15-25 % faster at 4-32 tokens than expanding chunks to R8Block (|w|
 // precomputed); Q4_K: 2, 3 and 4 tokens per pass within noise of each other (moxie_kernels_bench,
@@ -652,6 +653,7 @@ void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
       return;
     }
   }
+  const auto ab_at = [&](size_t t0) { return ab != nullptr ? ab + t0 * nb : nullptr; };
   size_t g = 0;
   if constexpr (requires { K::kPair4; }) {
     if (K::kPair4 && n_tok >= 4) {
@@ -661,11 +663,11 @@ void QMatmulR8Act(const void* xq, size_t xq_stride, size_t n_tok, const void* w,
         const uint8_t* ga = wb + g * group_bytes;
         size_t t = 0;
         for (; t + 4 <= n_tok; t += 4) {
-          K::Pair4(ga, ga + group_bytes, nb, xb + t * xq_stride, xq_stride, ab + t * nb, y + t * ldy + 8 * g,
+          K::Pair4(ga, ga + group_bytes, nb, xb + t * xq_stride, xq_stride, ab_at(t), y + t * ldy + 8 * g,
                    y + t * ldy + 8 * (g + 1), ldy, t == 0);
         }
         for (size_t h = 0; h < 2 && t < n_tok; ++h) {
-          GroupR8<K, kT>(ga + h * group_bytes, nb, xb + t * xq_stride, xq_stride, ab + t * nb, n_tok - t,
+          GroupR8<K, kT>(ga + h * group_bytes, nb, xb + t * xq_stride, xq_stride, ab_at(t), n_tok - t,
                          y + t * ldy + 8 * (g + h), ldy, false);
         }
       }
