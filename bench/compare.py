@@ -66,8 +66,9 @@ def llama_bench(binp, a, extra=()):
 
 def batched_bench(binp, a, bs, extra=()):
     ctx = max(bs) * (a.batched_prompt + a.n) + 64
-    out = run([binp, "-m", os.path.abspath(a.model), "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(a.batched_prompt),
-               "-ntg", str(a.n), "-npl", ",".join(map(str, bs)), "-t", str(a.t), *extra], a.timeout)
+    out = run([binp, "-m", os.path.abspath(a.model), "-c", str(ctx), "-b", "2048", "-ub", "512",
+               "-npp", str(a.batched_prompt), "-ntg", str(a.n), "-npl", ",".join(map(str, bs)), "-t", str(a.t),
+               *extra], a.timeout)
     res = {}
     for line in out.splitlines():
         line = re.sub(r"^\[\d+\]\s*", "", line.strip())  # llama.log prefixes a timestamp

@@ -37,7 +37,8 @@ print("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG 
 print("|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|")
 for b in a[a.index("-npl") + 1].split(","):
     s_tg = (B_RTR if rtr else B) * int(b)
-    print(f"|    16 |      4 |    {b} |    100 |    0.100 |   160.00 |    1.000 |   {s_tg:.2f} |    1.100 |    100.00 |")
+    cells = ["16", "4", b, "100", "0.100", "160.00", "1.000", f"{s_tg:.2f}", "1.100", "100.00"]
+    print("| " + " | ".join(cells) + " |")
 '''
 
 
@@ -97,7 +98,8 @@ def main():
         check(pp[2] == "10.00" and pp[3] == "20.00" and pp[4] == "2.00", f"peer prefill cells {pp}")
         for col, peer in ((5, 10.0), (6, 20.0), (7, 2.0)):  # moxie_pp is rounded to 2 decimals
             ratio = float(pp[col].rstrip("x")) if pp[col].endswith("x") else -1
-            check(abs(ratio - moxie_pp / peer) <= 0.006 / peer + 0.006, f"ratio column {col}: {pp[col]} for {moxie_pp} / {peer}")
+            check(abs(ratio - moxie_pp / peer) <= 0.006 / peer + 0.006,
+                  f"ratio column {col}: {pp[col]} for {moxie_pp} / {peer}")
         tg = table_row(out, "tg4")
         check(tg[2:5] == ["5.00", "8.00", "1.00"], f"decode cells {tg}")
         b2 = table_row(out, "tg4 x 2 seqs, identical (aggregate)")
