@@ -13,8 +13,9 @@ sequence (all route alike: a step reads one sequence's experts), so Moxie is run
 for the ratios, and once more with distinct random tokens per sequence (a step reads the union of
 the experts they chose), a row of its own with the expert-union roofline. With --ik-rtr,
 ik_llama.cpp runs a second time as its own column with run-time repacking (`-rtr`: its weights
-re-laid out at load into its interleaved _R4/_R8 forms, its fastest CPU kernels; off by default). The table gives the median over rounds of each engine's own median, the ratios,
-and Moxie's roofline figures (its bandwidth probe, bytes per token, expert-union bytes per step).
+re-laid out at load into its interleaved _R4/_R8 forms, its fastest CPU kernels; off by default).
+The table gives the median over rounds of each engine's own median, the ratios, and Moxie's
+roofline figures (its bandwidth probe, bytes per token, expert-union bytes per step).
 
 The peers are not part of Moxie: build them yourself, outside this repository, e.g.
     git clone https://github.com/ikawrakow/ik_llama.cpp && cd ik_llama.cpp
