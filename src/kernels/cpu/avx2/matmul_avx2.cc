@@ -16,6 +16,7 @@ namespace moxie {
 namespace {
 
 using avx2::HSum;
+using avx2::HSum8;
 using avx2::PermuteX16;
 
 // Load16: 16 elements in two vectors, lanes in the order [0..3, 8..11] and [4..7, 12..15] (the
@@ -319,11 +320,14 @@ inline float LoadKv1(const uint16_t* p) { return F16ToF32(*p); }
 
 // Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
 // horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
-// only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
-// chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
+// only. Tiles of MQ queries x NK keys (MQ·NK <= 8) keep MQ·NK dots in flight (FMA latency), load
+// each key chunk once for MQ queries (the K rows come from L2/L3 in long prefills), and reduce
+// their accumulators together (HSum8, the bits of HSum): harness on the Zen 3, d = 128, 512 keys,
+// against 4 x 3 tiles reduced one by one: 1 query 23-28 -> 31-39, 4 queries 57 -> 66 GFLOP/s.
 template <int MQ, int NK, typename K>
 inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
                       float* s, size_t lds) {
+  static_assert(MQ * NK <= 8);
   __m256 acc[MQ][NK];
   for (int a = 0; a < MQ; ++a)
     for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_setzero_ps();
@@ -336,22 +340,61 @@ inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t
       for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
     }
   }
+  // Accumulator i (query i / NK, key i % NK), zeros past MQ·NK.
+  const auto at = [&]<int I>() {
+    if constexpr (I < MQ * NK) {
+      return acc[I / NK][I % NK];
+    } else {
+      return _mm256_setzero_ps();
+    }
+  };
+  const __m256 sums = HSum8(at.template operator()<0>(), at.template operator()<1>(), at.template operator()<2>(),
+                            at.template operator()<3>(), at.template operator()<4>(), at.template operator()<5>(),
+                            at.template operator()<6>(), at.template operator()<7>());
+  if (c == d) {
+    const __m256 sv = _mm256_mul_ps(sums, _mm256_set1_ps(scale));
+    if constexpr (MQ == 1 && NK == 8) {
+      _mm256_storeu_ps(s, sv);
+      return;
+    }
+    alignas(32) float r[8];
+    _mm256_store_ps(r, sv);
+    for (int a = 0; a < MQ; ++a)
+      for (int b = 0; b < NK; ++b) s[a * lds + b] = r[a * NK + b];
+    return;
+  }
+  alignas(32) float r[8];
+  _mm256_store_ps(r, sums);
   for (int a = 0; a < MQ; ++a) {
     for (int b = 0; b < NK; ++b) {
-      float v = HSum(acc[a][b]);
+      float v = r[a * NK + b];
       for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], LoadKv1(k + b * ldk + t), v);
       s[a * lds + b] = v * scale;
     }
   }
 }
 
+// The last R (< NK) keys of a row: one tile of R keys.
+template <int MQ, int R, typename K>
+void ScoreTail(size_t r, const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale, float* s,
+               size_t lds) {
+  if constexpr (R > 0) {
+    if (r == R) {
+      ScoreTile<MQ, R>(q, ldq, k, ldk, d, scale, s, lds);
+    } else {
+      ScoreTail<MQ, R - 1>(r, q, ldq, k, ldk, d, scale, s, lds);
+    }
+  }
+}
+
+// Keys in tiles of NK = 8 / MQ.
 template <int MQ, typename K>
 void ScoreRows(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, size_t d,
                float scale, float* s, size_t lds) {
+  constexpr int NK = 8 / MQ;
   size_t j = 0;
-  for (; j + 3 <= n; j += 3) ScoreTile<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
-  if (n - j == 2) ScoreTile<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
-  if (n - j == 1) ScoreTile<MQ, 1>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  for (; j + NK <= n; j += NK) ScoreTile<MQ, NK>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  ScoreTail<MQ, NK - 1>(n - j, q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
 }
 
 template <typename K>
