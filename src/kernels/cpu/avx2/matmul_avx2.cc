@@ -320,10 +320,38 @@ inline float LoadKv1(const uint16_t* p) { return F16ToF32(*p); }
 
 // Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
 // horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
-// only. Tiles of MQ queries x NK keys (MQ·NK <= 8) keep MQ·NK dots in flight (FMA latency), load
-// each key chunk once for MQ queries (the K rows come from L2/L3 in long prefills), and reduce
-// their accumulators together (HSum8, the bits of HSum): harness on the Zen 3, d = 128, 512 keys,
-// against 4 x 3 tiles reduced one by one: 1 query 23-28 -> 31-39, 4 queries 57 -> 66 GFLOP/s.
+// only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
+// chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
+template <int MQ, int NK, typename K>
+inline void ScoreTileEach(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
+                          float* s, size_t lds) {
+  __m256 acc[MQ][NK];
+  for (int a = 0; a < MQ; ++a)
+    for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_setzero_ps();
+  size_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    __m256 kv[NK];
+    for (int b = 0; b < NK; ++b) kv[b] = LoadKv8(k + b * ldk + c);
+    for (int a = 0; a < MQ; ++a) {
+      const __m256 qv = _mm256_loadu_ps(q + a * ldq + c);
+      for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
+    }
+  }
+  for (int a = 0; a < MQ; ++a) {
+    for (int b = 0; b < NK; ++b) {
+      float v = HSum(acc[a][b]);
+      for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], LoadKv1(k + b * ldk + t), v);
+      s[a * lds + b] = v * scale;
+    }
+  }
+}
+
+// The same dots, MQ·NK <= 8 of them reduced together (HSum8, the bits of HSum): one query against
+// 8 keys per tile. Kernel bench attn/*/ctx512/q1/hot/avx2 (min of 10, 3 alternated rounds, Zen 3):
+// F32 7.9-9.2 -> 6.8-9.8 us, F16 6.2-6.9 -> 5.5-7.2 us. Tried for 4 queries x 2 keys (against
+// ScoreTileEach's 4 x 3): a throwaway harness had it 15 % faster from L1, but model A Q8_0 prefill
+// of 512 tokens after 1536 (K from L3 / DRAM), 3 alternated pairs: 62.6 / 57.1 / 52.8 -> 55.7 /
+// 48.1 / 50.6 tok/s, so 2 or more queries keep ScoreTileEach.
 template <int MQ, int NK, typename K>
 inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
                       float* s, size_t lds) {
@@ -387,14 +415,19 @@ void ScoreTail(size_t r, const float* q, size_t ldq, const K* k, size_t ldk, siz
   }
 }
 
-// Keys in tiles of NK = 8 / MQ.
+// One query: keys in tiles of 8 reduced together; 2-4 queries: tiles of 3 keys.
 template <int MQ, typename K>
 void ScoreRows(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, size_t d,
                float scale, float* s, size_t lds) {
-  constexpr int NK = 8 / MQ;
   size_t j = 0;
-  for (; j + NK <= n; j += NK) ScoreTile<MQ, NK>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
-  ScoreTail<MQ, NK - 1>(n - j, q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  if constexpr (MQ == 1) {
+    for (; j + 8 <= n; j += 8) ScoreTile<1, 8>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    ScoreTail<1, 7>(n - j, q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  } else {
+    for (; j + 3 <= n; j += 3) ScoreTileEach<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    if (n - j == 2) ScoreTileEach<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    if (n - j == 1) ScoreTileEach<MQ, 1>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+  }
 }
 
 template <typename K>
