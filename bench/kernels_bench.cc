@@ -13,7 +13,7 @@
 // reads experts (a Xeon VM reporting a 480 MiB last-level cache held a 64 MiB cycle and read it at
 // 24 GB/s per core against 14.5 from DRAM); "hot" reuses one copy, which then sits in the cache.
 // The activation quantization (done once per Linear) is timed separately (quantize_act).
-// ".../stream/ISA/2threads" (Q8_0_R8, Q4_K_R8, BF16_R16, 1-4 tokens) runs the kernel on two threads
+// ".../stream/ISA/2threads" (Q8_0_R8, Q4_K_R8, BF16_R16, 1-8 tokens) runs the kernel on two threads
 // at once, each streaming its own weights: the rate a decode step's expert phase can reach on two
 // cores, to set beside the bandwidth probe (moxie_membw 2). "attn/..." times one head's cached
 // attention (KernelTable::attn_scores + attn_values, head size 128) for m queries over a context of
@@ -258,7 +258,7 @@ void RegisterAll() {
                                      (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_QMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
-            if (stream && n_tok <= 4 &&
+            if (stream && n_tok <= 8 &&
                 (dt == DType::kQ8_0R8 || dt == DType::kQ4_0R8 || dt == DType::kQ4_KR8 ||
                  dt == DType::kBF16R16)) {
               // Both cores streaming at once, as a decode step runs them (bytes/s: both threads').
@@ -320,7 +320,7 @@ void RegisterAll() {
                                      (stream ? "/stream/" : "/hot/") + kt->isa;
             benchmark::RegisterBenchmark(name.c_str(), BM_FloatMatmul, kt, dt, s, n_tok, stream)
                 ->Unit(benchmark::kMicrosecond);
-            if (stream && n_tok <= 4 && RowInterleave(dt) == 16) {
+            if (stream && n_tok <= 8 && RowInterleave(dt) == 16) {
               benchmark::RegisterBenchmark((name + "/2threads").c_str(), BM_FloatMatmul, kt, dt, s,
                                            n_tok, stream)
                   ->Unit(benchmark::kMicrosecond)
