@@ -14,7 +14,7 @@ namespace {
 // Queries per attention tile (rows of a thread's score scratch).
 constexpr size_t kAttnTile = 8;
 // Consecutive batch tokens of one sequence that share K/V reads when every head has its own K/V.
-constexpr size_t kAttnTokenBlock = 4;
+constexpr size_t kAttnTokenBlock = 8;
 }  // namespace
 
 size_t AttendScratchFloats(int max_ctx, int n_threads) {

@@ -431,8 +431,8 @@ void ScoreRows(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, siz
 }
 
 template <typename K>
-void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n,
-                    size_t d, float scale, float* s, size_t lds) {
+void ScoreQueries(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n, size_t d, float scale,
+                  float* s, size_t lds) {
   size_t i = 0;
   for (; i + 4 <= m; i += 4) ScoreRows<4>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds);
   switch (m - i) {
@@ -440,6 +440,25 @@ void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const K* k, size_t ldk
     case 2: ScoreRows<2>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
     case 1: ScoreRows<1>(q + i * ldq, ldq, k, ldk, n, d, scale, s + i * lds, lds); break;
     default: break;
+  }
+}
+
+// More queries than one tile (a GQA group of 8 heads, a block of 8 tokens): keys in blocks of
+// kScoreKeys (24 KiB of f32 rows at d = 128, a multiple of the 3- and 8-key tiles), every query
+// over a block before the next, so each K row comes from memory once per call instead of once per
+// 4 queries (a long context's K rows of one head do not fit in L2). Each score is computed as
+// without blocks: the same bits.
+constexpr size_t kScoreKeys = 48;
+
+template <typename K>
+void AttnScoresAvx2(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, size_t n,
+                    size_t d, float scale, float* s, size_t lds) {
+  if (m <= 4) {
+    ScoreQueries(q, ldq, m, k, ldk, n, d, scale, s, lds);
+    return;
+  }
+  for (size_t j = 0; j < n; j += kScoreKeys) {
+    ScoreQueries(q, ldq, m, k + j * ldk, ldk, std::min(kScoreKeys, n - j), d, scale, s + j, lds);
   }
 }
 
@@ -488,21 +507,19 @@ void ValueRowsBlock(const float* p, size_t ldp, const V* v, size_t ldv, size_t n
   }
 }
 
-template <int MQ, typename V>
-void ValueRows(const float* p, size_t ldp, const V* v, size_t ldv, size_t n, size_t d, float* o,
-               size_t ldo) {
-  for (size_t j = 0; j < n; j += kValueKeys) {
-    ValueRowsBlock<MQ>(p + j, ldp, v + j * ldv, ldv, std::min(kValueKeys, n - j), d, o, ldo);
-  }
-}
-
+// Key blocks outermost, then the queries in groups of 3: a block's V rows come from memory once
+// per call and from L1 for the other groups.
 template <typename V>
 void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n,
                     size_t d, float* o, size_t ldo) {
-  size_t i = 0;
-  for (; i + 3 <= m; i += 3) ValueRows<3>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
-  if (m - i == 2) ValueRows<2>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
-  if (m - i == 1) ValueRows<1>(p + i * ldp, ldp, v, ldv, n, d, o + i * ldo, ldo);
+  for (size_t j = 0; j < n; j += kValueKeys) {
+    const size_t len = std::min(kValueKeys, n - j);
+    const V* vb = v + j * ldv;
+    size_t i = 0;
+    for (; i + 3 <= m; i += 3) ValueRowsBlock<3>(p + i * ldp + j, ldp, vb, ldv, len, d, o + i * ldo, ldo);
+    if (m - i == 2) ValueRowsBlock<2>(p + i * ldp + j, ldp, vb, ldv, len, d, o + i * ldo, ldo);
+    if (m - i == 1) ValueRowsBlock<1>(p + i * ldp + j, ldp, vb, ldv, len, d, o + i * ldo, ldo);
+  }
 }
 
 }  // namespace
