@@ -11,14 +11,23 @@
 namespace moxie {
 
 namespace {
-// Queries per attention tile (rows of a thread's score scratch).
-constexpr size_t kAttnTile = 8;
-// Consecutive batch tokens of one sequence that share K/V reads when every head has its own K/V.
-constexpr size_t kAttnTokenBlock = 8;
+// Queries per attention tile (rows of a thread's score scratch, ctx floats each): kMaxAttnTile,
+// halved for long contexts down to kMinAttnTile so the scratch stays within kAttnScratchBytes per
+// thread. Without GQA a tile is that many consecutive batch tokens of one sequence and one head,
+// which read each K/V row once: a 512-token prefill chunk after 1536 tokens reads a layer's K/V
+// (32 MiB for model A) 64 / 16 times with tiles of 8 / 32 tokens.
+constexpr size_t kMinAttnTile = 8, kMaxAttnTile = 32;
+constexpr size_t kAttnScratchBytes = size_t{4} << 20;
+size_t AttnTile(size_t max_ctx) {
+  size_t t = kMaxAttnTile;
+  while (t > kMinAttnTile && max_ctx * t * sizeof(float) > kAttnScratchBytes) t /= 2;
+  return t;
+}
 }  // namespace
 
 size_t AttendScratchFloats(int max_ctx, int n_threads) {
-  return Arena::Round(static_cast<size_t>(max_ctx) * kAttnTile * static_cast<size_t>(n_threads));
+  const size_t ctx = static_cast<size_t>(max_ctx);
+  return Arena::Round(ctx * AttnTile(ctx) * static_cast<size_t>(n_threads));
 }
 
 namespace {
@@ -37,7 +46,7 @@ struct KvKernels<uint16_t> {
 };
 
 // Work is split in tiles of queries that read the same keys: the heads of one GQA group for one
-// token, or (one K/V head per query head) up to kAttnTokenBlock consecutive batch tokens of one
+// token, or (one K/V head per query head) up to AttnTile consecutive batch tokens of one
 // sequence for one head. A tile computes its queries' scores over the keys they all see in one
 // call (each key row read once for the tile), the rest per query; every score and output column
 // has the arithmetic of a lone query (see AttnScoresFn), so results do not depend on the tiling.
@@ -50,7 +59,8 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   const auto scores = KvKernels<E>::Scores(kt);
   const auto values = KvKernels<E>::Values(kt);
   const size_t ctx_len = static_cast<size_t>(kv.max_ctx);
-  float* scores_all = arena.Alloc(ctx_len * kAttnTile * static_cast<size_t>(n_threads));
+  const size_t attn_tile = AttnTile(ctx_len), token_block = attn_tile;
+  float* scores_all = arena.Alloc(ctx_len * attn_tile * static_cast<size_t>(n_threads));
   const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
   const size_t n_tok = static_cast<size_t>(batch.n_tok), n_head = static_cast<size_t>(p.n_head);
   const size_t dk = static_cast<size_t>(p.dk), dv = static_cast<size_t>(p.dv);
@@ -65,7 +75,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
     const float* q0 = q + t0 * ldq + h0 * dk;
     float* o0 = out + t0 * ldo + h0 * dv;
     const size_t sq = mh > 1 ? dk : ldq, so = mh > 1 ? dv : ldo;
-    size_t n[kAttnTile], n_min = SIZE_MAX;
+    size_t n[kMaxAttnTile], n_min = SIZE_MAX;
     for (size_t i = 0; i < m; ++i) {
       n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
       n_min = std::min(n_min, n[i]);
@@ -105,26 +115,26 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   // so contiguous static ranges of this order get balanced work.
   auto zigzag = [](size_t z, size_t count) { return z % 2 == 0 ? z / 2 : count - 1 - z / 2; };
   if (group > 1) {
-    const size_t chunks = (group + kAttnTile - 1) / kAttnTile, per_tok = n_head / group * chunks;
+    const size_t chunks = (group + attn_tile - 1) / attn_tile, per_tok = n_head / group * chunks;
     ctx.ParallelFor(n_tok * per_tok, [&](size_t b, size_t e, int tid) {
-      float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * kAttnTile;
+      float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * attn_tile;
       for (size_t i = b; i < e; ++i) {
         const size_t t = zigzag(i / per_tok, n_tok), r = i % per_tok;
-        const size_t h0 = (r / chunks) * group + (r % chunks) * kAttnTile;
-        tile(t, 1, h0, std::min(kAttnTile, (r / chunks + 1) * group - h0), sc);
+        const size_t h0 = (r / chunks) * group + (r % chunks) * attn_tile;
+        tile(t, 1, h0, std::min(attn_tile, (r / chunks + 1) * group - h0), sc);
       }
     });
     return;
   }
   // One K/V head per query head: blocks of batch tokens, split into runs of one sequence with
   // the same first key.
-  const size_t n_blocks = (n_tok + kAttnTokenBlock - 1) / kAttnTokenBlock;
+  const size_t n_blocks = (n_tok + token_block - 1) / token_block;
   ctx.ParallelFor(n_blocks * n_head, [&](size_t b, size_t e, int tid) {
-    float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * kAttnTile;
+    float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * attn_tile;
     for (size_t i = b; i < e; ++i) {
       const size_t blk = zigzag(i / n_head, n_blocks), h = i % n_head;
-      const size_t t_end = std::min(n_tok, (blk + 1) * kAttnTokenBlock);
-      for (size_t t0 = blk * kAttnTokenBlock; t0 < t_end;) {
+      const size_t t_end = std::min(n_tok, (blk + 1) * token_block);
+      for (size_t t0 = blk * token_block; t0 < t_end;) {
         size_t mt = 1;
         while (t0 + mt < t_end && batch.seq[t0 + mt] == batch.seq[t0] && first_key(t0 + mt) == first_key(t0)) ++mt;
         tile(t0, mt, h, 1, sc);
