@@ -13,9 +13,9 @@ namespace moxie {
 namespace {
 // Queries per attention tile (rows of a thread's score scratch, ctx floats each): kMaxAttnTile,
 // halved for long contexts down to kMinAttnTile so the scratch stays within kAttnScratchBytes per
-// thread. Without GQA a tile is that many consecutive batch tokens of one sequence and one head,
-// which read each K/V row once: a 512-token prefill chunk after 1536 tokens reads a layer's K/V
-// (32 MiB for model A) 64 / 16 times with tiles of 8 / 32 tokens.
+// thread. A tile's queries (consecutive batch tokens of one sequence x the heads of one K/V head)
+// read each K/V row once: without GQA, a 512-token prefill chunk after 1536 tokens reads a layer's
+// K/V (32 MiB for model A) 64 / 16 times with tiles of 8 / 32 tokens.
 constexpr size_t kMinAttnTile = 8, kMaxAttnTile = 32;
 constexpr size_t kAttnScratchBytes = size_t{4} << 20;
 size_t AttnTile(size_t max_ctx) {
@@ -45,11 +45,11 @@ struct KvKernels<uint16_t> {
   static AttnValuesF16Fn Values(const KernelTable& kt) { return kt.attn_values_f16; }
 };
 
-// Work is split in tiles of queries that read the same keys: the heads of one GQA group for one
-// token, or (one K/V head per query head) up to AttnTile consecutive batch tokens of one
-// sequence for one head. A tile computes its queries' scores over the keys they all see in one
-// call (each key row read once for the tile), the rest per query; every score and output column
-// has the arithmetic of a lone query (see AttnScoresFn), so results do not depend on the tiling.
+// Work is split in tiles of queries that read the same keys: consecutive batch tokens of one
+// sequence x the heads of one K/V head (a GQA group, or one head), up to AttnTile queries. A tile
+// computes its queries' scores over the keys they all see together (each key row read from memory
+// once for the tile), the rest per query; every score and output column has the arithmetic of a
+// lone query (see AttnScoresFn), so results do not depend on the tiling.
 // E: the cache's element type (float, or uint16_t for f16).
 template <typename E>
 void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Batch& batch,
@@ -59,7 +59,7 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   const auto scores = KvKernels<E>::Scores(kt);
   const auto values = KvKernels<E>::Values(kt);
   const size_t ctx_len = static_cast<size_t>(kv.max_ctx);
-  const size_t attn_tile = AttnTile(ctx_len), token_block = attn_tile;
+  const size_t attn_tile = AttnTile(ctx_len);
   float* scores_all = arena.Alloc(ctx_len * attn_tile * static_cast<size_t>(n_threads));
   const size_t group = static_cast<size_t>(p.n_head / p.n_kv_head);
   const size_t n_tok = static_cast<size_t>(batch.n_tok), n_head = static_cast<size_t>(p.n_head);
@@ -67,17 +67,21 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
   const size_t ldk = static_cast<size_t>(kv.k_dim), ldv = p.v_in_k ? ldk : static_cast<size_t>(kv.v_dim);
   auto first_key = [&](size_t t) { return p.window > 0 ? std::max(0, batch.pos[t] - p.window + 1) : 0; };
   // One tile: tokens t0..t0+mt-1 (same sequence and first key) x heads h0..h0+mh-1 (same K/V
-  // head); mt == 1 or mh == 1, so the queries are evenly strided.
+  // head); query i is token t0 + i / mh, head h0 + i % mh. The kernels take evenly strided
+  // queries, so the tile goes to them in sub-tiles: one token's mh heads (dk apart) each when
+  // mh > 1, else the mt tokens (ldq apart); the sub-tiles take each run of K/V rows in turn, so a
+  // run read for the first comes from L1 for the others.
   auto tile = [&](size_t t0, size_t mt, size_t h0, size_t mh, float* sc) {
     const int seq = batch.seq[t0];
     const int j0 = first_key(t0);
     const size_t g = h0 / group, m = mt * mh;
-    const float* q0 = q + t0 * ldq + h0 * dk;
-    float* o0 = out + t0 * ldo + h0 * dv;
+    const size_t ms = mh > 1 ? mh : mt, n_sub = m / ms;  // queries per sub-tile, sub-tiles
     const size_t sq = mh > 1 ? dk : ldq, so = mh > 1 ? dv : ldo;
+    auto qi = [&](size_t i) { return q + (t0 + i / mh) * ldq + (h0 + i % mh) * dk; };
+    auto oi = [&](size_t i) { return out + (t0 + i / mh) * ldo + (h0 + i % mh) * dv; };
     size_t n[kMaxAttnTile], n_min = SIZE_MAX;
     for (size_t i = 0; i < m; ++i) {
-      n[i] = static_cast<size_t>(batch.pos[t0 + (mh > 1 ? 0 : i)] - j0 + 1);
+      n[i] = static_cast<size_t>(batch.pos[t0 + i / mh] - j0 + 1);
       n_min = std::min(n_min, n[i]);
     }
     // Keys [a, b) (relative to j0) in runs of rows that lie k_dim / v_dim elements apart (a cache
@@ -93,51 +97,48 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
       }
     };
     runs(0, n_min, [&](size_t a, size_t len, const E* kr, const E*) {
-      scores(q0, sq, m, kr, ldk, len, dk, p.scale, sc + a, ctx_len);
+      for (size_t u = 0; u < n_sub; ++u) {
+        scores(qi(u * ms), sq, ms, kr, ldk, len, dk, p.scale, sc + u * ms * ctx_len + a, ctx_len);
+      }
     });
     for (size_t i = 0; i < m; ++i) {
       runs(n_min, n[i], [&](size_t a, size_t len, const E* kr, const E*) {
-        scores(q0 + i * sq, sq, 1, kr, ldk, len, dk, p.scale, sc + i * ctx_len + a, ctx_len);
+        scores(qi(i), sq, 1, kr, ldk, len, dk, p.scale, sc + i * ctx_len + a, ctx_len);
       });
       kt.softmax(sc + i * ctx_len, n[i]);
-      std::memset(o0 + i * so, 0, dv * sizeof(float));
+      std::memset(oi(i), 0, dv * sizeof(float));
     }
     runs(0, n_min, [&](size_t a, size_t len, const E*, const E* vr) {
-      values(sc + a, ctx_len, m, vr, ldv, len, dv, o0, so);
+      for (size_t u = 0; u < n_sub; ++u) {
+        values(sc + u * ms * ctx_len + a, ctx_len, ms, vr, ldv, len, dv, oi(u * ms), so);
+      }
     });
     for (size_t i = 0; i < m; ++i) {
       runs(n_min, n[i], [&](size_t a, size_t len, const E*, const E* vr) {
-        values(sc + i * ctx_len + a, ctx_len, 1, vr, ldv, len, dv, o0 + i * so, so);
+        values(sc + i * ctx_len + a, ctx_len, 1, vr, ldv, len, dv, oi(i), so);
       });
     }
   };
-  // Tokens in zigzag order (0, T-1, 1, T-2, ...): a causal batch's cost grows with the position,
+  // Work items: blocks of tb batch tokens x K/V heads (x chunks of a GQA group larger than a
+  // tile); a block splits into runs of one sequence with the same first key. Without GQA a tile
+  // is up to attn_tile tokens of one head; with it, attn_tile / group tokens of a group's heads.
+  const size_t hc = std::min(group, attn_tile), chunks = (group + hc - 1) / hc;
+  const size_t per_blk = n_head / group * chunks, tb = attn_tile / hc;
+  const size_t n_blocks = (n_tok + tb - 1) / tb;
+  // Blocks in zigzag order (0, B-1, 1, B-2, ...): a causal batch's cost grows with the position,
   // so contiguous static ranges of this order get balanced work.
   auto zigzag = [](size_t z, size_t count) { return z % 2 == 0 ? z / 2 : count - 1 - z / 2; };
-  if (group > 1) {
-    const size_t chunks = (group + attn_tile - 1) / attn_tile, per_tok = n_head / group * chunks;
-    ctx.ParallelFor(n_tok * per_tok, [&](size_t b, size_t e, int tid) {
-      float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * attn_tile;
-      for (size_t i = b; i < e; ++i) {
-        const size_t t = zigzag(i / per_tok, n_tok), r = i % per_tok;
-        const size_t h0 = (r / chunks) * group + (r % chunks) * attn_tile;
-        tile(t, 1, h0, std::min(attn_tile, (r / chunks + 1) * group - h0), sc);
-      }
-    });
-    return;
-  }
-  // One K/V head per query head: blocks of batch tokens, split into runs of one sequence with
-  // the same first key.
-  const size_t n_blocks = (n_tok + token_block - 1) / token_block;
-  ctx.ParallelFor(n_blocks * n_head, [&](size_t b, size_t e, int tid) {
+  ctx.ParallelFor(n_blocks * per_blk, [&](size_t b, size_t e, int tid) {
     float* sc = scores_all + static_cast<size_t>(tid) * ctx_len * attn_tile;
     for (size_t i = b; i < e; ++i) {
-      const size_t blk = zigzag(i / n_head, n_blocks), h = i % n_head;
-      const size_t t_end = std::min(n_tok, (blk + 1) * token_block);
-      for (size_t t0 = blk * token_block; t0 < t_end;) {
+      const size_t blk = zigzag(i / per_blk, n_blocks), r = i % per_blk;
+      const size_t h0 = (r / chunks) * group + (r % chunks) * hc;
+      const size_t mh = std::min(hc, (r / chunks + 1) * group - h0);
+      const size_t t_end = std::min(n_tok, (blk + 1) * tb);
+      for (size_t t0 = blk * tb; t0 < t_end;) {
         size_t mt = 1;
         while (t0 + mt < t_end && batch.seq[t0 + mt] == batch.seq[t0] && first_key(t0 + mt) == first_key(t0)) ++mt;
-        tile(t0, mt, h, 1, sc);
+        tile(t0, mt, h0, mh, sc);
         t0 += mt;
       }
     }
