@@ -318,14 +318,11 @@ inline __m256 LoadKv8(const uint16_t* p) {
 inline float LoadKv1(const float* p) { return *p; }
 inline float LoadKv1(const uint16_t* p) { return F16ToF32(*p); }
 
-// Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
-// horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
-// only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
-// chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
+// The 8-lane accumulators of MQ x NK dots over d's whole 8-element chunks (the first c elements,
+// returned), each key chunk loaded once for the MQ queries.
 template <int MQ, int NK, typename K>
-inline void ScoreTileEach(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
-                          float* s, size_t lds) {
-  __m256 acc[MQ][NK];
+__attribute__((always_inline)) inline size_t DotChunks(const float* q, size_t ldq, const K* k, size_t ldk, size_t d,
+                                                       __m256 (&acc)[MQ][NK]) {
   for (int a = 0; a < MQ; ++a)
     for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_setzero_ps();
   size_t c = 0;
@@ -337,6 +334,18 @@ inline void ScoreTileEach(const float* q, size_t ldq, const K* k, size_t ldk, si
       for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
     }
   }
+  return c;
+}
+
+// Scores: each dot is one 8-lane accumulator over the 8-element chunks in order, a fixed
+// horizontal sum, then an fma tail over the last d % 8 elements, times scale: a function of d
+// only. Tiles of MQ queries x NK keys keep MQ·NK dots in flight (FMA latency) and load each key
+// chunk once for MQ queries (the K rows come from L2/L3 in long prefills).
+template <int MQ, int NK, typename K>
+inline void ScoreTileEach(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
+                          float* s, size_t lds) {
+  __m256 acc[MQ][NK];
+  const size_t c = DotChunks<MQ, NK>(q, ldq, k, ldk, d, acc);
   for (int a = 0; a < MQ; ++a) {
     for (int b = 0; b < NK; ++b) {
       float v = HSum(acc[a][b]);
@@ -357,17 +366,7 @@ inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t
                       float* s, size_t lds) {
   static_assert(MQ * NK <= 8);
   __m256 acc[MQ][NK];
-  for (int a = 0; a < MQ; ++a)
-    for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_setzero_ps();
-  size_t c = 0;
-  for (; c + 8 <= d; c += 8) {
-    __m256 kv[NK];
-    for (int b = 0; b < NK; ++b) kv[b] = LoadKv8(k + b * ldk + c);
-    for (int a = 0; a < MQ; ++a) {
-      const __m256 qv = _mm256_loadu_ps(q + a * ldq + c);
-      for (int b = 0; b < NK; ++b) acc[a][b] = _mm256_fmadd_ps(qv, kv[b], acc[a][b]);
-    }
-  }
+  const size_t c = DotChunks<MQ, NK>(q, ldq, k, ldk, d, acc);
   // Accumulator i (query i / NK, key i % NK), zeros past MQ·NK.
   const auto at = [&]<int I>() {
     if constexpr (I < MQ * NK) {
