@@ -321,6 +321,44 @@ TEST_P(FixtureTest, DecodeLogitsBitIdenticalAloneAndBatched) {
   }
 }
 
+// Prefill equals decoding token by token, bit for bit: a prompt of 48 tokens goes through one
+// forward (attention tiles of up to 32 queries: consecutive tokens x a K/V head's query heads,
+// some of them split into per-token sub-tiles; 8- and 4-token matmul tiles) and through 48
+// one-token forwards; every position's logits must be the same bits (f32 and f16 KV caches).
+TEST_P(FixtureTest, PrefillLogitsBitIdenticalToTokenByTokenDecode) {
+  const std::string name = GetParam();
+  const std::string q8 = ModelDir(name) + "/model.q8_0.gguf";
+  const std::string path = std::filesystem::exists(q8) ? q8 : ModelDir(name);
+  auto m = LoadModel(path);
+  ASSERT_TRUE(m.ok());
+  const auto ids = Ids(ReadJson(ModelDir(name) + "/reference/sequences.json")["long"]["ids"]);
+  const int T = std::min<int>(48, static_cast<int>(ids.size()));
+  ASSERT_GE(T, 40) << "the fixture's long sequence is too short to cross a tile";
+  const size_t V = static_cast<size_t>((*m)->info().n_vocab);
+  for (DType kv_type : {DType::kF32, DType::kF16}) {
+    SCOPED_TRACE(path + ", KV cache " + DTypeName(kv_type));
+    SessionOptions so;
+    so.n_threads = 2;
+    so.max_ctx = 64;
+    so.kv_type = kv_type;
+    auto prefill = Session::Create(**m, so);
+    auto decode = Session::Create(**m, so);
+    ASSERT_TRUE(prefill.ok() && decode.ok());
+    std::vector<float> a(static_cast<size_t>(T) * V), b(static_cast<size_t>(T) * V);
+    ASSERT_TRUE((*prefill)->Feed(0, ids.data(), T, true, a.data()).ok());
+    for (int t = 0; t < T; ++t) {
+      const size_t u = static_cast<size_t>(t);
+      ASSERT_TRUE((*decode)->Feed(0, &ids[u], 1, false, b.data() + u * V).ok());
+    }
+    for (int t = 0; t < T; ++t) {
+      EXPECT_EQ(std::memcmp(a.data() + static_cast<size_t>(t) * V, b.data() + static_cast<size_t>(t) * V,
+                            V * sizeof(float)),
+                0)
+          << "position " << t;
+    }
+  }
+}
+
 // An f16 KV cache (each K/V value rounded to f16 once: relative error <= 2^-11) keeps prefill
 // and decode logits near the reference: 0.9e-3..2.7e-3 on these fixtures, against 1e-2 here.
 // The f16 logits must also differ from the f32 cache's (the f16 path ran).
