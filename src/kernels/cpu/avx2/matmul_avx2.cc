@@ -355,22 +355,21 @@ inline void ScoreTileEach(const float* q, size_t ldq, const K* k, size_t ldk, si
   }
 }
 
-// The same dots, MQ·NK <= 8 of them reduced together (HSum8, the bits of HSum): one query against
-// 8 keys per tile. Kernel bench attn/*/ctx512/q1/hot/avx2 (min of 10, 3 alternated rounds, Zen 3):
-// F32 7.9-9.2 -> 6.8-9.8 us, F16 6.2-6.9 -> 5.5-7.2 us. Tried for 4 queries x 2 keys (against
-// ScoreTileEach's 4 x 3): a throwaway harness had it 15 % faster from L1, but model A Q8_0 prefill
-// of 512 tokens after 1536 (K from L3 / DRAM), 3 alternated pairs: 62.6 / 57.1 / 52.8 -> 55.7 /
-// 48.1 / 50.6 tok/s, so 2 or more queries keep ScoreTileEach.
-template <int MQ, int NK, typename K>
-inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale,
-                      float* s, size_t lds) {
-  static_assert(MQ * NK <= 8);
-  __m256 acc[MQ][NK];
-  const size_t c = DotChunks<MQ, NK>(q, ldq, k, ldk, d, acc);
-  // Accumulator i (query i / NK, key i % NK), zeros past MQ·NK.
+// One query against NK <= 8 keys, the NK accumulators reduced together (HSum8, the bits of HSum).
+// Kernel bench attn/*/ctx512/q1/hot/avx2 (min of 10, 3 alternated rounds, Zen 3): F32 7.9-9.2 ->
+// 6.8-9.8 us, F16 6.2-6.9 -> 5.5-7.2 us. Tried for 4 queries x 2 keys (against ScoreTileEach's
+// 4 x 3): a throwaway harness had it 15 % faster from L1, but model A Q8_0 prefill of 512 tokens
+// after 1536 (K from L3 / DRAM), 3 alternated pairs: 62.6 / 57.1 / 52.8 -> 55.7 / 48.1 / 50.6
+// tok/s, so 2 or more queries keep ScoreTileEach.
+template <int NK, typename K>
+inline void ScoreTile1(const float* q, const K* k, size_t ldk, size_t d, float scale, float* s) {
+  static_assert(NK >= 1 && NK <= 8);
+  __m256 acc[1][NK];
+  const size_t c = DotChunks<1, NK>(q, 0, k, ldk, d, acc);
+  // Accumulator I, zeros past NK (held in registers: an indexed array went through the stack).
   const auto at = [&]<int I>() {
-    if constexpr (I < MQ * NK) {
-      return acc[I / NK][I % NK];
+    if constexpr (I < NK) {
+      return acc[0][I];
     } else {
       return _mm256_setzero_ps();
     }
@@ -378,38 +377,27 @@ inline void ScoreTile(const float* q, size_t ldq, const K* k, size_t ldk, size_t
   const __m256 sums = HSum8(at.template operator()<0>(), at.template operator()<1>(), at.template operator()<2>(),
                             at.template operator()<3>(), at.template operator()<4>(), at.template operator()<5>(),
                             at.template operator()<6>(), at.template operator()<7>());
-  if (c == d) {
-    const __m256 sv = _mm256_mul_ps(sums, _mm256_set1_ps(scale));
-    if constexpr (MQ == 1 && NK == 8) {
-      _mm256_storeu_ps(s, sv);
-      return;
-    }
-    alignas(32) float r[8];
-    _mm256_store_ps(r, sv);
-    for (int a = 0; a < MQ; ++a)
-      for (int b = 0; b < NK; ++b) s[a * lds + b] = r[a * NK + b];
+  if (c == d && NK == 8) {
+    _mm256_storeu_ps(s, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
     return;
   }
   alignas(32) float r[8];
   _mm256_store_ps(r, sums);
-  for (int a = 0; a < MQ; ++a) {
-    for (int b = 0; b < NK; ++b) {
-      float v = r[a * NK + b];
-      for (size_t t = c; t < d; ++t) v = std::fma(q[a * ldq + t], LoadKv1(k + b * ldk + t), v);
-      s[a * lds + b] = v * scale;
-    }
+  for (int b = 0; b < NK; ++b) {
+    float v = r[b];
+    for (size_t t = c; t < d; ++t) v = std::fma(q[t], LoadKv1(k + b * ldk + t), v);
+    s[b] = v * scale;
   }
 }
 
-// The last R (< NK) keys of a row: one tile of R keys.
-template <int MQ, int R, typename K>
-void ScoreTail(size_t r, const float* q, size_t ldq, const K* k, size_t ldk, size_t d, float scale, float* s,
-               size_t lds) {
+// The last R (< 8) keys of a one-query row: one tile of R keys.
+template <int R, typename K>
+void ScoreTail1(size_t r, const float* q, const K* k, size_t ldk, size_t d, float scale, float* s) {
   if constexpr (R > 0) {
     if (r == R) {
-      ScoreTile<MQ, R>(q, ldq, k, ldk, d, scale, s, lds);
+      ScoreTile1<R>(q, k, ldk, d, scale, s);
     } else {
-      ScoreTail<MQ, R - 1>(r, q, ldq, k, ldk, d, scale, s, lds);
+      ScoreTail1<R - 1>(r, q, k, ldk, d, scale, s);
     }
   }
 }
@@ -420,8 +408,8 @@ void ScoreRows(const float* q, size_t ldq, const K* k, size_t ldk, size_t n, siz
                float scale, float* s, size_t lds) {
   size_t j = 0;
   if constexpr (MQ == 1) {
-    for (; j + 8 <= n; j += 8) ScoreTile<1, 8>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
-    ScoreTail<1, 7>(n - j, q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
+    for (; j + 8 <= n; j += 8) ScoreTile1<8>(q, k + j * ldk, ldk, d, scale, s + j);
+    ScoreTail1<7>(n - j, q, k + j * ldk, ldk, d, scale, s + j);
   } else {
     for (; j + 3 <= n; j += 3) ScoreTileEach<MQ, 3>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
     if (n - j == 2) ScoreTileEach<MQ, 2>(q, ldq, k + j * ldk, ldk, d, scale, s + j, lds);
@@ -442,11 +430,12 @@ void ScoreQueries(const float* q, size_t ldq, size_t m, const K* k, size_t ldk, 
   }
 }
 
-// More queries than one tile (a GQA group of 8 heads, a block of 8 tokens): keys in blocks of
-// kScoreKeys (24 KiB of f32 rows at d = 128, a multiple of the 3- and 8-key tiles), every query
-// over a block before the next, so each K row comes from memory once per call instead of once per
-// 4 queries (a long context's K rows of one head do not fit in L2). Each score is computed as
-// without blocks: the same bits.
+// More queries than one register tile (a GQA group of 8 heads, an attention tile of up to 32
+// queries): keys in blocks of kScoreKeys (24 KiB of f32 rows at d = 128, a multiple of the 3- and
+// 8-key tiles), every query over a block before the next, so each K row comes from memory once per
+// call instead of once per 4 queries. (The model calls once per KV cache block, 32 positions for
+// the benchmarked models, already one block; larger cache blocks and other callers get the
+// blocking.) Each score is computed as without blocks: the same bits.
 constexpr size_t kScoreKeys = 48;
 
 template <typename K>
@@ -507,7 +496,7 @@ void ValueRowsBlock(const float* p, size_t ldp, const V* v, size_t ldv, size_t n
 }
 
 // Key blocks outermost, then the queries in groups of 3: a block's V rows come from memory once
-// per call and from L1 for the other groups.
+// per call and from L1 for the other groups (see kScoreKeys for the model's calls).
 template <typename V>
 void AttnValuesAvx2(const float* p, size_t ldp, size_t m, const V* v, size_t ldv, size_t n,
                     size_t d, float* o, size_t ldo) {
