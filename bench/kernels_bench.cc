@@ -31,10 +31,14 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/bf16_r16.h"
 #include "kernels/ref/quant.h"
+#include "models/blocks/attention.h"
+#include "models/kv_cache.h"
 
 namespace moxie {
 namespace {
@@ -227,6 +231,59 @@ void BM_Attention(benchmark::State& state, const KernelTable* kt, size_t n, size
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }
 
+// A model's decode-step attention (AttendCached: the tiling, the runs of the cache's blocks and
+// the kernels) for one token after n positions, on a KV cache laid out as the model's: n_layer
+// layers of n_kv heads x 128, n_head query heads; each call attends one layer, cycling through
+// them, so the K/V rows come from DRAM as in a long-context decode. Threads: the pool's.
+struct AttnShape {
+  const char* name;
+  int n_layer, n_head, n_kv;
+};
+constexpr AttnShape kAttnShapes[] = {{"qwen3_30b_a3b", 48, 32, 4}, {"olmoe_1b_7b", 16, 16, 16}};
+
+void BM_AttendDecode(benchmark::State& state, const KernelTable* kt, AttnShape sh, int n, DType type,
+                     int n_threads) {
+  constexpr int d = 128;
+  std::vector<KvLayerSpec> specs(static_cast<size_t>(sh.n_layer), KvLayerSpec{sh.n_kv, d, d});
+  KvCache kv(specs, 1, n + 1, type);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(d);
+  for (int l = 0; l < sh.n_layer; ++l) {
+    const KvLayer L = kv.layer(l);
+    for (int h = 0; h < sh.n_kv; ++h) {
+      for (int j = 0; j <= n; ++j) {
+        for (auto& x : row) x = nd(rng);
+        L.Store(L.K(0, h, j), 0, row.data(), d);
+        for (auto& x : row) x = nd(rng);
+        L.Store(L.V(0, h, j), 0, row.data(), d);
+      }
+    }
+  }
+  ThreadPool pool(n_threads);
+  ExecContext ctx;
+  ctx.pool = &pool;
+  ctx.kernels = kt;
+  Arena arena;
+  arena.Reserve(AttendScratchFloats(kv.max_ctx(), n_threads));
+  const size_t qw = static_cast<size_t>(sh.n_head) * d;
+  std::vector<float> q(qw), out(qw);
+  for (auto& x : q) x = nd(rng);
+  const int32_t tok = 0, pos = n, seq = 0;
+  const Batch batch{1, &tok, &pos, &seq};
+  const AttendParams p{sh.n_head, sh.n_kv, d, d, 0.088f};
+  int l = 0;
+  for (auto _ : state) {
+    arena.Reset();
+    AttendCached(ctx, q.data(), qw, batch, kv.layer(l), p, out.data(), qw, arena);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+    if (++l == sh.n_layer) l = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * (n + 1) * sh.n_kv * 2 * d *
+                          static_cast<int64_t>(DTypeSize(type)));
+}
+
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* kt, DType dt, size_t n_in) {
   const QuantType q = WeightQuantType(dt);
   std::mt19937 rng(3);
@@ -291,6 +348,21 @@ void RegisterAll() {
               benchmark::RegisterBenchmark(name.c_str(), BM_Attention<uint16_t>, kt, n, m, stream)
                   ->Unit(benchmark::kMicrosecond);
             }
+          }
+        }
+      }
+    }
+  }
+  for (const AttnShape& sh : kAttnShapes) {
+    for (int n : {512, 2048}) {
+      for (DType type : {DType::kF32, DType::kF16}) {
+        for (int threads : {1, 2}) {
+          for (const KernelTable* kt : tables) {
+            const std::string name = std::string("attend_decode/") + sh.name + "/" + DTypeName(type) + "/ctx" +
+                                     std::to_string(n) + "/" + kt->isa + "/" + std::to_string(threads) + "threads";
+            benchmark::RegisterBenchmark(name.c_str(), BM_AttendDecode, kt, sh, n, type, threads)
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
           }
         }
       }
