@@ -20,8 +20,9 @@ constexpr size_t kMinAttnTile = 8, kMaxAttnTile = 32;
 constexpr size_t kAttnScratchBytes = size_t{4} << 20;
 // Tiles of up to kStreamTile queries (decode: one token x a GQA group) read their K/V runs in
 // pieces of kPieceBytes of rows (at least 4 rows), prefetching the next run (AttendCachedT). Kernel
-// bench attend_decode (Zen 4, 2 threads, f32 / f16 cache, Qwen3-30B-A3B shape, 2048 positions):
-// pieces of 8 rows 603 / 324 us, of 4 rows 394 / 393: about 2 KiB either way.
+// bench attend_decode (Zen 4, 2 threads, Qwen3-30B-A3B shape, 2048 positions, us per layer): f32
+// rows (512 B) in pieces of 8 / 4 rows 603 / 394, f16 rows (256 B) 324 / 393; 16 rows slower
+// still. The best piece is ~2 KiB of rows for both.
 constexpr size_t kStreamTile = 8, kPieceBytes = 2048;
 size_t AttnTile(size_t max_ctx) {
   size_t t = kMaxAttnTile;
