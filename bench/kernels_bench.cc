@@ -18,7 +18,9 @@
 // cores, to set beside the bandwidth probe (moxie_membw 2). "attn/..." times one head's cached
 // attention (KernelTable::attn_scores + attn_values, head size 128) for m queries over a context of
 // n positions of an f32 or f16 KV cache; bytes_per_second counts the K and V bytes, "stream" reads
-// them from DRAM as a long-context decode step does.
+// them from DRAM as a long-context decode step does. "attend_decode/..." times AttendCached (the
+// tiling and the cache's runs included) for one decoded token on a model-shaped KV cache, each call
+// on the next layer, on 1 and 2 threads.
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
 

@@ -98,9 +98,10 @@ void AttendCachedT(const ExecContext& ctx, const float* q, size_t ldq, const Bat
     // prefetches the same share of the next run into L2, so the next run is on its way while this
     // one computes. (The hardware prefetchers start over at each run, 16 KiB of rows for the
     // benchmarked models; prefetching a whole run at once stalled about as long as the misses it
-    // saved.) Kernel bench attend_decode, one token after 2048 positions, Zen 4, 2 threads, no
-    // prefetch -> pieces: Qwen3-30B-A3B shape (8 queries per K/V head) f32 / f16 cache 685 -> 394 /
-    // 443 -> 324 us per layer, OLMoE shape (one query per head) 1635 -> 912 / 1037 -> 484.
+    // saved.) Kernel bench attend_decode, one token after 2048 positions, Zen 4, 2 threads, whole
+    // runs -> pieces, two alternated rounds, us per layer: Qwen3-30B-A3B shape (8 queries per K/V
+    // head) f32 cache 884 / 704 -> 676 / 535, f16 577 / 531 -> 400 / 459; OLMoE shape (one query
+    // per head) f32 1930 / 1776 -> 1205 / 1173, f16 1649 / 1170 -> 585 / 699.
     const int gh = static_cast<int>(g);
     const bool stream = m <= kStreamTile;
     auto run_end = [&](size_t a) { return static_cast<size_t>(kv.RunEnd(j0 + static_cast<int>(a)) - j0); };
