@@ -1,6 +1,7 @@
 #include "moe/expert_ffn.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -87,6 +88,8 @@ void ForRows(const ExecContext& ctx, size_t n, size_t min_parallel, Fn&& fn) {
 // Rows from which ForRows goes parallel: quantizing a row of x (~1 us for 2048 elements) or of h,
 // and gathering one (a copy of a few KiB).
 constexpr size_t kParallelQuantRows = 8, kParallelCopyRows = 64;
+// Products (rows x outputs) from which the routing-weighted combine goes parallel.
+constexpr size_t kParallelCombineProducts = 32768;
 
 // fn(i, r0, r1) over rows [r0, r1) of groups i < G (rows(i) rows each), the cost (row_cost(i) per
 // row) split in ParallelChunks' pieces, consecutive in group order: with ParallelChunks'
@@ -145,11 +148,11 @@ size_t ExpertGroupsScratchFloats(size_t n_assign, size_t n_embd, size_t n_ff) {
   // 34 / 32, Q8_K 292 / 256).
   const size_t q = Arena::Round(n_assign * n_embd / 2 + 64);  // >= any form, in floats
   const size_t qf = Arena::Round(n_assign * n_ff / 2 + 64);
-  // + per-group rounding (<= 8 allocations of <= kAlign floats each), the group table and the
-  // groups' first rows.
+  // + per-group rounding (<= 8 allocations of <= kAlign floats each), the group table, the
+  // groups' first rows and their phase-A row counts.
   return 3 * q + Arena::Round(n_assign * n_embd) + 2 * q + 3 * Arena::Round(n_assign * n_ff) + 2 * qf +
          Arena::Round(n_assign * n_embd) + n_assign * (8 * Arena::kAlign + 96) +
-         Arena::Round(n_assign + 2) + 64;
+         Arena::Round(n_assign + 2) + Arena::Round(n_assign + 1) + 64;
 }
 
 void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_groups, const float* x,
@@ -219,6 +222,17 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
       std::memcpy(bi.xa.rows[f] + t * bi.xa.stride[f], xt.rows[j] + src * xt.stride[j], bi.xa.stride[f]);
     }
   });
+  // h in the format each down matrix wants, prepared by the thread that completes the group's
+  // last rows in phase A (a counter per group), so no job of its own: a barrier fewer per layer.
+  // The same bits as quantizing after phase A (one function of the finished row).
+  bool h_forms = false;
+  for (size_t i = 0; i < G; ++i) {
+    b[i].ha.x = b[i].h;
+    AddForm(kt, ctx, groups[i].w->down, b[i].n, b[i].ff, arena, &b[i].ha);
+    h_forms = h_forms || b[i].ha.n_forms > 0;
+  }
+  uint32_t* rows_done = arena.AllocAs<uint32_t>(G);
+  std::fill(rows_done, rows_done + G, 0u);
   // Phase A: gate/up rows; cost per row ~ its bytes (+ a compute term for many tokens).
   ForCostPieces(
       ctx, G, [&](size_t i) { return b[i].ff; },
@@ -235,16 +249,13 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
           const size_t o = t * b[i].ff;
           kt.silu_mul(b[i].g + o + r0, b[i].u + o + r0, b[i].h + o + r0, r1 - r0);
         }
+        if (!h_forms) return;
+        // acq_rel: the thread that completes the group sees the other pieces' rows of h.
+        const uint32_t piece = static_cast<uint32_t>(r1 - r0);
+        if (std::atomic_ref<uint32_t>(rows_done[i]).fetch_add(piece, std::memory_order_acq_rel) + piece == b[i].ff) {
+          for (size_t t = 0; t < b[i].n; ++t) FillRow(b[i].ha, t, b[i].ff);
+        }
       });
-  // h in the format each down matrix wants, by all threads.
-  for (size_t i = 0; i < G; ++i) {
-    b[i].ha.x = b[i].h;
-    AddForm(kt, ctx, groups[i].w->down, b[i].n, b[i].ff, arena, &b[i].ha);
-  }
-  ForRows(ctx, n_rows, kParallelQuantRows, [&](size_t r) {
-    const size_t i = group_of(r);
-    FillRow(b[i].ha, r - first[i], b[i].ff);
-  });
   // Phase B: down rows of every group, split as phase A (a thread streams whole down matrices
   // where it can: pieces of a few hundred KiB, one per group and row range, read ~13 % slower
   // from DRAM than whole ones, kernel bench of the Q8_0_R8 kernel on random 272 KiB matrices).
@@ -259,8 +270,11 @@ void RunExpertGroups(const ExecContext& ctx, const ExpertGroup* groups, int n_gr
       });
   // The routing-weighted sum, groups in the order given for every output element (so the same
   // bits whatever the split), by output rows.
+  // A decode step's few rows (8 x 2048 products: a few us) cost less on this thread than a job.
   constexpr size_t kRowGroup = 8;
-  ctx.ParallelFor((H + kRowGroup - 1) / kRowGroup, [&](size_t g0, size_t g1, int) {
+  const size_t n_row_groups = (H + kRowGroup - 1) / kRowGroup;
+  const size_t min_parallel = n_rows * H >= kParallelCombineProducts ? 0 : n_row_groups + 1;
+  ctx.ParallelForFrom(min_parallel, n_row_groups, [&](size_t g0, size_t g1, int) {
     const size_t r0 = g0 * kRowGroup, r1 = std::min(H, g1 * kRowGroup);
     for (size_t i = 0; i < G; ++i) {
       const ExpertGroup& gr = groups[i];
