@@ -45,6 +45,10 @@ inline const bool kFarPairs = FarPairsWanted();
 static inline void PrefetchT0(const void* p) {
   __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
 }
+// The same into L2 (prefetcht1).
+static inline void PrefetchT1(const void* p) {
+  __asm__ volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+}
 
 // Fixed-order horizontal sum of 8 floats (the one reduction of every accumulator, so results do
 // not depend on how rows or tokens were grouped).
