@@ -85,8 +85,8 @@ void ForRows(const ExecContext& ctx, size_t n, size_t min_parallel, Fn&& fn) {
     for (size_t i = b; i < e; ++i) fn(i);
   });
 }
-// Rows from which ForRows goes parallel: quantizing a row of x (~1 us for 2048 elements) or of h,
-// and gathering one (a copy of a few KiB).
+// Rows from which ForRows goes parallel: quantizing a row of x (~1 us for 2048 elements; h is
+// quantized inside phase A), and gathering one (a copy of a few KiB).
 constexpr size_t kParallelQuantRows = 8, kParallelCopyRows = 64;
 // Products (rows x outputs) from which the routing-weighted combine goes parallel.
 constexpr size_t kParallelCombineProducts = 32768;

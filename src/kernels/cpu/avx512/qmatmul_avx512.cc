@@ -50,12 +50,14 @@ inline void PrefetchPair(const uint8_t* o0, const uint8_t* o1) {
 // tokens, from DRAM, alternated): Q4_K_R8 gate/up 768 x 2048 and down 2048 x 768 ~224 / ~191 ->
 // ~299 / ~287 GFLOP/s (from cache ~308 / ~290); see PairNext.
 template <size_t kBytes>
-inline void PrefetchNextPair(const uint8_t* o0, const uint8_t* o1, size_t next) {
+inline void PrefetchNext(const uint8_t* o, size_t next) {
   if (next == 0) return;
-  for (size_t c = 0; c < kBytes; c += 64) {
-    avx2::PrefetchT1(o0 + next + c);
-    avx2::PrefetchT1(o1 + next + c);
-  }
+  for (size_t c = 0; c < kBytes; c += 64) avx2::PrefetchT1(o + next + c);
+}
+template <size_t kBytes>
+inline void PrefetchNextPair(const uint8_t* o0, const uint8_t* o1, size_t next) {
+  PrefetchNext<kBytes>(o0, next);
+  PrefetchNext<kBytes>(o1, next);
 }
 // `next` for the pair of groups (a, a + 1) of `groups` (group_bytes each): 2 groups ahead while a
 // pair follows, else 0.
@@ -231,8 +233,8 @@ const size_t kOneGroupTokens = avx2::kFarPairs ? 0 : 4;
 
 // At 4 tokens a group's tile is no longer bound by memory, and from DRAM it ran at ~55 % of its
 // rate from cache on gate/up 1024 × 2048: so, where the in-stream prefetch is off, it prefetches the
-// same block of the next group (`next` bytes ahead, 0: none) into L2, as the pair tiles do
-// (PrefetchNextPair). Kernel bench (one Zen 4 core, from DRAM, 4 tokens, alternated, 2 rounds):
+// same block of the next group (`next` bytes ahead, 0: none; Groups8Q8_0 decides) into L2, as the
+// pair tiles do (PrefetchNextPair). Kernel bench (one Zen 4 core, from DRAM, 4 tokens, alternated, 2 rounds):
 // gate/up 1024 × 2048 122 / 115 -> 218 / 230 GFLOP/s, 768 × 2048 121 / 125 -> 205 / 215, down 2048 ×
 // 768 174 / 167 -> 213 / 214, 2048 × 1024 level (213-222). At 1-2 tokens (bound by memory) it cost
 // up to a third of the read rate, at 3 it was level: 4 only.
@@ -248,11 +250,7 @@ void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
         _mm_prefetch(reinterpret_cast<const char*>(o + kPrefetchAhead + c), _MM_HINT_T0);
       }
     }
-    if constexpr (T == 4) {
-      if (next != 0 && !avx2::kWeightPrefetch) {
-        for (size_t c = 0; c < W::kGroupBlock; c += 64) avx2::PrefetchT1(o + next + c);
-      }
-    }
+    PrefetchNext<W::kGroupBlock>(o, next);
     __m256i sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_set1_epi32(ab[t * nb + b].off);
     for (int k = 0; k < 8; ++k) {
@@ -275,8 +273,10 @@ void Tile8Q8_0(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride,
 template <typename W, int T>
 void Groups8Q8_0(const uint8_t* wb, size_t group_bytes, size_t nb, const uint8_t* xb, size_t xq_stride,
                  const ActBlock* ab, size_t n_rows, float* y, size_t ldy) {
+  const bool next = T == 4 && !avx2::kWeightPrefetch;  // see Tile8Q8_0
   for (size_t r = 0; r < n_rows; r += 8) {
-    Tile8Q8_0<W, T>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, ab, y + r, ldy, r + 8 < n_rows ? group_bytes : 0);
+    Tile8Q8_0<W, T>(wb + (r / 8) * group_bytes, nb, xb, xq_stride, ab, y + r, ldy,
+                    next && r + 8 < n_rows ? group_bytes : 0);
   }
 }
 
