@@ -290,6 +290,43 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
+// TileR16 for the token tiles of a group of 9+ tokens (avx2::R16Tiles), which with kNext also
+// streams `next` into L2, one line every 2^shift pairs; written out and inlined for the reasons of
+// bf16_avx512.cc's TileR16Next (accumulators kept in registers). Same arithmetic per (row, token).
+template <typename L, int T, bool kNext>
+[[gnu::always_inline]] inline void TileR16Next(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float* y,
+                                               size_t ldy, const uint8_t* next, int shift) {
+  __m512 a0[T], a1[T];  // chain 0 (even pairs), chain 1 (odd pairs), per token
+  for (int t = 0; t < T; ++t) a0[t] = a1[t] = _mm512_setzero_ps();
+  const size_t mask = (size_t{1} << shift) - 1;
+  size_t p = 0;
+  for (; p + 2 <= n_pairs; p += 2) {
+    const uint8_t* line = g + 64 * p;
+    if constexpr (kNext) {
+      if ((p & mask) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + 64 * (p >> shift)), _MM_HINT_T1);
+    }
+    __m512 we0, wo0, we1, wo1;
+    L::Widen(line, &we0, &wo0);
+    L::Widen(line + 64, &we1, &wo1);
+    for (int t = 0; t < T; ++t) {
+      const float* xt = x + t * ldx + 2 * p;
+      a0[t] = _mm512_fmadd_ps(we0, _mm512_set1_ps(xt[0]), a0[t]);
+      a0[t] = _mm512_fmadd_ps(wo0, _mm512_set1_ps(xt[1]), a0[t]);
+      a1[t] = _mm512_fmadd_ps(we1, _mm512_set1_ps(xt[2]), a1[t]);
+      a1[t] = _mm512_fmadd_ps(wo1, _mm512_set1_ps(xt[3]), a1[t]);
+    }
+  }
+  if (p < n_pairs) {  // a last odd pair: chain 0
+    __m512 we, wo;
+    L::Widen(g + 64 * p, &we, &wo);
+    for (int t = 0; t < T; ++t) {
+      a0[t] = _mm512_fmadd_ps(we, _mm512_set1_ps(x[t * ldx + 2 * p]), a0[t]);
+      a0[t] = _mm512_fmadd_ps(wo, _mm512_set1_ps(x[t * ldx + 2 * p + 1]), a0[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(a0[t], a1[t]));
+}
+
 // Two groups at once (g0 and g1, a far pair: each thread then reads its rows as two long
 // sequential streams, and each token has four independent chains), up to 4 tokens, with far pairs
 // (avx2::kFarPairs); per lane the arithmetic of TileR16, so the same bits. Kernel bench (Xeon with
@@ -344,9 +381,19 @@ void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n
     });
     return;
   }
-  avx2::R16Tiles<8>(n_rows, n_tok, [&](auto T, size_t t, size_t r) {
-    (t == 0 ? TileR16<L, decltype(T)::value, kPf> : TileR16<L, decltype(T)::value, false>)(
-        x + t * ldx, ldx, wb + r * 2 * n_in, n_in / 2, y + t * ldy + r, ldy);
+  avx2::R16Tiles<8>(wb, group_bytes, n_rows, n_tok,
+                        [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
+    constexpr int kT = decltype(T)::value;
+    const float* xt = x + t * ldx;
+    const uint8_t* g = wb + r * 2 * n_in;
+    float* yt = y + t * ldy + r;
+    if (next != nullptr) {
+      TileR16Next<L, kT, true>(xt, ldx, g, n_in / 2, yt, ldy, next, shift);
+    } else if (spread) {
+      TileR16Next<L, kT, false>(xt, ldx, g, n_in / 2, yt, ldy, nullptr, 0);
+    } else {
+      (t == 0 ? TileR16<L, kT, kPf> : TileR16<L, kT, false>)(xt, ldx, g, n_in / 2, yt, ldy);
+    }
   });
 }
 
