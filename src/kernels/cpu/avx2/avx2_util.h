@@ -202,6 +202,15 @@ static inline void ForGroupPairs(size_t groups, F&& f) {
 // its 8 tokens too few to hide the reads (64 KiB is too short for the hardware prefetcher to ramp
 // up): kernel bench, one Zen 4 core from DRAM, BF16_R16 bf16 activations 32 tokens 179-195 -> 216-224
 // GFLOP/s (225-229 from cache), f32 activations 16 tokens 83-89 -> 111-112 (113-116).
+// From this many tokens, a group's one tile (4-8 tokens: no later tiles to spread the next group
+// over) streams it with the in-stream prefetch (the kernels' kPf) even where kWeightPrefetch is off:
+// at 4-8 tokens the tile computes long enough per line that the hardware prefetcher alone leaves it
+// waiting. Kernel bench, one Zen 4 core from DRAM: BF16_R16 bf16 activations 4 / 8 tokens 86-103 /
+// 105-140 -> 110-114 / 157-168 GFLOP/s, f32 activations 54-59 / 72-75 -> 71-77 / 101-103; at 1-2
+// tokens (decode) it read level or up to 10 % slower, so not there. Model A BF16 with 8 identical
+// sequences (bf16 activations, three alternated pairs, the same host mode): 78-83 -> 98 tok/s.
+constexpr size_t kR16PrefetchTokens = 4;
+
 template <int kMaxTok, typename F>
 static inline void R16Tiles(const uint8_t* w, size_t group_bytes, size_t n_rows, size_t n_tok, F&& tile) {
   const size_t tiles = (n_tok + kMaxTok - 1) / kMaxTok, lines = group_bytes / 64;

@@ -214,7 +214,7 @@ void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const 
     return;
   }
   avx2::R16Tiles<8>(wb, 32 * n_in, n_rows, n_tok,
-                        [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
+                    [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
     constexpr int kT = decltype(T)::value;
     const uint8_t* xt = x + t * xq_stride;
     const uint8_t* g = wb + r * 2 * n_in;
@@ -224,7 +224,8 @@ void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const 
     } else if (spread) {
       TileR16Next<kT, false>(xt, xq_stride, g, n_in / 2, yt, ldy, nullptr, 0);
     } else {
-      (t == 0 ? TileR16<kT, kPf> : TileR16<kT, false>)(xt, xq_stride, g, n_in / 2, yt, ldy);
+      const bool pf = t == 0 && (kPf || n_tok >= avx2::kR16PrefetchTokens);
+      (pf ? TileR16<kT, true> : TileR16<kT, false>)(xt, xq_stride, g, n_in / 2, yt, ldy);
     }
   });
 }

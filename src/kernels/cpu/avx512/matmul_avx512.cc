@@ -382,7 +382,7 @@ void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n
     return;
   }
   avx2::R16Tiles<8>(wb, group_bytes, n_rows, n_tok,
-                        [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
+                    [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
     constexpr int kT = decltype(T)::value;
     const float* xt = x + t * ldx;
     const uint8_t* g = wb + r * 2 * n_in;
@@ -392,7 +392,8 @@ void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n
     } else if (spread) {
       TileR16Next<L, kT, false>(xt, ldx, g, n_in / 2, yt, ldy, nullptr, 0);
     } else {
-      (t == 0 ? TileR16<L, kT, kPf> : TileR16<L, kT, false>)(xt, ldx, g, n_in / 2, yt, ldy);
+      const bool pf = t == 0 && (kPf || n_tok >= avx2::kR16PrefetchTokens);
+      (pf ? TileR16<L, kT, true> : TileR16<L, kT, false>)(xt, ldx, g, n_in / 2, yt, ldy);
     }
   });
 }
