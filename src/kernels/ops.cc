@@ -141,8 +141,17 @@ void AddRmsNormRows(const ExecContext& ctx, float* x, const float* y, const floa
 }
 
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {
-  double ss = 0.0;  // wide accumulator: result independent of n's size class
-  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  // Wide accumulators (the result does not depend on n's size class), 8 independent lanes (element
+  // i into lane i % 8, then a fixed pairwise sum): one dependent chain of double adds ran at ~4
+  // cycles per element, ~1 % of a model A prefill; the lanes vectorize. A row's bits depend only on
+  // the row, as before.
+  double lane[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
+  }
+  for (size_t k = 0; i + k < n; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
+  const double ss = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
   const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
   if (weight != nullptr) {
     for (size_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
