@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -191,37 +192,37 @@ static inline void ForGroupPairs(size_t groups, F&& f) {
   }
 }
 
-// tile(std::integral_constant<int, T>{}, t, r, spread, next, shift) for each 16-row group r < n_rows
-// of a BF16_R16 / F16_R16 weight w (groups of group_bytes, a 64-byte line per input pair) against
-// tokens [t, t + T), in balanced tiles of up to kMaxTok. Without `spread` the tile t == 0 streams
-// the group from memory and the later ones find it in L2. With `spread` (2+ tiles per group, and
-// kWeightPrefetch off: the first tile's in-stream prefetch is the Intel path) the tiles of a group
-// also stream the next group into L2 between them: each prefetches one line of `next` every 2^shift
-// pairs (nullptr for the last group), tile i of n from line i·lines/n, 2^shift the largest power of
-// two <= n, so together they cover it. Before, the first tile of a group read it from DRAM alone,
-// its 8 tokens too few to hide the reads (64 KiB is too short for the hardware prefetcher to ramp
-// up): kernel bench, one Zen 4 core from DRAM, BF16_R16 bf16 activations 32 tokens 179-195 -> 216-224
-// GFLOP/s (225-229 from cache), f32 activations 16 tokens 83-89 -> 111-112 (113-116).
-// From this many tokens, a group's one tile (4-8 tokens: no later tiles to spread the next group
-// over) streams it with the in-stream prefetch (the kernels' kPf) even where kWeightPrefetch is off:
-// at 4-8 tokens the tile computes long enough per line that the hardware prefetcher alone leaves it
-// waiting. Kernel bench, one Zen 4 core from DRAM: BF16_R16 bf16 activations 4 / 8 tokens 86-103 /
-// 105-140 -> 110-114 / 157-168 GFLOP/s, f32 activations 54-59 / 72-75 -> 71-77 / 101-103; at 1-2
-// tokens (decode) it read level or up to 10 % slower, so not there. Model A BF16 with 8 identical
-// sequences (bf16 activations, three alternated pairs, the same host mode): 78-83 -> 98 tok/s.
+// From this many tokens, a group's first tile streams it with the in-stream prefetch (the kernels'
+// kPf) even where kWeightPrefetch is off, when the group has no later tiles to spread the next
+// group over (R16Tiles): at 4-8 tokens the tile computes long enough per line that the hardware
+// prefetcher alone leaves it waiting. Kernel bench, one Zen 4 core from DRAM: BF16_R16 bf16
+// activations 4 / 8 tokens 86-103 / 105-140 -> 110-114 / 157-168 GFLOP/s, f32 activations 54-59 /
+// 72-75 -> 71-77 / 101-103; at 1-2 tokens (decode) it read level or up to 10 % slower, so not there.
+// Model A BF16 with 8 identical sequences (bf16 activations, three alternated pairs, the same host
+// mode): 78-83 -> 98 tok/s.
 constexpr size_t kR16PrefetchTokens = 4;
 
+// tile(std::integral_constant<int, T>{}, t, r, next, shift) for each 16-row group r < n_rows of a
+// BF16_R16 / F16_R16 weight w (groups of group_bytes, a 64-byte line per input pair) against tokens
+// [t, t + T), in balanced tiles of up to kMaxTok. With next == nullptr the tile t == 0 streams the
+// group from memory and the later ones find it in L2. Where kWeightPrefetch is off (the first tile's
+// in-stream prefetch is the Intel path) and a group has 2+ tiles, its tiles also stream the next
+// group into L2 between them: each prefetches one line of `next` every 2^shift pairs, tile i of n
+// from line i·lines/n, 2^shift the largest power of two <= n, so together they cover it (the last
+// group: nullptr). Before, the first tile of a group read it from DRAM alone, its 8 tokens too few
+// to hide the reads (64 KiB is too short for the hardware prefetcher to ramp up): kernel bench, one
+// Zen 4 core from DRAM, BF16_R16 bf16 activations 32 tokens 179-195 -> 216-224 GFLOP/s (225-229 from
+// cache), f32 activations 16 tokens 83-89 -> 111-112 (113-116).
 template <int kMaxTok, typename F>
 static inline void R16Tiles(const uint8_t* w, size_t group_bytes, size_t n_rows, size_t n_tok, F&& tile) {
   const size_t tiles = (n_tok + kMaxTok - 1) / kMaxTok, lines = group_bytes / 64;
   const bool spread = !kWeightPrefetch && tiles >= 2;
-  int shift = 0;
-  while ((size_t{2} << shift) <= tiles) ++shift;
+  const int shift = std::bit_width(tiles) - 1;
   for (size_t r = 0; r + 16 <= n_rows; r += 16) {
     const uint8_t* next = spread && r + 32 <= n_rows ? w + (r / 16 + 1) * group_bytes : nullptr;
     size_t i = 0;
     BalancedTiles<kMaxTok>(n_tok, [&](auto T, size_t t) {
-      tile(T, t, r, spread, next != nullptr ? next + 64 * (i * lines / tiles) : nullptr, shift);
+      tile(T, t, r, next != nullptr ? next + 64 * (i * lines / tiles) : nullptr, shift);
       ++i;
     });
   }

@@ -122,13 +122,14 @@ void TileR16(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pai
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
-// TileR16 for the token tiles of a group of 9+ tokens (avx2::R16Tiles), which with kNext also
+// TileR16 for the token tiles of a group of 9+ tokens (avx2::R16Tiles) that also
 // streams `next` into L2, one line every 2^shift pairs. Written out rather than through
 // PairsTwoChains (with the prefetch in that lambda GCC 12 kept the accumulators on the stack: 95
 // instead of 225 GFLOP/s) and inlined into the caller (out of line, model A BF16 prefill read 3 %
 // less: 165-168 against 170-174 tok/s, alternated); TileR16 stays for 1-8 tokens, which this form
-// streamed ~10 % slower from DRAM (kernel bench). Same arithmetic per (row, token) as TileR16.
-template <int T, bool kNext>
+// streamed ~10 % slower from DRAM (kernel bench), and for a call's last group (no next). Same
+// arithmetic per (row, token) as TileR16.
+template <int T>
 [[gnu::always_inline]] inline void TileR16Next(const uint8_t* xq, size_t xq_stride, const uint8_t* g, size_t n_pairs,
                                                float* y, size_t ldy, const uint8_t* next, int shift) {
   __m512 a0[T], a1[T];  // chain 0 (even pairs), chain 1 (odd pairs), per token
@@ -137,9 +138,7 @@ template <int T, bool kNext>
   size_t p = 0;
   for (; p + 2 <= n_pairs; p += 2) {
     const uint8_t* line = g + 64 * p;
-    if constexpr (kNext) {
-      if ((p & mask) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + 64 * (p >> shift)), _MM_HINT_T1);
-    }
+    if ((p & mask) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + 64 * (p >> shift)), _MM_HINT_T1);
     const __m512bh w0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(line));
     const __m512bh w1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(line + 64));
     for (int t = 0; t < T; ++t) {
@@ -214,15 +213,13 @@ void QMatmulBf16R16Avx512(const void* xq, size_t xq_stride, size_t n_tok, const 
     return;
   }
   avx2::R16Tiles<8>(wb, 32 * n_in, n_rows, n_tok,
-                    [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
+                    [&](auto T, size_t t, size_t r, const uint8_t* next, int shift) {
     constexpr int kT = decltype(T)::value;
     const uint8_t* xt = x + t * xq_stride;
     const uint8_t* g = wb + r * 2 * n_in;
     float* yt = y + t * ldy + r;
     if (next != nullptr) {
-      TileR16Next<kT, true>(xt, xq_stride, g, n_in / 2, yt, ldy, next, shift);
-    } else if (spread) {
-      TileR16Next<kT, false>(xt, xq_stride, g, n_in / 2, yt, ldy, nullptr, 0);
+      TileR16Next<kT>(xt, xq_stride, g, n_in / 2, yt, ldy, next, shift);
     } else {
       const bool pf = t == 0 && (kPf || n_tok >= avx2::kR16PrefetchTokens);
       (pf ? TileR16<kT, true> : TileR16<kT, false>)(xt, xq_stride, g, n_in / 2, yt, ldy);

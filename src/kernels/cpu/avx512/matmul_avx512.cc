@@ -290,10 +290,10 @@ void TileR16(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
-// TileR16 for the token tiles of a group of 9+ tokens (avx2::R16Tiles), which with kNext also
+// TileR16 for the token tiles of a group of 9+ tokens (avx2::R16Tiles) that also
 // streams `next` into L2, one line every 2^shift pairs; written out and inlined for the reasons of
 // bf16_avx512.cc's TileR16Next (accumulators kept in registers). Same arithmetic per (row, token).
-template <typename L, int T, bool kNext>
+template <typename L, int T>
 [[gnu::always_inline]] inline void TileR16Next(const float* x, size_t ldx, const uint8_t* g, size_t n_pairs, float* y,
                                                size_t ldy, const uint8_t* next, int shift) {
   __m512 a0[T], a1[T];  // chain 0 (even pairs), chain 1 (odd pairs), per token
@@ -302,9 +302,7 @@ template <typename L, int T, bool kNext>
   size_t p = 0;
   for (; p + 2 <= n_pairs; p += 2) {
     const uint8_t* line = g + 64 * p;
-    if constexpr (kNext) {
-      if ((p & mask) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + 64 * (p >> shift)), _MM_HINT_T1);
-    }
+    if ((p & mask) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + 64 * (p >> shift)), _MM_HINT_T1);
     __m512 we0, wo0, we1, wo1;
     L::Widen(line, &we0, &wo0);
     L::Widen(line + 64, &we1, &wo1);
@@ -382,15 +380,13 @@ void MatmulR16(const float* x, size_t ldx, size_t n_tok, const void* w, size_t n
     return;
   }
   avx2::R16Tiles<8>(wb, group_bytes, n_rows, n_tok,
-                    [&](auto T, size_t t, size_t r, bool spread, const uint8_t* next, int shift) {
+                    [&](auto T, size_t t, size_t r, const uint8_t* next, int shift) {
     constexpr int kT = decltype(T)::value;
     const float* xt = x + t * ldx;
     const uint8_t* g = wb + r * 2 * n_in;
     float* yt = y + t * ldy + r;
     if (next != nullptr) {
-      TileR16Next<L, kT, true>(xt, ldx, g, n_in / 2, yt, ldy, next, shift);
-    } else if (spread) {
-      TileR16Next<L, kT, false>(xt, ldx, g, n_in / 2, yt, ldy, nullptr, 0);
+      TileR16Next<L, kT>(xt, ldx, g, n_in / 2, yt, ldy, next, shift);
     } else {
       const bool pf = t == 0 && (kPf || n_tok >= avx2::kR16PrefetchTokens);
       (pf ? TileR16<L, kT, true> : TileR16<L, kT, false>)(xt, ldx, g, n_in / 2, yt, ldy);
