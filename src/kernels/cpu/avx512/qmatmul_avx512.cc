@@ -460,17 +460,20 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
       for (int t = 0; t < T; ++t) a32[t] = _mm512_setzero_si512();
       for (int m = 0; m < 4; m += 2) {
         const __m512i q = _mm512_loadu_si512(u + 32 * m);  // chunk m in lanes 0-7, m + 1 in 8-15
-        __m512i lo = _mm512_and_si512(q, m4);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        // Q4_K: interleave before splitting the nibbles (one permute; the masks and the 16-bit shift
+        // act within dwords, so they commute with a dword permute).
+        const __m512i qi = kFive ? q : _mm512_permutexvar_epi32(inter, q);
+        __m512i lo = _mm512_and_si512(qi, m4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qi, 4), m4);
         if constexpr (kFive) {  // fifth bits 2m, 2m + 1 of chunk m; 2m + 2, 2m + 3 of chunk m + 1
           const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * m)),
                                                  _mm256_set1_epi16(static_cast<short>(2 * m + 2)), 1);
           lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), m1), 4));
           const __m512i cnt1 = _mm512_add_epi16(cnt, _mm512_set1_epi16(1));
           hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt1), m1), 4));
+          lo = _mm512_permutexvar_epi32(inter, lo);
+          hi = _mm512_permutexvar_epi32(inter, hi);
         }
-        lo = _mm512_permutexvar_epi32(inter, lo);
-        hi = _mm512_permutexvar_epi32(inter, hi);
         for (int t = 0; t < T; ++t) {
           const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
           int64_t v0, v1;  // the token's bytes of chunks m and m + 1
