@@ -435,6 +435,12 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
   const __m512i inter = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+  // Word w (128-bit lane k = w / 8, dword j = w % 8 / 2) of the Q4_K scales: word 2·row + (j >> 1)
+  // of scp[p] (row 2k + (j & 1); its scale of sub-block 2p + (j >> 1)).
+  alignas(64) static constexpr int16_t kScIdx[32] = {0, 0, 2,  2,  1, 1, 3,  3,  4,  4,  6,  6,  5,  5,  7,  7,
+                                                     8, 8, 10, 10, 9, 9, 11, 11, 12, 12, 14, 14, 13, 13, 15, 15};
+  const __m512i scidx = _mm512_load_si512(kScIdx);
+  const __m512i rowidx = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 0, 1, 4, 5, 8, 9, 12, 13);
   __m256 acc[T], macc[T];
   for (int t = 0; t < T; ++t) acc[t] = macc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
@@ -451,50 +457,70 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
     avx2::ScalesK4R8(wa, wb, wc, scp);
     __m512i sumi[T];  // lanes 2i, 2i + 1: parts of row i's block sum
     for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
-    for (int s = 0; s < 8; ++s) {
-      const uint8_t* u = o + 128 + 128 * s;
-      [[maybe_unused]] const __m512i hb =
-          kFive ? _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 1152 + 32 * s)))
-                : _mm512_setzero_si512();
-      __m512i a32[T];
-      for (int t = 0; t < T; ++t) a32[t] = _mm512_setzero_si512();
-      for (int m = 0; m < 4; m += 2) {
-        const __m512i q = _mm512_loadu_si512(u + 32 * m);  // chunk m in lanes 0-7, m + 1 in 8-15
-        // Q4_K: interleave before splitting the nibbles (one permute; the masks and the 16-bit shift
-        // act within dwords, so they commute with a dword permute).
-        const __m512i qi = kFive ? q : _mm512_permutexvar_epi32(inter, q);
-        __m512i lo = _mm512_and_si512(qi, m4);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qi, 4), m4);
-        if constexpr (kFive) {  // fifth bits 2m, 2m + 1 of chunk m; 2m + 2, 2m + 3 of chunk m + 1
-          const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * m)),
-                                                 _mm256_set1_epi16(static_cast<short>(2 * m + 2)), 1);
-          lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), m1), 4));
-          const __m512i cnt1 = _mm512_add_epi16(cnt, _mm512_set1_epi16(1));
-          hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt1), m1), 4));
-          lo = _mm512_permutexvar_epi32(inter, lo);
-          hi = _mm512_permutexvar_epi32(inter, hi);
+    for (int s2 = 0; s2 < 8; s2 += 2) {
+      __m512i a32s[2][T];  // sub-blocks s2, s2 + 1
+      for (int s = s2; s < s2 + 2; ++s) {
+        const uint8_t* u = o + 128 + 128 * s;
+        [[maybe_unused]] const __m512i hb =
+            kFive ? _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 1152 + 32 * s)))
+                  : _mm512_setzero_si512();
+        __m512i* a32 = a32s[s - s2];
+        for (int t = 0; t < T; ++t) a32[t] = _mm512_setzero_si512();
+        for (int m = 0; m < 4; m += 2) {
+          const __m512i q = _mm512_loadu_si512(u + 32 * m);  // chunk m in lanes 0-7, m + 1 in 8-15
+          // Q4_K: interleave before splitting the nibbles (one permute; the masks and the 16-bit shift
+          // act within dwords, so they commute with a dword permute).
+          const __m512i qi = kFive ? q : _mm512_permutexvar_epi32(inter, q);
+          __m512i lo = _mm512_and_si512(qi, m4);
+          __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qi, 4), m4);
+          if constexpr (kFive) {  // fifth bits 2m, 2m + 1 of chunk m; 2m + 2, 2m + 3 of chunk m + 1
+            const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * m)),
+                                                   _mm256_set1_epi16(static_cast<short>(2 * m + 2)), 1);
+            lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), m1), 4));
+            const __m512i cnt1 = _mm512_add_epi16(cnt, _mm512_set1_epi16(1));
+            hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt1), m1), 4));
+            lo = _mm512_permutexvar_epi32(inter, lo);
+            hi = _mm512_permutexvar_epi32(inter, hi);
+          }
+          for (int t = 0; t < T; ++t) {
+            const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
+            int64_t v0, v1;  // the token's bytes of chunks m and m + 1
+            std::memcpy(&v0, xs, 8);
+            std::memcpy(&v1, xs + 16, 8);
+            a32[t] = _mm512_dpbusd_epi32(a32[t], lo, _mm512_set1_epi64(v0));
+            a32[t] = _mm512_dpbusd_epi32(a32[t], hi, _mm512_set1_epi64(v1));
+          }
         }
-        for (int t = 0; t < T; ++t) {
-          const uint8_t* xs = xq + t * xq_stride + b * kQ8KBytes + 4 + 32 * s + 4 * m;
-          int64_t v0, v1;  // the token's bytes of chunks m and m + 1
-          std::memcpy(&v0, xs, 8);
-          std::memcpy(&v1, xs + 16, 8);
-          a32[t] = _mm512_dpbusd_epi32(a32[t], lo, _mm512_set1_epi64(v0));
-          a32[t] = _mm512_dpbusd_epi32(a32[t], hi, _mm512_set1_epi64(v1));
+        if constexpr (kFive) {
+          // Row i's scale of sub-block s in lanes 2i and 2i + 1.
+          const __m256i sc8 = s % 2 == 0 ? _mm256_and_si256(scp[s / 2], lo16) : _mm256_srli_epi32(scp[s / 2], 16);
+          const __m512i sc = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sc8));
+          for (int t = 0; t < T; ++t) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a32[t], sc));
         }
       }
-      // Row i's scale of sub-block s in lanes 2i and 2i + 1.
-      const __m256i sc8 = s % 2 == 0 ? _mm256_and_si256(scp[s / 2], lo16) : _mm256_srli_epi32(scp[s / 2], 16);
-      const __m512i sc = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(sc8));
-      for (int t = 0; t < T; ++t) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a32[t], sc));
+      if constexpr (!kFive) {
+        // Q4_K: a lane's sum has 16 products of a 4-bit value and an int8 (|Σ| <= 16·15·128 < 2^15),
+        // so both sub-blocks' sums pack into int16 exactly, and vpdpwssd applies the scales and
+        // accumulates: 128-bit lane k holds words (row 2k, 2k, row 2k + 1, 2k + 1) of sub-block s2,
+        // then the same of s2 + 1; dword j of the sum is row 2k + (j & 1) of sub-block s2 + (j >> 1),
+        // both words times that scale (scw). The same integers as the vpmulld form.
+        const __m512i scw = _mm512_permutexvar_epi16(scidx, _mm512_castsi256_si512(scp[s2 / 2]));
+        for (int t = 0; t < T; ++t) {
+          sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_packs_epi32(a32s[0][t], a32s[1][t]), scw);
+        }
+      }
     }
     __m256i mnv[4];
     avx2::MinsK4R8(wa, wb, wc, mnv);
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
     const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 16)));
     for (int t = 0; t < T; ++t) {
-      // Row i's block sum: lane 2i + lane 2i + 1 (the low dword of each quadword after the add).
-      const __m256i rows = _mm512_cvtepi64_epi32(_mm512_add_epi32(sumi[t], _mm512_srli_epi64(sumi[t], 32)));
+      // Row i's block sum: lane 2i + lane 2i + 1 (the low dword of each quadword after the add);
+      // Q4_K: dwords j and j + 2 of each 128-bit lane (rows 2k, 2k + 1 in dwords 0, 1 after the add).
+      const __m256i rows =
+          kFive ? _mm512_cvtepi64_epi32(_mm512_add_epi32(sumi[t], _mm512_srli_epi64(sumi[t], 32)))
+                : _mm512_castsi512_si256(_mm512_permutexvar_epi32(
+                      rowidx, _mm512_add_epi32(sumi[t], _mm512_shuffle_epi32(sumi[t], _MM_PERM_BADC))));
       const uint8_t* yb = xq + t * xq_stride + b * kQ8KBytes;
       const __m256i summ = avx2::MinsDotK4R8(mnv, yb);
       const __m256 vdy = _mm256_set1_ps(LoadF32(yb));
