@@ -455,7 +455,9 @@ void Tile8QxK(const uint8_t* g, size_t nb, const uint8_t* xq, size_t xq_stride, 
     const __m256i wc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 96));
     __m256i scp[4];
     avx2::ScalesK4R8(wa, wb, wc, scp);
-    __m512i sumi[T];  // lanes 2i, 2i + 1: parts of row i's block sum
+    // Parts of row i's block sum: Q5_K lanes 2i, 2i + 1; Q4_K dwords j, j + 2 of 128-bit lane k for
+    // row 2k + j (j < 2).
+    __m512i sumi[T];
     for (int t = 0; t < T; ++t) sumi[t] = _mm512_setzero_si512();
     for (int s2 = 0; s2 < 8; s2 += 2) {
       __m512i a32s[2][T];  // sub-blocks s2, s2 + 1
